@@ -1,0 +1,77 @@
+"""Shared fixtures: one backbone per session, a small photo, an isolated cache.
+
+Slow tests (marked ``slow``) run only with ``--run-slow``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `from clips import make_clip`
+
+# Tolerances per dtype, one table for the whole suite (kornia style).
+TOLERANCE = {"fp32": 1e-5, "bf16": 2e-2}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Flow fields and Keras downloads go to a per-session folder, never the user's home."""
+    cache = tmp_path_factory.mktemp("cache")
+    old = {k: os.environ.get(k) for k in ("ZOOMDREAM_CACHE",)}
+    os.environ["ZOOMDREAM_CACHE"] = str(cache)
+    yield cache
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def backbone():
+    """The bundled VGG16 (HED weights), built once per test session."""
+    from zoomdream.backbones import load_backbone
+
+    return load_backbone("vgg16-hed", precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Path:
+    return ROOT / "assets" / "coffee.jpg"
+
+
+@pytest.fixture(scope="session")
+def photo(sample_path) -> np.ndarray:
+    """A 64x48 RGB uint8 crop of the sample photo (tiny: tests stay fast)."""
+    import cv2
+
+    img = cv2.cvtColor(cv2.imread(str(sample_path)), cv2.COLOR_BGR2RGB)
+    return cv2.resize(img, (64, 48), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture()
+def tiny_settings():
+    """Dream settings that take a fraction of a second on a 64x48 image."""
+    from zoomdream.settings import DreamSettings
+
+    return DreamSettings(layers={"block3_conv1": 1.0}, octaves=2, octave_scale=1.4, iterations=3, step=0.02,
+                         jitter=4, tile=512, precision="fp32", seed=0)

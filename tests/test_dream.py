@@ -1,0 +1,193 @@
+"""The dream core: the loss climbs, seeds decide everything, tiles don't show, nothing retraces."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pytest
+
+from zoomdream import objectives
+from zoomdream.dream import (GradientStep, _gradient, _tile_plan, dream, dream_image, octave_shapes, tile_spans,
+                             to_uint8, to_unit)
+from zoomdream.errors import ZoomdreamError
+
+
+def _history(photo, backbone, settings, objective):
+    hist = []
+    dream(to_unit(photo), objective, backbone, settings, history=hist)
+    return hist
+
+
+@pytest.mark.parametrize("kind", ["layer", "channels", "guide", "sum"])
+def test_loss_rises_for_each_objective_kind(kind, photo, backbone, tiny_settings):
+    settings = dataclasses.replace(tiny_settings, octaves=1, iterations=6, jitter=0)
+    if kind == "layer":
+        obj = objectives.layer("block3_conv1")
+    elif kind == "channels":
+        obj = objectives.layer("block3_conv1", channels=[3, 17, 40])
+    elif kind == "guide":
+        guide_img = np.ascontiguousarray(photo[::-1, ::-1])  # another picture with the same palette
+        obj = objectives.guide("block3_conv1", objectives.guide_features(backbone, guide_img, "block3_conv1"))
+    else:
+        obj = 0.5 * objectives.layer("block2_conv2") + 1.5 * objectives.layer("block3_conv1", border=1)
+    hist = _history(photo, backbone, settings, obj)
+    assert len(hist) == 6
+    assert hist[-1] > hist[0] * 1.05, hist
+    assert all(b > a for a, b in zip(hist, hist[1:])), hist
+
+
+def test_channel_pick_changes_the_result(photo, backbone, tiny_settings):
+    a = dream_image(photo, settings=tiny_settings, backbone=backbone, objective=objectives.layer("block3_conv1", [1]))
+    b = dream_image(photo, settings=tiny_settings, backbone=backbone, objective=objectives.layer("block3_conv1", [2]))
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
+
+
+def test_same_seed_same_bytes_other_seed_differs(photo, backbone, tiny_settings):
+    a = dream_image(photo, settings=tiny_settings, backbone=backbone)
+    b = dream_image(photo, settings=tiny_settings, backbone=backbone)
+    c = dream_image(photo, settings=tiny_settings, backbone=backbone, seed=1)
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != c.tobytes()
+    assert np.abs(a.astype(int) - photo.astype(int)).mean() > 1.0  # it did dream
+
+
+def test_frame_index_changes_jitter(photo, backbone, tiny_settings):
+    a = dream_image(photo, settings=tiny_settings, backbone=backbone, frame=0)
+    b = dream_image(photo, settings=tiny_settings, backbone=backbone, frame=1)
+    assert a.tobytes() != b.tobytes()
+
+
+@pytest.mark.parametrize("n,tile", [(64, 64), (65, 64), (200, 64), (511, 128), (1000, 300), (4000, 512)])
+def test_tile_spans_cover_everything_with_overlap(n, tile):
+    overlap = max(8, tile // 4)
+    spans = tile_spans(n, tile, overlap)
+    covered = np.zeros(n, bool)
+    for a, b in spans:
+        assert 0 <= a < b <= n and b - a <= tile
+        covered[a:b] = True
+    assert covered.all()
+    assert spans[-1][1] == n  # the last row/column is never skipped
+    for (a0, b0), (a1, b1) in zip(spans, spans[1:]):
+        assert b0 - a1 >= overlap
+
+
+def test_feather_windows_sum_to_one(backbone):
+    plan = _tile_plan(150, 230, 64)
+    total = np.zeros((150, 230))
+    for (y0, y1, x0, x1), win in zip(plan.boxes, plan.windows):
+        total[y0:y1, x0:x1] += win.numpy()[..., 0]
+    np.testing.assert_allclose(total, 1.0, atol=1e-5)
+
+
+def test_single_tile_equals_untiled(photo, backbone):
+    obj = objectives.layer("block3_conv1")
+    step = GradientStep.get(backbone, obj)
+    img = to_unit(photo)
+    h, w = img.shape[:2]
+    plan = _tile_plan(h, w, max(h, w))
+    assert len(plan.boxes) == 1
+    l1, g1 = _gradient(step, img, obj.weight_tensor(), [3, -2], None)
+    l2, g2 = _gradient(step, img, obj.weight_tensor(), [3, -2], plan)
+    assert float(l1) == pytest.approx(float(l2), rel=1e-6)
+    np.testing.assert_allclose(g1.numpy(), g2.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_tiled_gradient_matches_untiled_without_seams(sample_path, backbone):
+    import cv2
+
+    img = cv2.cvtColor(cv2.imread(str(sample_path)), cv2.COLOR_BGR2RGB)
+    img = to_unit(cv2.resize(img, (192, 128), interpolation=cv2.INTER_AREA))
+    obj = objectives.layer("block3_conv1")
+    step = GradientStep.get(backbone, obj)
+    plan = _tile_plan(128, 192, 96)
+    assert len(plan.boxes) > 2
+    _, full = _gradient(step, img, obj.weight_tensor(), [0, 0], None)
+    _, tiled = _gradient(step, img, obj.weight_tensor(), [0, 0], plan)
+    full, tiled = full.numpy().ravel(), tiled.numpy()
+    cos = float(np.dot(full, tiled.ravel()) / (np.linalg.norm(full) * np.linalg.norm(tiled)))
+    assert cos > 0.9
+    # No seam: the jump between neighbouring columns at tile borders is no larger than elsewhere.
+    mag = np.abs(tiled).mean(axis=(0, 2))  # (W,)
+    jumps = np.abs(np.diff(mag))
+    borders = sorted({b for (_, _, x0, x1) in plan.boxes for b in (x0, x1) if 0 < b < 192})
+    at_borders = np.mean([jumps[b - 1] for b in borders])
+    assert at_borders < 3 * np.median(jumps) + 1e-9
+
+
+def test_tiled_dream_is_seam_free(sample_path, backbone, tiny_settings):
+    import cv2
+
+    img = cv2.cvtColor(cv2.imread(str(sample_path)), cv2.COLOR_BGR2RGB)
+    img = cv2.resize(img, (192, 128), interpolation=cv2.INTER_AREA)
+    s = dataclasses.replace(tiny_settings, octaves=1, iterations=4, tile=96)
+    out = dream_image(img, settings=s, backbone=backbone).astype(np.float32)
+    delta = np.abs(out - img).mean(axis=(0, 2))  # (W,) how much each column changed
+    assert delta.mean() > 1.0
+    assert delta.min() > 0.3 * delta.mean()  # no dead (unchanged) strip where tiles meet
+
+
+def test_octaves_are_clamped_with_a_notice(caplog):
+    with caplog.at_level(logging.INFO, logger="zoomdream"):
+        shapes = octave_shapes((40, 60), 6, 1.4, 32)
+    assert shapes[-1] == (40, 60) and min(shapes[0]) >= 32
+    assert len(shapes) < 6
+    assert "octaves" in caplog.text
+    assert octave_shapes((300, 400), 4, 1.4, 32) == [(109, 145), (153, 204), (214, 285), (300, 400)]
+
+
+def test_too_small_image_is_a_clear_error(backbone, tiny_settings):
+    with pytest.raises(ZoomdreamError, match="at least 32"):
+        dream_image(np.zeros((20, 20, 3), np.uint8), settings=tiny_settings, backbone=backbone)
+
+
+def test_no_retracing_across_sizes_and_calls(photo, backbone, tiny_settings):
+    step = GradientStep.get(backbone, objectives.layer("block3_conv1"))
+    for _ in range(2):
+        dream_image(photo, settings=tiny_settings, backbone=backbone)
+    before = step.fn.experimental_get_tracing_count()
+    for size in [(48, 64), (52, 70), (48, 64)]:
+        dream_image(np.ascontiguousarray(np.resize(photo, (*size, 3))), settings=tiny_settings, backbone=backbone)
+    assert step.fn.experimental_get_tracing_count() == before
+
+
+def test_layer_weights_do_not_retrace(photo, backbone, tiny_settings):
+    obj = objectives.layer("block3_conv1") + objectives.layer("block2_conv2")
+    step = GradientStep.get(backbone, obj)
+    dream(to_unit(photo), obj, backbone, tiny_settings)
+    before = step.fn.experimental_get_tracing_count()
+    a = dream(to_unit(photo), obj.with_weights({"block3_conv1": 0.1, "block2_conv2": 2.0}), backbone, tiny_settings)
+    b = dream(to_unit(photo), obj.with_weights({"block3_conv1": 2.0}), backbone, tiny_settings)
+    assert step.fn.experimental_get_tracing_count() == before
+    assert np.abs(a - b).mean() > 1e-3
+
+
+def test_mask_limits_where_the_image_changes(photo, backbone, tiny_settings):
+    mask = np.zeros(photo.shape[:2], np.float32)
+    mask[:, 32:] = 1.0
+    out = dream(to_unit(photo), objectives.layer("block3_conv1"), backbone,
+                dataclasses.replace(tiny_settings, octaves=1), mask=mask)
+    change = np.abs(to_uint8(out).astype(int) - photo.astype(int)).mean(axis=(0, 2))
+    assert change[:28].max() < 0.5 and change[36:].mean() > 1.0
+
+
+def test_max_loss_stops_an_octave_early(photo, backbone, tiny_settings):
+    s = dataclasses.replace(tiny_settings, octaves=1, iterations=10, jitter=0)
+    hist = _history(photo, backbone, s, objectives.layer("block3_conv1"))
+    limit = (hist[1] + hist[2]) / 2
+    capped = _history(photo, backbone, dataclasses.replace(s, max_loss=limit), objectives.layer("block3_conv1"))
+    assert len(capped) == 3 and capped[-1] > limit
+
+
+def test_bf16_dreams_close_to_fp32(photo, tiny_settings):
+    from zoomdream.backbones import load_backbone
+
+    s = dataclasses.replace(tiny_settings, precision="bf16")
+    bf = load_backbone("vgg16-hed", precision="bf16")
+    assert bf.precision == "bf16"
+    a = dream_image(photo, settings=tiny_settings, backbone=load_backbone("vgg16-hed", precision="fp32"))
+    b = dream_image(photo, settings=s, backbone=bf)
+    diff = np.abs(a.astype(int) - b.astype(int)).mean()
+    moved = np.abs(a.astype(int) - photo.astype(int)).mean()
+    assert diff < 0.5 * moved

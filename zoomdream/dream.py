@@ -1,0 +1,268 @@
+"""The dream core: the seed's octave algorithm, jittered and tiled, compiled once.
+
+Pure: an image and settings in, an image out; all randomness comes from the
+``(seed, frame)`` key passed in. It knows no files, video or argv.
+
+The algorithm (the seed post's, step by step):
+1) octave shapes ``input / scale**i`` for i < octaves, processed smallest first;
+2) at each octave: resize the running image, then ``iterations`` steps of
+   ``image += step * g / max(mean|g|, eps)`` where g is d(loss)/d(image), stopping
+   early once the loss exceeds ``max_loss``;
+3) after each octave, re-inject the detail that downscaling lost:
+   ``image += resize(original, shape) - resize(shrunk original, shape)``.
+Added here: a random roll (jitter) before each gradient, undone after; gradients of
+large images computed in overlapping tiles blended with feathered weights (memory
+is bounded by the tile); an optional mask that limits where the image changes.
+
+Convention: images are (H, W, 3) RGB. ``dream_image`` takes and returns uint8
+[0, 255]; ``dream`` works on float32 in the unit range [-1, 1] (pixel/127.5 - 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ._tf import tf as _tf
+from .backbones import Backbone, load_backbone
+from .errors import ZoomdreamError
+from .objectives import Objective, from_settings
+from .settings import DreamSettings
+
+log = logging.getLogger("zoomdream")
+
+GRAD_EPS = 1e-7  # the seed's floor under the gradient normaliser
+TILE_OVERLAP_FRACTION = 0.25  # tiles overlap by a quarter of their side; the overlap is feathered
+
+
+def to_unit(image: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] (H, W, 3) -> float32 [-1, 1]."""
+    return image.astype(np.float32) / 127.5 - 1.0
+
+
+def to_uint8(image) -> np.ndarray:
+    """float32 [-1, 1] (H, W, 3) -> uint8 [0, 255], rounded and clipped."""
+    return np.clip(np.rint((np.asarray(image) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def octave_shapes(shape: tuple[int, int], octaves: int, scale: float, min_size: int) -> list[tuple[int, int]]:
+    """The seed's octave shapes, smallest first, clamped so the smallest side stays >= ``min_size``.
+
+    Convention: shapes are (H, W) in pixels; the last one is ``shape`` itself.
+    """
+    h, w = shape
+    if min(h, w) < min_size:
+        raise ZoomdreamError(f"image is {w}x{h}; this model needs at least {min_size} px on each side")
+    shapes = [shape]
+    for i in range(1, octaves):
+        s = (int(h / scale**i), int(w / scale**i))
+        if min(s) < min_size:
+            log.info("using %d of %d octaves: a smaller octave would fall below the model's %d px minimum",
+                     i, octaves, min_size)
+            break
+        shapes.append(s)
+    return shapes[::-1]
+
+
+def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Start/stop spans of tiles covering [0, n) with at least ``overlap`` shared pixels.
+
+    Evenly spread, the last ending exactly at n (no skipped last row/column).
+    """
+    if n <= tile:
+        return [(0, n)]
+    count = math.ceil((n - overlap) / (tile - overlap))
+    starts = np.linspace(0, n - tile, count).round().astype(int)
+    return [(int(s), int(s) + tile) for s in starts]
+
+
+def _ramp(length: int, spans: list[tuple[int, int]], i: int, overlap: int) -> np.ndarray:
+    """1-D feather weights for span i: linear ramps where it overlaps a neighbour, 1 elsewhere."""
+    a, b = spans[i]
+    w = np.ones(b - a, np.float32)
+    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap  # strictly inside (0, 1)
+    if i > 0:
+        w[:overlap] = np.minimum(w[:overlap], ramp)
+    if i < len(spans) - 1:
+        w[-overlap:] = np.minimum(w[-overlap:], ramp[::-1])
+    return w
+
+
+@dataclass
+class _TilePlan:
+    boxes: list[tuple[int, int, int, int]]  # (y0, y1, x0, x1)
+    windows: list  # per tile (th, tw, 1) float32 tensors: feather / sum of feathers
+
+
+def _tile_plan(h: int, w: int, tile: int) -> _TilePlan:
+    tf = _tf()
+    overlap = max(8, int(tile * TILE_OVERLAP_FRACTION))
+    ys, xs = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
+    boxes, raw = [], []
+    norm = np.zeros((h, w), np.float32)
+    for iy, (y0, y1) in enumerate(ys):
+        for ix, (x0, x1) in enumerate(xs):
+            win = np.outer(_ramp(h, ys, iy, overlap), _ramp(w, xs, ix, overlap))  # (th, tw)
+            boxes.append((y0, y1, x0, x1))
+            raw.append(win)
+            norm[y0:y1, x0:x1] += win
+    windows = [tf.constant((win / norm[y0:y1, x0:x1])[..., None]) for win, (y0, y1, x0, x1) in zip(raw, boxes)]
+    return _TilePlan(boxes, windows)
+
+
+class GradientStep:
+    """The compiled (loss, gradient) of an objective on one tile.
+
+    One ``tf.function`` per (backbone, objective structure), with ``None`` spatial
+    dimensions in its input signature, so octaves, tiles and frames of any size reuse
+    one trace per shape class instead of retracing on every call.
+    """
+
+    _cache: dict = {}
+
+    def __init__(self, backbone: Backbone, objective: Objective):
+        tf = _tf()
+        self.backbone = backbone
+        self.objective = objective
+        features = backbone.feature_model(objective.layers())
+        layers = objective.layers()
+
+        def step(tile, weights):
+            with tf.GradientTape() as tape:
+                tape.watch(tile)
+                acts = features(backbone.preprocess(tile[None]), training=False)
+                acts = dict(zip(layers, acts if isinstance(acts, (list, tuple)) else [acts]))
+                loss = tf.reduce_sum(weights * objective.losses(acts))
+            return loss, tape.gradient(loss, tile)  # (), (h, w, 3) float32
+
+        self.fn = tf.function(
+            step,
+            input_signature=[tf.TensorSpec([None, None, 3], tf.float32), tf.TensorSpec([len(objective.terms)], tf.float32)],
+            reduce_retracing=True,
+        )
+
+    @classmethod
+    def get(cls, backbone: Backbone, objective: Objective) -> "GradientStep":
+        key = (id(backbone), objective.structure)
+        if key not in cls._cache:
+            cls._cache[key] = cls(backbone, objective)
+        return cls._cache[key]
+
+
+def _gradient(step: GradientStep, img, weights, shift: Sequence[int], plan: _TilePlan | None):
+    """Loss and gradient of the whole (rolled) image, tile by tile when a plan is given."""
+    tf = _tf()
+    rolled = tf.roll(img, shift=shift, axis=(0, 1))
+    if plan is None:
+        loss, grad = step.fn(rolled, weights)
+    else:
+        loss, parts = 0.0, []
+        for (y0, y1, x0, x1), win in zip(plan.boxes, plan.windows):
+            tile_loss, g = step.fn(rolled[y0:y1, x0:x1], weights)
+            loss += tile_loss
+            parts.append(((y0, y1, x0, x1), g * win))
+        grad = _assemble(parts, img.shape)
+    return loss, tf.roll(grad, shift=[-s for s in shift], axis=(0, 1))
+
+
+def _assemble(parts, shape):
+    """Sum feathered tile gradients into one (H, W, 3) tensor without leaving the device.
+
+    A variable takes sliced updates in place, so memory stays one frame plus one tile.
+    """
+    tf = _tf()
+    total = tf.Variable(tf.zeros((int(shape[0]), int(shape[1]), 3), tf.float32), trainable=False)
+    for (y0, y1, x0, x1), g in parts:
+        total[y0:y1, x0:x1].assign(total[y0:y1, x0:x1] + g)
+    return tf.convert_to_tensor(total)
+
+
+def dream(image, objective: Objective, backbone: Backbone, settings: DreamSettings, *,
+          seed: int | None = None, frame: int = 0, iterations: int | None = None,
+          mask: np.ndarray | None = None, progress: Callable[[int], None] | None = None,
+          history: list | None = None) -> np.ndarray:
+    """Dream ``image`` (float32 unit range, (H, W, 3)) and return the result in the same convention.
+
+    Args:
+        seed: overrides ``settings.seed``; jitter comes from ``(seed, frame, octave)``.
+        iterations: overrides ``settings.iterations`` (video frames that carry a dream use fewer).
+        mask: (H, W) float32 in [0, 1]: where the dream may change the image (1 = fully).
+        progress: called with the number of steps just done.
+        history: if given, receives the loss of every step (floats), in order.
+    """
+    tf = _tf()
+    seed = settings.seed if seed is None else seed
+    iterations = settings.iterations if iterations is None else iterations
+    step = GradientStep.get(backbone, objective)
+    weights = objective.weight_tensor()
+    h, w = image.shape[:2]
+    shapes = octave_shapes((h, w), settings.octaves, settings.octave_scale, backbone.min_size)
+
+    original = tf.constant(image, tf.float32)  # (H, W, 3) unit range
+    img = original
+    shrunk = tf.image.resize(original, shapes[0], method="bilinear")  # 1) the smallest octave
+    mask_t = None if mask is None else tf.constant(np.asarray(mask, np.float32)[..., None])  # (H, W, 1)
+    track_loss = settings.max_loss is not None or history is not None
+    for octave, shape in enumerate(shapes):
+        rng = np.random.default_rng((seed, frame, octave))
+        img = tf.image.resize(img, shape, method="bilinear")  # (h_o, w_o, 3)
+        plan = _tile_plan(*shape, settings.tile) if max(shape) > settings.tile else None
+        octave_mask = None if mask_t is None else tf.image.resize(mask_t, shape, method="bilinear")
+        done = 0
+        for _ in range(iterations):  # 2) gradient ascent at this octave
+            shift = [int(v) for v in rng.integers(-settings.jitter, settings.jitter + 1, size=2)]
+            loss, grad = _gradient(step, img, weights, shift, plan)
+            if track_loss:
+                value = float(loss)
+                if history is not None:
+                    history.append(value)
+                if settings.max_loss is not None and value > settings.max_loss:
+                    break
+            if settings.grad_norm == "std":
+                norm = tf.math.reduce_std(grad)
+            else:
+                norm = tf.reduce_mean(tf.abs(grad))
+            update = settings.step * grad / tf.maximum(norm, GRAD_EPS)
+            if octave_mask is not None:
+                update *= octave_mask
+            img = img + update
+            done += 1
+            if progress:
+                progress(1)
+        if progress and done < iterations:
+            progress(iterations - done)  # early stop: keep the bar's total honest
+        # 3) re-inject the detail lost by downscaling
+        upscaled_shrunk = tf.image.resize(shrunk, shape, method="bilinear")
+        same_size = tf.image.resize(original, shape, method="bilinear")
+        img = img + (same_size - upscaled_shrunk)
+        shrunk = same_size
+    return img.numpy()
+
+
+def total_steps(shape: tuple[int, int], settings: DreamSettings, min_size: int, iterations: int | None = None) -> int:
+    """How many gradient steps a dream of this size takes (for progress bars)."""
+    n = len(octave_shapes(shape, settings.octaves, settings.octave_scale, min_size))
+    return n * (settings.iterations if iterations is None else iterations)
+
+
+def dream_image(image: np.ndarray, *, settings: DreamSettings | None = None, backbone: Backbone | None = None,
+                seed: int | None = None, frame: int = 0, guide: np.ndarray | None = None,
+                objective: Objective | None = None, mask: np.ndarray | None = None,
+                progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Dream one uint8 RGB image (H, W, 3) and return a uint8 RGB image of the same size.
+
+    The model is built from ``settings`` unless ``backbone`` is given; the objective from
+    ``settings.layers``/``channels`` (plus ``guide``, an RGB uint8 image) unless given.
+    """
+    settings = settings or DreamSettings()
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"dream_image expects (H, W, 3) uint8 RGB; got {image.shape} {image.dtype}")
+    backbone = backbone or load_backbone(settings.model, weights=settings.weights, precision=settings.precision)
+    objective = objective or from_settings(settings, backbone, guide)
+    out = dream(to_unit(image), objective, backbone, settings, seed=seed, frame=frame, mask=mask, progress=progress)
+    return to_uint8(out)

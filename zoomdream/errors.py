@@ -1,0 +1,33 @@
+"""The one user-facing error type.
+
+A ``ZoomdreamError`` carries a single line that says what went wrong, where (the file,
+the key), what was expected and what to do. The CLI prints it as
+``zoomdream: error: <message>`` and exits with code 2. Bugs are not ZoomdreamErrors:
+they raise normally and show a traceback with ``--debug``.
+"""
+
+
+class ZoomdreamError(Exception):
+    """A problem with the user's input, preset, weights or output location (exit code 2)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        # One line, always: a multi-line message from a subprocess is folded.
+        super().__init__(" ".join(str(message).split()))
+
+
+class Interrupted(BaseException):
+    """The run was stopped by Ctrl-C (code 130) or SIGTERM (code 143) after cleaning up.
+
+    A BaseException, like KeyboardInterrupt, so ordinary ``except Exception`` blocks
+    don't swallow it; the message says how far the run got and how to continue.
+    """
+
+    def __init__(self, message: str, code: int = 130):
+        super().__init__(message)
+        self.code = code
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so every ``finally`` (ffmpeg, temp files) runs."""

@@ -1,0 +1,411 @@
+"""The zoom animation's camera motion, as 3×3 matrices, and keyframed schedules.
+
+Motion ops are small factories that return matrices; compose them with ``@`` and apply
+the product as ONE resample per frame (every resample blurs)::
+
+    M = translate(-2, 0) @ rotate(0.5, center=c) @ zoom(1.02, center=c)
+    frame = warp_affine(frame, M)
+
+``A @ B`` applies ``B`` first, then ``A`` (matrices act on column vectors).
+
+Convention:
+    images   (H, W, 3) RGB (any channel count works), uint8 [0, 255] or float32;
+             functions return the dtype they are given.
+    size     (width, height) in px, in that order, like OpenCV's ``dsize``.
+    coords   pixel centres on integers, (0, 0) = centre of the top-left pixel,
+             x grows right, y grows down; the frame spans [-0.5, W - 0.5] × [-0.5, H - 0.5].
+    matrices 3×3 float64, mapping a SOURCE pixel position (x, y, 1) to where that
+             content lands in the DESTINATION frame.
+    zoom     factor > 1 moves in (content grows about the centre); < 1 moves out.
+    rotate   degrees, positive = counter-clockwise on screen.
+    translate(dx, dy) moves CONTENT by +dx right, +dy down. ``Motion.pan`` is the
+             CAMERA's motion instead (CLI ``--pan 1,0``: the camera moves right 1 px
+             per frame, so content shifts left); ``frame_matrix`` does the negation.
+    rates    motion values are "per frame at REFERENCE_FPS (24) fps".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from numbers import Real
+
+import cv2
+import numpy as np
+
+from .errors import ZoomdreamError
+
+__all__ = [
+    "REFERENCE_FPS",
+    "zoom",
+    "rotate",
+    "translate",
+    "center_px",
+    "frame_matrix",
+    "warp_affine",
+    "Motion",
+    "Schedule",
+    "motion_at",
+    "colour_stats",
+    "colour_lock",
+    "fit_size",
+]
+
+REFERENCE_FPS = 24  # motion values are per frame at this rate; other rates keep motion per second
+
+_INTERPOLATIONS = {
+    "lanczos": cv2.INTER_LANCZOS4,  # sharpest; the default, since feedback compounds blur
+    "cubic": cv2.INTER_CUBIC,
+    "linear": cv2.INTER_LINEAR,
+    "nearest": cv2.INTER_NEAREST,  # exact grid moves only (tests, masks)
+}
+CV_MAX_CHANNELS_CUBIC = 4  # OpenCV's warpAffine refuses more channels with cubic/Lanczos
+
+
+def translate(dx: float, dy: float) -> np.ndarray:
+    """Move content by ``dx`` px right and ``dy`` px down.
+
+    Convention: returns a 3×3 float64 source → destination matrix, px units.
+    """
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
+def zoom(factor: float, center: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Scale content by ``factor`` about ``center``: > 1 moves in, < 1 moves out.
+
+    Convention: ``center`` is (x, y) in PIXEL coordinates (pixel centres on integers);
+    the default is the origin, so pass ``center_px(size)`` to zoom about the frame's
+    middle. Returns a 3×3 float64 source → destination matrix.
+    """
+    if not (factor > 0 and math.isfinite(factor)):
+        raise ZoomdreamError(f"zoom factor must be a finite number > 0 (1 = still); got {factor!r}")
+    cx, cy = center
+    return translate(cx, cy) @ np.diag([factor, factor, 1.0]) @ translate(-cx, -cy)
+
+
+def rotate(degrees: float, center: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Rotate content by ``degrees`` about ``center``, positive = counter-clockwise on screen.
+
+    Convention: y grows down, so counter-clockwise means a point right of the centre
+    moves up (same sign as OpenCV's ``getRotationMatrix2D`` and ``np.rot90``).
+    ``center`` is (x, y) in pixel coordinates, default the origin. Returns a 3×3
+    float64 source → destination matrix.
+    """
+    theta = math.radians(degrees)
+    c, s = math.cos(theta), math.sin(theta)
+    cx, cy = center
+    r = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    return translate(cx, cy) @ r @ translate(-cx, -cy)
+
+
+def center_px(size: tuple[int, int], fraction: tuple[float, float] = (0.5, 0.5)) -> tuple[float, float]:
+    """Pixel coordinates of a point given as a fraction of the frame's width and height.
+
+    Convention: ``size`` is (width, height); fraction (0, 0) is the top-left corner
+    of the frame (not of the top-left pixel's centre), (0.5, 0.5) its middle,
+    which is ((W − 1) / 2, (H − 1) / 2) with pixel centres on integers.
+    """
+    w, h = size
+    fx, fy = fraction
+    return fx * w - 0.5, fy * h - 0.5
+
+
+def _similarity_power(m: np.ndarray, k: float) -> np.ndarray:
+    """``m`` to the real power ``k``, for a similarity (zoom, rotation, shift; no shear).
+
+    Writing points as complex numbers z = x + iy, ``m`` is z ↦ a·z + b, and its k-th
+    power is z ↦ a^k·z + b·(a^k − 1)/(a − 1): the scale goes exponentially, the angle
+    linearly, about the same fixed point, and a pure shift (a = 1) goes linearly.
+    ``expm1`` keeps (a^k − 1)/(a − 1) accurate when a is close to 1.
+    """
+    a = complex(m[0, 0], m[1, 0])
+    b = complex(m[0, 2], m[1, 2])
+    assert np.allclose(m, [[a.real, -a.imag, b.real], [a.imag, a.real, b.imag], [0, 0, 1]]), "not a similarity"
+    log_a = np.log(a)  # principal branch: per-frame rotation must stay within ±180°
+    ak = np.exp(k * log_a)
+    bk = b * k if log_a == 0 else b * np.expm1(k * log_a) / np.expm1(log_a)
+    return np.array([[ak.real, -ak.imag, bk.real], [ak.imag, ak.real, bk.imag], [0.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Camera motion for one frame, in "per frame at 24 fps" units."""
+
+    zoom: float = 1.0  # scale factor per frame; > 1 moves in, 1 = still
+    rotate: float = 0.0  # degrees per frame, positive = counter-clockwise on screen
+    pan: tuple[float, float] = (0.0, 0.0)  # CAMERA px per frame (x right, y down): content moves the other way
+    center: tuple[float, float] = (0.5, 0.5)  # zoom/rotate centre as a fraction of (width, height)
+
+    def __post_init__(self):
+        for name in ("zoom", "rotate"):
+            value = getattr(self, name)
+            if not _is_number(value):
+                raise ZoomdreamError(f"motion {name} must be a number; got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in ("pan", "center"):
+            value = getattr(self, name)
+            if not _is_pair(value):
+                raise ZoomdreamError(f"motion {name} must be two numbers (x, y); got {value!r}")
+            object.__setattr__(self, name, (float(value[0]), float(value[1])))
+        if not self.zoom > 0:
+            raise ZoomdreamError(f"motion zoom must be > 0 (1 = still); got {self.zoom}")
+
+
+def frame_matrix(m: Motion, *, fps: float, size: tuple[int, int]) -> np.ndarray:
+    """The one per-frame transform for motion ``m`` at ``fps``, on a frame of ``size``.
+
+    At REFERENCE_FPS it is ``translate(-pan) @ rotate(m.rotate, c) @ zoom(m.zoom, c)``
+    with c = ``center_px(size, m.center)``: zoom and rotate about the centre, then the
+    camera pans. At other rates it is that matrix to the power 24 / fps, so motion per
+    second is unchanged: zoom is rescaled exponentially (factor ** (24 / fps)), rotation
+    and a pure pan linearly, and combined motions exactly (two frames at 48 fps equal
+    one at 24 fps), see ``_similarity_power``.
+
+    Convention: ``size`` is (width, height) px; returns a 3×3 float64 source →
+    destination matrix for ``warp_affine``.
+    """
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ZoomdreamError(f"fps must be a finite number > 0; got {fps!r}")
+    c = center_px(size, m.center)
+    reference = translate(-m.pan[0], -m.pan[1]) @ rotate(m.rotate, c) @ zoom(m.zoom, c)
+    if fps == REFERENCE_FPS:
+        return reference
+    return _similarity_power(reference, REFERENCE_FPS / fps)
+
+
+def warp_affine(image: np.ndarray, M: np.ndarray, *, interpolation: str = "lanczos") -> np.ndarray:
+    """Resample ``image`` once through ``M``, keeping its size; mirrored borders.
+
+    BORDER_REFLECT_101 fills whatever comes in from outside with mirrored content, so
+    rotations and zoom-outs never show black wedges. ``interpolation`` is
+    ``"lanczos"`` (default), ``"cubic"``, ``"linear"`` or ``"nearest"``.
+
+    Convention:
+        image: (H, W) or (H, W, C); uint8 in → uint8 out (rounded and clipped),
+            float32 in → float32 out (not clipped: Lanczos may overshoot slightly).
+        M: 3×3 matrix mapping SOURCE pixel coords to DESTINATION coords, pixel
+            centres on integers (as built by ``zoom``/``rotate``/``translate``).
+    """
+    if interpolation not in _INTERPOLATIONS:
+        raise ZoomdreamError(f"unknown interpolation {interpolation!r}; expected one of: {', '.join(_INTERPOLATIONS)}")
+    image = np.asarray(image)
+    M = np.asarray(M, dtype=np.float64)
+    if M.shape != (3, 3) or not np.allclose(M[2], [0, 0, 1]):
+        raise ValueError(f"M must be a 3x3 affine matrix with last row (0, 0, 1). Got: {M.tolist()}")
+    h, w = image.shape[:2]
+    flags = _INTERPOLATIONS[interpolation]
+
+    def one(img):
+        out = cv2.warpAffine(img, M[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
+        return out.reshape(img.shape)  # cv2 drops a trailing channel of 1; restore (h, w[, c])
+
+    if image.ndim == 3 and image.shape[2] > CV_MAX_CHANNELS_CUBIC:
+        chunks = [one(np.ascontiguousarray(image[..., i:i + CV_MAX_CHANNELS_CUBIC]))
+                  for i in range(0, image.shape[2], CV_MAX_CHANNELS_CUBIC)]
+        return np.concatenate(chunks, axis=2)  # (h, w, c)
+    return one(image)
+
+
+# ---------------------------------------------------------------------------------------
+# Schedules
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (Real, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_pair(value) -> bool:
+    return isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2 and all(_is_number(v) for v in value)
+
+
+def _is_frame_index(key) -> bool:
+    return isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)) and key >= 0
+
+
+class Schedule:
+    """A value keyed by frame index, smoothly interpolated between keyframes.
+
+    ``Schedule({0: 1.02, 120: 1.05})`` eases from 1.02 at frame 0 to 1.05 at frame 120;
+    ``Schedule(1.02)`` is constant. A mapping is ALWAYS read as keyframes, so a constant
+    dict of layer weights is ``Schedule({0: {"mixed4": 1.0}})`` or
+    ``Schedule.constant({...})``.
+
+    - Keys are frame indices: non-negative ints.
+    - Values are all numbers, all sequences of numbers of one length (pan, center), or
+      all dicts of numbers (layer weights). A dict key missing at a keyframe counts as
+      0 there, so layers fade in and out; ``value_at`` returns every name ever used.
+    - Between keyframes the value follows smoothstep, 3u² − 2u³ (u = fraction of the
+      way): smooth, never overshoots, and momentarily level at each keyframe. Before
+      the first key and after the last it is constant.
+    - ``value_at(t)`` is a pure function of the frame index, like nanoGPT's ``get_lr``.
+    """
+
+    def __init__(self, values):
+        keyframes = values if isinstance(values, Mapping) else {0: values}
+        if not keyframes:
+            raise ZoomdreamError("schedule has no keyframes; give a value or {frame: value, ...}")
+        for key in keyframes:
+            if not _is_frame_index(key):
+                raise ZoomdreamError(
+                    f"schedule key {key!r} is not a frame index (a non-negative int); "
+                    "a constant dict is written {0: {...}}")
+        self._keys = np.array(sorted(int(k) for k in keyframes), dtype=np.float64)  # (n,)
+        ordered = [keyframes[k] for k in sorted(keyframes, key=int)]
+        self._kind, self._names, self._table = self._tabulate(ordered, sorted(keyframes, key=int))
+
+    @classmethod
+    def constant(cls, value) -> "Schedule":
+        """A schedule that is ``value`` at every frame (``value`` may be a dict)."""
+        return cls({0: value})
+
+    @staticmethod
+    def _tabulate(values, keys):
+        """Values -> (kind, dict names, (n, d) float64 table); one row per keyframe."""
+        def bad(key, what):
+            return ZoomdreamError(f"schedule value at frame {key}: {what}")
+
+        first = values[0]
+        if _is_number(first):
+            kind, names = "number", None
+        elif isinstance(first, Mapping):
+            kind = "dict"
+            names = list(dict.fromkeys(n for v in values if isinstance(v, Mapping) for n in v))
+        elif isinstance(first, (tuple, list, np.ndarray)):
+            kind, names = "sequence", None
+        else:
+            raise bad(keys[0], f"expected a number, a list of numbers or a dict of numbers; got {first!r}")
+        rows = []
+        for key, value in zip(keys, values):
+            if kind == "number" and _is_number(value):
+                row = [value]
+            elif kind == "dict" and isinstance(value, Mapping):
+                row = [value.get(n, 0.0) for n in names]
+            elif kind == "sequence" and isinstance(value, (tuple, list, np.ndarray)) and len(value) == len(first):
+                row = list(value)
+            else:
+                raise bad(key, f"{value!r} does not match the first keyframe's {first!r}")
+            if not all(_is_number(v) and math.isfinite(v) for v in row):
+                raise bad(key, f"expected finite numbers; got {value!r}")
+            rows.append([float(v) for v in row])
+        return kind, names, np.array(rows, dtype=np.float64)  # (n, d)
+
+    @property
+    def keys(self) -> tuple[int, ...]:
+        """The keyframe indices, ascending."""
+        return tuple(int(k) for k in self._keys)
+
+    def value_at(self, t: float):
+        """The value at frame ``t``: a float, a tuple of floats or a dict of floats."""
+        keys, table = self._keys, self._table
+        i = int(np.searchsorted(keys, t, side="right")) - 1  # last key <= t
+        if i < 0:
+            row = table[0]
+        elif i >= len(keys) - 1:
+            row = table[-1]
+        else:
+            u = (t - keys[i]) / (keys[i + 1] - keys[i])
+            ease = u * u * (3.0 - 2.0 * u)  # smoothstep
+            row = table[i] + (table[i + 1] - table[i]) * ease  # (d,)
+        if self._kind == "number":
+            return float(row[0])
+        if self._kind == "dict":
+            return {n: float(v) for n, v in zip(self._names, row)}
+        return tuple(float(v) for v in row)
+
+    def __repr__(self) -> str:
+        points = {k: self.value_at(k) for k in self.keys}
+        return f"Schedule({points})"
+
+
+MOTION_FIELDS = ("zoom", "rotate", "pan", "center")
+
+
+def motion_at(t: float, schedules: Mapping[str, Schedule]) -> Motion:
+    """The Motion at frame ``t``: a pure function of ``t``, like nanoGPT's ``get_lr(it)``.
+
+    ``schedules`` maps Motion field names (zoom, rotate, pan, center) to Schedules
+    (plain values are wrapped in ``Schedule``); missing fields keep Motion's defaults.
+    """
+    unknown = [name for name in schedules if name not in MOTION_FIELDS]
+    if unknown:
+        raise ZoomdreamError(f"unknown motion key {unknown[0]!r}; expected: {', '.join(MOTION_FIELDS)}")
+    values = {}
+    for name, schedule in schedules.items():
+        if not isinstance(schedule, Schedule):
+            schedule = Schedule(schedule)
+        values[name] = schedule.value_at(t)
+    return Motion(**values)
+
+
+# ---------------------------------------------------------------------------------------
+# Colour and size
+
+STD_FLOOR = 1e-3  # below this a channel is flat: there is no contrast to rescale, only shift
+MAX_GAIN = 4.0  # cap on one call's contrast change, so a nearly flat channel's noise is not blown up
+
+
+def colour_stats(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation, in RGB.
+
+    RGB rather than LAB because the feedback loop's drift is checked, and felt, per
+    RGB channel; matching those moments directly keeps them stable.
+
+    Convention: image (H, W, C) uint8 or float32 0..255; returns (mean (C,), std (C,))
+    float64 in the image's units.
+    """
+    pixels = np.asarray(image, dtype=np.float64).reshape(-1, np.shape(image)[-1])  # (h*w, c)
+    return pixels.mean(axis=0), pixels.std(axis=0)
+
+
+def colour_lock(image: np.ndarray, ref_stats: tuple[np.ndarray, np.ndarray], strength: float = 1.0) -> np.ndarray:
+    """Move each channel's mean and std toward ``ref_stats`` (from ``colour_stats``).
+
+    Each channel is shifted and scaled: ``(x − mean) · gain + target_mean`` where the
+    targets are ``strength`` of the way from the image's stats to the reference's.
+    0 = unchanged, 1 = full match (up to clipping at 0 and 255 for uint8). In a zoom
+    feedback loop it stops colours washing out to grey or saturating over hundreds of
+    frames. The gain is capped at MAX_GAIN per call; flat channels are only shifted.
+
+    Convention: image (H, W, C) in RGB; uint8 in → uint8 out (rounded, clipped),
+    float32 in → float32 out (not clipped).
+    """
+    if not (0.0 <= strength <= 1.0):
+        raise ZoomdreamError(f"colour lock strength must be between 0 and 1; got {strength!r}")
+    image = np.asarray(image)
+    if strength == 0:
+        return image.copy()
+    mean, std = colour_stats(image)  # (c,), (c,)
+    ref_mean, ref_std = (np.asarray(v, dtype=np.float64) for v in ref_stats)
+    target_mean = mean + strength * (ref_mean - mean)
+    target_std = std + strength * (ref_std - std)
+    gain = np.where(std > STD_FLOOR, target_std / np.maximum(std, STD_FLOOR), 1.0)
+    gain = np.clip(gain, 1.0 / MAX_GAIN, MAX_GAIN)  # (c,)
+    out = (image.astype(np.float32) - mean.astype(np.float32)) * gain.astype(np.float32) \
+        + target_mean.astype(np.float32)  # (h, w, c) float32
+    if image.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(image.dtype, copy=False)
+
+
+def fit_size(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale ``image`` to cover ``size`` and centre-crop it: fills the frame, no bars.
+
+    INTER_AREA when shrinking (no aliasing), cubic when growing.
+
+    Convention: ``size`` is (width, height) px; image (H, W[, C]) uint8 or float32;
+    returns (height, width[, C]) of the same dtype.
+    """
+    if len(size) != 2 or not all(_is_frame_index(v) and v > 0 for v in size):
+        raise ZoomdreamError(f"size must be two positive ints (width, height); got {size!r}")
+    image = np.asarray(image)
+    out_w, out_h = int(size[0]), int(size[1])
+    h, w = image.shape[:2]
+    scale = max(out_w / w, out_h / h)
+    new_w, new_h = max(out_w, round(w * scale)), max(out_h, round(h * scale))
+    if (new_w, new_h) != (w, h):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        image = cv2.resize(image, (new_w, new_h), interpolation=interp).reshape(
+            new_h, new_w, *image.shape[2:])  # (new_h, new_w[, c])
+    x0, y0 = (new_w - out_w) // 2, (new_h - out_h) // 2
+    return np.ascontiguousarray(image[y0:y0 + out_h, x0:x0 + out_w])  # (out_h, out_w[, c])

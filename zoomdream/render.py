@@ -1,0 +1,579 @@
+"""Renders: a still, a layer sheet, and the one frame loop behind video and zoom.
+
+The frame loop (``run_frames``) is shared: for each frame index it builds an init
+image (video: the source frame plus the flow-warped dream of the previous frame; zoom:
+the previous output moved by the motion schedule), dreams it, and saves it losslessly
+into a work folder beside the output. That folder is the resume point: its manifest
+records the input's identity and every frame-determining setting, so running the same
+command again continues after the last complete frame and produces byte-identical
+frames, while a changed input or preset is refused. The encoder reads the finished
+frames from the folder, so the output file appears only when complete.
+
+Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0; frame i of a
+video is source time ``start + i / fps``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import __version__
+from .errors import Interrupted, Terminated, ZoomdreamError
+from .fileio import PARTIAL_TAG, check_output_path, write_text_atomic
+from .settings import Settings
+
+log = logging.getLogger("zoomdream")
+
+WORK_SUFFIX = ".zoomdream-work"  # the work folder is ".<output name>.zoomdream-work" beside the output
+FRAME_PATTERN = "%06d.png"  # zero-padded: numeric order is lexicographic order past 999
+STILL_FORMATS = (".png", ".jpg", ".jpeg", ".webp")
+ABORT_AFTER_ENV = "ZOOMDREAM_TEST_ABORT_AFTER"  # tests: raise KeyboardInterrupt after this many new frames
+
+
+# ---------------------------------------------------------------- helpers
+def _progress(total: int, *, quiet: bool, unit: str, desc: str, initial: int = 0):
+    from tqdm import tqdm  # noqa: PLC0415
+
+    return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=quiet, dynamic_ncols=True,
+                leave=False, smoothing=0.1)
+
+
+def _sidecar(output: Path, settings: Settings, extra: dict) -> None:
+    """The fully resolved settings beside the output (``out.png.yaml``): itself a valid preset."""
+    from . import presets  # noqa: PLC0415
+
+    meta = {"zoomdream": __version__, **extra}
+    meta.update(_versions())
+    write_text_atomic(Path(str(output) + ".yaml"), presets.dump(settings, meta=meta))
+
+
+def _versions() -> dict:
+    out = {}
+    for mod in ("tensorflow", "keras", "numpy", "cv2"):
+        with contextlib.suppress(Exception):
+            out[mod] = __import__(mod).__version__
+    return out
+
+
+def _load_backbone_and_objective(settings: Settings, extra_layers: dict | None = None):
+    from .backbones import load_backbone  # noqa: PLC0415
+    from .images import load_image  # noqa: PLC0415
+    from .objectives import from_settings  # noqa: PLC0415
+
+    d = settings.dream
+    guide = load_image(d.guide) if d.guide else None
+    backbone = load_backbone(d.model, weights=d.weights, precision=d.precision)
+    if extra_layers:  # keyframed layers: every layer any keyframe names is in the graph (weight 0 when absent)
+        d = dataclasses.replace(d, layers={**{k: 0.0 for k in extra_layers}, **d.layers})
+    return backbone, from_settings(d, backbone, guide)
+
+
+def _check_still_output(output, inputs, overwrite) -> Path:
+    ext = Path(output).suffix.lower()
+    if ext not in STILL_FORMATS:
+        raise ZoomdreamError(f"{output}: unsupported image format '{ext or '(none)'}' (use .png or .jpg)")
+    return check_output_path(output, inputs=inputs, overwrite=overwrite)
+
+
+# ---------------------------------------------------------------- stills
+def render_image(input, output, *, settings: Settings, overwrite: bool = False, quiet: bool = False) -> np.ndarray:
+    """Dream one photo into ``output`` (PNG/JPEG) with a settings sidecar; returns the dreamed RGB array."""
+    from .dream import dream_image, total_steps  # noqa: PLC0415
+    from .images import load_image, save_image  # noqa: PLC0415
+
+    out = _check_still_output(output, (input, settings.dream.guide), overwrite)
+    image = load_image(input, max_size=settings.dream.max_size)
+    backbone, objective = _load_backbone_and_objective(settings)
+    steps = total_steps(image.shape[:2], settings.dream, backbone.min_size)
+    with _progress(steps, quiet=quiet, unit="step", desc="dreaming") as bar:
+        result = dream_image(image, settings=settings.dream, backbone=backbone, objective=objective,
+                             progress=bar.update)
+    save_image(out, result)
+    _sidecar(out, settings, {"input": str(Path(input).resolve()), "weights": backbone.weights,
+                             "precision": backbone.precision})
+    return result
+
+
+def render_sheet(input, output, *, settings: Settings, layers: list[str] | None = None, cell: int = 256,
+                 overwrite: bool = False, quiet: bool = False) -> np.ndarray:
+    """One dream per layer (the backbone's interesting ones by default), as a labelled grid."""
+    import cv2  # noqa: PLC0415
+
+    from .backbones import load_backbone  # noqa: PLC0415
+    from .dream import dream_image, total_steps  # noqa: PLC0415
+    from .images import load_image, save_image, resize_max  # noqa: PLC0415
+    from .objectives import layer as layer_objective  # noqa: PLC0415
+
+    out = _check_still_output(output, (input,), overwrite)
+    image = resize_max(load_image(input), cell)
+    d = settings.dream
+    backbone = load_backbone(d.model, weights=d.weights, precision=d.precision)
+    layers = layers or list(backbone.spec.interesting)
+    for name in layers:
+        backbone._layer(name)  # unknown layer: one clear error before any dreaming
+    cells = [_label(image, "original")]
+    steps = total_steps(image.shape[:2], d, backbone.min_size)
+    with _progress(steps * len(layers), quiet=quiet, unit="step", desc="sheet") as bar:
+        for name in layers:
+            dreamed = dream_image(image, settings=d, backbone=backbone,
+                                  objective=layer_objective(name, border=d.border), progress=bar.update)
+            cells.append(_label(dreamed, name))
+    cols = min(4, len(cells))
+    rows = -(-len(cells) // cols)
+    h, w = cells[0].shape[:2]
+    sheet = np.full((rows * h, cols * w, 3), 255, np.uint8)  # (rows*h, cols*w, 3)
+    for i, c in enumerate(cells):
+        r, k = divmod(i, cols)
+        sheet[r * h:(r + 1) * h, k * w:(k + 1) * w] = c
+    save_image(out, sheet)
+    _sidecar(out, settings, {"input": str(Path(input).resolve()), "sheet_layers": layers})
+    del cv2
+    return sheet
+
+
+def _label(image: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` on a dark band at the bottom of a copy of ``image``."""
+    import cv2  # noqa: PLC0415
+
+    out = image.copy()
+    h, w = out.shape[:2]
+    scale = max(0.35, w / 600)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    band = th + base + 6
+    out[h - band:] = (out[h - band:] * 0.35).astype(np.uint8)
+    cv2.putText(out, text, (4, h - base - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+# ---------------------------------------------------------------- the frame cache (resume point)
+def file_identity(path) -> dict:
+    """Path, size, mtime and a hash of the first and last MiB: cheap, and changes when the file does."""
+    path = Path(path).resolve()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        h = hashlib.sha256()
+        for p in files:
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return {"path": str(path), "files": len(files), "digest": h.hexdigest()}
+    st = path.stat()
+    h = hashlib.sha256()
+    mib = 1 << 20
+    with open(path, "rb") as f:
+        h.update(f.read(mib))
+        if st.st_size > mib:
+            f.seek(max(mib, st.st_size - mib))
+            h.update(f.read(mib))
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "digest": h.hexdigest()}
+
+
+class FrameCache:
+    """The work folder: ``frames/000000.png ...`` plus ``manifest.json``.
+
+    Frames are written atomically, so a file that exists is complete; the first missing
+    index is where a resumed run starts.
+    """
+
+    def __init__(self, output: Path, manifest: dict, *, restart: bool = False):
+        self.folder = output.parent / f".{output.name}{WORK_SUFFIX}"
+        self.frames = self.folder / "frames"
+        self.manifest = manifest
+        manifest_path = self.folder / "manifest.json"
+        if self.folder.exists() and restart:
+            shutil.rmtree(self.folder)
+        if manifest_path.exists():
+            try:
+                old = json.loads(manifest_path.read_text())
+            except (OSError, ValueError):
+                old = None
+            if old != manifest:
+                raise ZoomdreamError(f"{self.folder}: frames from an earlier run do not match this one "
+                                     f"({_what_changed(old, manifest)}); use --restart to start over")
+        elif self.folder.exists() and any(self.folder.iterdir()):
+            raise ZoomdreamError(f"{self.folder}: work folder without a manifest; use --restart to start over")
+        try:
+            self.frames.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
+        except OSError as e:
+            raise ZoomdreamError(f"{self.folder}: cannot create the work folder ({e.strerror or e})") from None
+        for leftover in self.frames.glob(f".*{PARTIAL_TAG}*"):  # temps of a killed run
+            leftover.unlink(missing_ok=True)
+
+    def path(self, i: int) -> Path:
+        return self.frames / (FRAME_PATTERN % i)
+
+    def complete(self, n: int) -> int:
+        """How many frames from index 0 on are already done (capped at n)."""
+        i = 0
+        while i < n and self.path(i).exists():
+            i += 1
+        return i
+
+    def save(self, i: int, frame: np.ndarray) -> None:
+        from .images import save_png_fast  # noqa: PLC0415
+
+        save_png_fast(self.path(i), frame)
+
+    def load(self, i: int) -> np.ndarray:
+        from .images import load_png_fast  # noqa: PLC0415
+
+        return load_png_fast(self.path(i))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _what_changed(old: dict | None, new: dict) -> str:
+    if not isinstance(old, dict):
+        return "unreadable manifest"
+    for key, label in (("input", "input changed"), ("settings", "preset or settings changed"),
+                       ("render", "render options changed"), ("kind", "different command"),
+                       ("zoomdream", "zoomdream version changed"), ("versions", "library versions changed")):
+        if old.get(key) != new.get(key):
+            return label
+    return "manifest differs"
+
+
+@contextlib.contextmanager
+def _signals_to_exceptions():
+    """SIGTERM raises Terminated in the main thread, so the loop's cleanup runs (CLI or library)."""
+    def on_term(signum, frame):
+        raise Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.ndarray | None], np.ndarray], *,
+               quiet: bool, desc: str) -> None:
+    """The shared frame loop: frame i = make_frame(i, previous output) for every i not yet in the cache.
+
+    The previous output is always the saved (lossless) frame, in fresh and resumed runs
+    alike, so both produce the same bytes. Ctrl-C / SIGTERM become :class:`Interrupted`
+    with a line that says how to continue.
+    """
+    start = cache.complete(n_frames)
+    prev = cache.load(start - 1) if start > 0 else None
+    if 0 < start < n_frames:
+        log.info("resuming after frame %d/%d", start, n_frames)
+    abort_after = int(os.environ.get(ABORT_AFTER_ENV, "-1"))
+    done = start
+    try:
+        with _signals_to_exceptions(), _progress(n_frames, quiet=quiet, unit="frame", desc=desc,
+                                                   initial=start) as bar:
+            for i in range(start, n_frames):
+                if abort_after >= 0 and i - start >= abort_after:
+                    raise KeyboardInterrupt
+                prev = make_frame(i, prev)
+                cache.save(i, prev)
+                done = i + 1
+                bar.update(1)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after frame {done}/{n_frames}; run the same command again to resume "
+                          f"(or add --restart to start over)", 130) from None
+    except Terminated:
+        raise Interrupted(f"terminated after frame {done}/{n_frames}; run the same command again to resume "
+                          f"(or add --restart to start over)", 143) from None
+
+
+def _finish(cache: FrameCache, n_frames: int, output: Path, *, fps: Fraction, audio, crf: int, keep_frames: bool,
+            quiet: bool, settings: Settings, extra: dict, order: list[int] | None = None) -> None:
+    """Encode the cached frames into the output (atomic), write the sidecar, drop the work folder."""
+    from .media import encode  # noqa: PLC0415
+
+    frames_dir, count = cache.frames, n_frames
+    if order is not None:  # e.g. ping-pong: a second numbering made of hard links
+        frames_dir = cache.folder / "sequence"
+        shutil.rmtree(frames_dir, ignore_errors=True)
+        frames_dir.mkdir()
+        for k, i in enumerate(order):
+            os.link(cache.path(i), frames_dir / (FRAME_PATTERN % k))
+        count = len(order)
+    try:
+        with _signals_to_exceptions():
+            if not quiet:
+                log.info("encoding %d frames to %s", count, output.name)
+            encode(frames_dir, FRAME_PATTERN, count, output, fps=fps, audio=audio, crf=crf)
+    except (KeyboardInterrupt, Terminated) as e:
+        code = 143 if isinstance(e, Terminated) else 130
+        raise Interrupted("interrupted while encoding; all frames are kept: run the same command again to "
+                          "encode them", code) from None
+    _sidecar(output, settings, extra)
+    if keep_frames:
+        log.info("frames kept in %s", cache.folder)
+    else:
+        cache.remove()
+
+
+def _render_manifest(kind: str, input_path, settings: Settings, render: dict) -> dict:
+    from .media import ffmpeg_version  # noqa: PLC0415
+
+    return {
+        "kind": kind,
+        "zoomdream": __version__,
+        "input": file_identity(input_path),
+        "settings": json.loads(json.dumps(_frame_settings(kind, settings), default=str)),
+        "render": json.loads(json.dumps(render, default=str)),
+        "versions": {**_versions(), "ffmpeg": ffmpeg_version()},
+    }
+
+
+def _frame_settings(kind: str, settings: Settings) -> dict:
+    """The settings that decide the frames' pixels (not the description, not output-only options)."""
+    from .settings import to_dict  # noqa: PLC0415
+
+    data = to_dict(settings)
+    data.pop("description", None)
+    if kind == "video":
+        data.pop("zoom", None)
+    else:
+        data.pop("video", None)
+        data["zoom"].pop("pingpong", None)  # ordering only: the frames are the same
+        data["zoom"].pop("frames", None)  # a longer run extends a shorter one
+    return data
+
+
+# ---------------------------------------------------------------- video
+def _output_kind(output: Path) -> str:
+    ext = output.suffix.lower()
+    if ext in (".mp4", ".gif"):
+        return ext[1:]
+    if ext == "" or str(output).endswith(os.sep):
+        return "frames"
+    raise ZoomdreamError(f"{output}: unsupported output format '{ext}' (use .mp4, .gif or a folder)")
+
+
+def _prepare_output(output, inputs, overwrite) -> Path:
+    out = Path(os.path.abspath(output))
+    kind = _output_kind(out)
+    return check_output_path(out, inputs=inputs, overwrite=overwrite, is_dir=kind == "frames")
+
+
+def _load_mask(mask, size: tuple[int, int]) -> np.ndarray | None:
+    """A grey mask image resized to (w, h), as float32 (H, W) in [0, 1]."""
+    if mask is None:
+        return None
+    import cv2  # noqa: PLC0415
+
+    from .images import load_image  # noqa: PLC0415
+
+    m = load_image(mask).astype(np.float32).mean(axis=2) / 255.0  # (h, w)
+    return cv2.resize(m, size, interpolation=cv2.INTER_AREA)
+
+
+def render_video(input, output, *, settings: Settings, start: float = 0.0, end: float | None = None,
+                 preview: int | None = None, fps: Fraction | None = None, crf: int = 18,
+                 keep_frames: bool = False, restart: bool = False, overwrite: bool = False, mask=None,
+                 quiet: bool = False) -> dict:
+    """Dream a video (or a folder of numbered images) frame by frame into ``output``.
+
+    Returns a summary: frames, fps, the mean added flicker and the frame size.
+    """
+    from . import media  # noqa: PLC0415
+
+    out = _prepare_output(output, (input, mask), overwrite)
+    if start < 0 or (end is not None and end <= start):
+        raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
+    info = media.probe(input, fps=fps)
+    if getattr(info, "truncated", False):
+        log.warning("%s: decoded %d of %s frames (file truncated?)", input, info.n_frames, info.header_frames)
+    if info.vfr:
+        log.info("variable frame rate input resampled to %s fps", _fps_text(info.fps))
+    n = media.frame_count(info, start=start, end=end, max_frames=preview)
+    if n <= 0:
+        raise ZoomdreamError(f"{input}: no frames between {start:g} s and {end if end is not None else 'the end'} s")
+    d = settings.dream
+    manifest = _render_manifest("video", input, settings, {"start": start, "end": end, "fps": str(info.fps),
+                                                          "max_size": d.max_size, "mask": mask and file_identity(mask)})
+    cache = FrameCache(out, manifest, restart=restart)
+    loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, quiet=quiet)
+    try:
+        run_frames(cache, n, loop.frame, quiet=quiet, desc="dreaming")
+    finally:
+        loop.close()
+    audio = None
+    if info.has_audio and _output_kind(out) == "mp4":
+        audio = media.AudioSource(info.path, start, n / float(info.fps))
+    _finish(cache, n, out, fps=info.fps, audio=audio, crf=crf, keep_frames=keep_frames, quiet=quiet,
+            settings=settings, extra={"input": info.path, "start": start, "end": end, "frames": n,
+                                      "fps": str(info.fps)})
+    flicker = loop.flicker.mean if loop.flicker.count else float("nan")
+    if not quiet:
+        text = f"{flicker:.2f}" if loop.flicker.count else "n/a (fewer than 2 new frames)"
+        log.info("wrote %s: %d frames at %s fps; added flicker %s", out.name, n, _fps_text(info.fps), text)
+    return {"frames": n, "fps": info.fps, "flicker": flicker, "size": (info.width, info.height)}
+
+
+def _fps_text(fps: Fraction) -> str:
+    return str(fps.numerator) if fps.denominator == 1 else f"{float(fps):.3f} ({fps})"
+
+
+class _VideoLoop:
+    """Per-frame work for ``render_video``: flow, carry-over, dreaming, flicker bookkeeping."""
+
+    def __init__(self, info, settings: Settings, *, start, end, mask, quiet):
+        from . import flow, media  # noqa: PLC0415
+        from .dream import to_uint8, to_unit  # noqa: PLC0415
+
+        self.flow, self.to_unit, self.to_uint8 = flow, to_unit, to_uint8
+        self.settings = settings
+        self.backbone, self.objective = _load_backbone_and_objective(settings)
+        self.frames: Iterator[np.ndarray] = media.iter_frames(info, start=start, end=end, max_size=settings.dream.max_size)
+        self.index = -1  # index of self.src (the last source frame read)
+        self.src = self.src_prev = None
+        self.mask_path = mask
+        self.mask = None
+        self.flicker = flow.FlickerMeter()
+        key = json.dumps([file_identity(info.path), start, end, str(info.fps), settings.dream.max_size,
+                          settings.video.flow], sort_keys=True)
+        self.flow_cache = flow.FlowCache(_cache_dir() / "flow", hashlib.sha256(key.encode()).hexdigest()[:20])
+
+    def close(self):
+        close = getattr(self.frames, "close", None)
+        if close:
+            close()
+
+    def _source(self, i: int) -> None:
+        """Advance the decoder so self.src is source frame i and self.src_prev frame i-1."""
+        while self.index < i:
+            try:
+                frame = next(self.frames)
+            except StopIteration:
+                raise ZoomdreamError(f"source ended before frame {i + 1}") from None
+            self.src_prev, self.src = self.src, frame
+            self.index += 1
+
+    def _flows(self, i: int):
+        cached = self.flow_cache.get(i)
+        if cached is not None:
+            return cached
+        method = self.settings.video.flow
+        bwd = self.flow.compute_flow(self.src, self.src_prev, method)  # (H, W, 2) frame i -> i-1
+        fwd = self.flow.compute_flow(self.src_prev, self.src, method)  # (H, W, 2) frame i-1 -> i
+        self.flow_cache.put(i, bwd, fwd)
+        return bwd, fwd
+
+    def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
+        from .dream import dream  # noqa: PLC0415
+
+        v, d = self.settings.video, self.settings.dream
+        self._source(i)
+        src = self.src
+        if self.mask_path is not None and self.mask is None:
+            self.mask = _load_mask(self.mask_path, (src.shape[1], src.shape[0]))
+        carry = prev_out is not None and v.blend > 0 and self.src_prev is not None
+        if carry and self.flow.scene_cut_score(self.src_prev, src) > v.scene_cut:
+            log.info("scene cut at frame %d: starting the dream afresh", i)
+            carry = False
+        init = self.to_unit(src)  # (H, W, 3) unit range
+        bwd = valid = None
+        if prev_out is not None and self.src_prev is not None:
+            bwd, fwd = self._flows(i)
+            valid = (self.flow.occlusion_mask(bwd, fwd, threshold=v.occlusion) if v.occlusion > 0
+                     else np.ones(src.shape[:2], np.float32))  # (H, W) 1 = flow explains the pixel
+        if carry:
+            delta = self.to_unit(prev_out) - self.to_unit(self.src_prev)  # (H, W, 3) the previous dream delta
+            init = init + v.blend * valid[..., None] * self.flow.warp(delta, bwd)
+        iterations = v.iterations_per_frame if carry else d.iterations
+        out = self.to_uint8(dream(init, self.objective, self.backbone, d, frame=i, iterations=iterations,
+                                  mask=self.mask))
+        if prev_out is not None and bwd is not None:
+            self.flicker.add(prev_out, out, self.src_prev, src, bwd, valid)
+        return out
+
+
+def _cache_dir() -> Path:
+    """Per-user cache (flow fields): $ZOOMDREAM_CACHE, else $XDG_CACHE_HOME/zoomdream, else ~/.cache/zoomdream."""
+    env = os.environ.get("ZOOMDREAM_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zoomdream"
+
+
+# ---------------------------------------------------------------- zoom
+def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames: bool = False,
+                restart: bool = False, overwrite: bool = False, audio=None, quiet: bool = False) -> dict:
+    """The infinite zoom: dream a photo, move it a little, dream again, feeding each frame back in."""
+    from . import media, motion  # noqa: PLC0415
+    from .images import load_image  # noqa: PLC0415
+
+    out = _prepare_output(output, (input, audio), overwrite)
+    z = settings.zoom
+    if audio is not None and not media.has_audio(audio):
+        raise ZoomdreamError(f"{audio}: no audio stream found")
+    photo = load_image(input, max_size=settings.dream.max_size)
+    if z.size is not None:
+        photo = motion.fit_size(photo, tuple(z.size))
+    n = z.frames
+    manifest = _render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]]})
+    cache = FrameCache(out, manifest, restart=restart)
+    loop = _ZoomLoop(photo, settings)
+    run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming")
+    fps = Fraction(z.fps).limit_denominator(1001)
+    order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
+    total = len(order) if order else n
+    track = None
+    if audio is not None and _output_kind(out) == "mp4":
+        track = media.AudioSource(str(Path(audio).resolve()), 0.0, total / float(fps))
+    _finish(cache, n, out, fps=fps, audio=track, crf=crf, keep_frames=keep_frames, quiet=quiet,
+            settings=settings, extra={"input": str(Path(input).resolve()), "frames": total}, order=order)
+    if not quiet:
+        log.info("wrote %s: %d frames at %s fps", out.name, total, _fps_text(fps))
+    return {"frames": total, "fps": fps, "size": (photo.shape[1], photo.shape[0])}
+
+
+class _ZoomLoop:
+    """Per-frame work for ``render_zoom``: one affine warp of the previous frame, then a dream."""
+
+    def __init__(self, photo: np.ndarray, settings: Settings):
+        from . import motion  # noqa: PLC0415
+
+        self.motion = motion
+        self.photo = photo
+        self.settings = settings
+        z = settings.zoom
+        self.schedules = {k: motion.Schedule(getattr(z, k)) for k in ("zoom", "rotate", "pan", "center")}
+        self.layer_schedule = motion.Schedule(z.layers) if z.layers else None
+        extra = {name: 0.0 for frame in (z.layers or {}).values() for name in frame}
+        self.backbone, self.objective = _load_backbone_and_objective(settings, extra)
+        self.ref_stats = motion.colour_stats(photo)
+
+    def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
+        from .dream import dream, to_uint8, to_unit  # noqa: PLC0415
+
+        z, d = self.settings.zoom, self.settings.dream
+        h, w = self.photo.shape[:2]
+        if prev_out is None:
+            init, iterations = self.photo, d.iterations
+        else:
+            m = self.motion.frame_matrix(self.motion.motion_at(i, self.schedules), fps=z.fps, size=(w, h))
+            init, iterations = self.motion.warp_affine(prev_out, m), z.iterations_per_frame
+        if i % z.dream_every:
+            out = init  # pure motion between dreamed frames
+        else:
+            objective = self.objective
+            if self.layer_schedule is not None:
+                objective = objective.with_weights(self.layer_schedule.value_at(i))
+            out = to_uint8(dream(to_unit(init), objective, self.backbone, d, frame=i, iterations=iterations))
+        if z.colour_lock > 0:
+            out = self.motion.colour_lock(out, self.ref_stats, z.colour_lock)
+        return out
