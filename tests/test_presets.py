@@ -31,8 +31,8 @@ def test_inception_classic_is_exactly_the_seed():
     d = presets.load_preset("inception-classic").dream
     assert d.model == "inception_v3"
     assert dict(d.layers) == {"mixed2": 0.2, "mixed3": 0.5, "mixed4": 1.5, "mixed5": 2.0}
-    assert (d.border, d.grad_norm, d.step, d.octaves, d.octave_scale, d.iterations, d.max_loss, d.jitter) == \
-        (2, "mean_abs", 0.01, 4, 1.4, 5, 10.0, 0)
+    assert (d.border, d.grad_norm, d.step, d.octaves, d.octave_scale, d.iterations, d.max_loss, d.jitter, d.clip) == \
+        (2, "mean_abs", 0.01, 4, 1.4, 5, 10.0, 0, False)
 
 
 def test_extends_overrides_a_few_keys(tmp_path):

@@ -36,7 +36,8 @@ from .settings import DreamSettings
 log = logging.getLogger("zoomdream")
 
 GRAD_EPS = 1e-7  # the seed's floor under the gradient normaliser
-TILE_OVERLAP_FRACTION = 0.25  # tiles overlap by a quarter of their side; the overlap is feathered
+TILE_OVERLAP_FRACTION = 0.25
+  # tiles overlap by a quarter of their side; the overlap is feathered
 
 
 def to_unit(image: np.ndarray) -> np.ndarray:
@@ -230,6 +231,8 @@ def dream(image, objective: Objective, backbone: Backbone, settings: DreamSettin
             if octave_mask is not None:
                 update *= octave_mask
             img = img + update
+            if settings.clip:  # a few pixels would otherwise run away into saturated blobs
+                img = tf.clip_by_value(img, -1.0, 1.0)
             done += 1
             if progress:
                 progress(1)

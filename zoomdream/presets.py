@@ -232,6 +232,7 @@ DREAM_SCHEMA: dict[str, Callable] = {
     "max_loss": _number(0.0, lo_open=True, nullable=True),
     "border": _number(0, integer=True),
     "grad_norm": _string(choices=S.GRAD_NORMS),
+    "clip": _boolean,
     "jitter": _number(0, integer=True),
     "tile": _number(64, integer=True),
     "precision": _string(choices=S.PRECISIONS),

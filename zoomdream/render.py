@@ -109,8 +109,6 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
 def render_sheet(input, output, *, settings: Settings, layers: list[str] | None = None, cell: int = 256,
                  overwrite: bool = False, quiet: bool = False) -> np.ndarray:
     """One dream per layer (the backbone's interesting ones by default), as a labelled grid."""
-    import cv2  # noqa: PLC0415
-
     from .backbones import load_backbone  # noqa: PLC0415
     from .dream import dream_image, total_steps  # noqa: PLC0415
     from .images import load_image, save_image, resize_max  # noqa: PLC0415
@@ -139,7 +137,6 @@ def render_sheet(input, output, *, settings: Settings, layers: list[str] | None 
         sheet[r * h:(r + 1) * h, k * w:(k + 1) * w] = c
     save_image(out, sheet)
     _sidecar(out, settings, {"input": str(Path(input).resolve()), "sheet_layers": layers})
-    del cv2
     return sheet
 
 
@@ -353,19 +350,11 @@ def _frame_settings(kind: str, settings: Settings) -> dict:
 
 
 # ---------------------------------------------------------------- video
-def _output_kind(output: Path) -> str:
-    ext = output.suffix.lower()
-    if ext in (".mp4", ".gif"):
-        return ext[1:]
-    if ext == "" or str(output).endswith(os.sep):
-        return "frames"
-    raise ZoomdreamError(f"{output}: unsupported output format '{ext}' (use .mp4, .gif or a folder)")
-
-
 def _prepare_output(output, inputs, overwrite) -> Path:
+    from .media import output_kind  # noqa: PLC0415
+
     out = Path(os.path.abspath(output))
-    kind = _output_kind(out)
-    return check_output_path(out, inputs=inputs, overwrite=overwrite, is_dir=kind == "frames")
+    return check_output_path(out, inputs=inputs, overwrite=overwrite, is_dir=output_kind(out) == "folder")
 
 
 def _load_mask(mask, size: tuple[int, int]) -> np.ndarray | None:
@@ -394,13 +383,9 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     if start < 0 or (end is not None and end <= start):
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
     info = media.probe(input, fps=fps)
-    if getattr(info, "truncated", False):
-        log.warning("%s: decoded %d of %s frames (file truncated?)", input, info.n_frames, info.header_frames)
-    if info.vfr:
-        log.info("variable frame rate input resampled to %s fps", _fps_text(info.fps))
+    for note in info.notes:  # VFR resampled, truncated file, alpha composited, HDR
+        log.warning("%s: %s", Path(input).name, note)
     n = media.frame_count(info, start=start, end=end, max_frames=preview)
-    if n <= 0:
-        raise ZoomdreamError(f"{input}: no frames between {start:g} s and {end if end is not None else 'the end'} s")
     d = settings.dream
     manifest = _render_manifest("video", input, settings, {"start": start, "end": end, "fps": str(info.fps),
                                                           "max_size": d.max_size, "mask": mask and file_identity(mask)})
@@ -410,9 +395,7 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
         run_frames(cache, n, loop.frame, quiet=quiet, desc="dreaming")
     finally:
         loop.close()
-    audio = None
-    if info.has_audio and _output_kind(out) == "mp4":
-        audio = media.AudioSource(info.path, start, n / float(info.fps))
+    audio = media.audio_source(info, start=start, end=end, max_frames=preview)
     _finish(cache, n, out, fps=info.fps, audio=audio, crf=crf, keep_frames=keep_frames, quiet=quiet,
             settings=settings, extra={"input": info.path, "start": start, "end": end, "frames": n,
                                       "fps": str(info.fps)})
@@ -437,7 +420,8 @@ class _VideoLoop:
         self.flow, self.to_unit, self.to_uint8 = flow, to_unit, to_uint8
         self.settings = settings
         self.backbone, self.objective = _load_backbone_and_objective(settings)
-        self.frames: Iterator[np.ndarray] = media.iter_frames(info, start=start, end=end, max_size=settings.dream.max_size)
+        self.frames: Iterator[np.ndarray] = media.iter_frames(info, start=start, end=end,
+                                                              max_size=settings.dream.max_size)
         self.index = -1  # index of self.src (the last source frame read)
         self.src = self.src_prev = None
         self.mask_path = mask
@@ -531,9 +515,7 @@ def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames
     fps = Fraction(z.fps).limit_denominator(1001)
     order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
     total = len(order) if order else n
-    track = None
-    if audio is not None and _output_kind(out) == "mp4":
-        track = media.AudioSource(str(Path(audio).resolve()), 0.0, total / float(fps))
+    track = None if audio is None else media.AudioSource(str(Path(audio).resolve()), 0.0, total / float(fps))
     _finish(cache, n, out, fps=fps, audio=track, crf=crf, keep_frames=keep_frames, quiet=quiet,
             settings=settings, extra={"input": str(Path(input).resolve()), "frames": total}, order=order)
     if not quiet:

@@ -35,6 +35,7 @@ class DreamSettings:
     max_loss: float | None = None  # an octave stops early once the loss exceeds this (None = never)
     border: int = 0  # activation cells dropped at each edge of a layer in the loss (the seed uses 2)
     grad_norm: str = "mean_abs"  # gradient normalisation: "mean_abs" (the seed) or "std"
+    clip: bool = True  # keep the image in range after every step (the seed clips only at the end)
     jitter: int = 32  # max random roll in pixels per step, undone after, so no fixed grid shows
     tile: int = 512  # tile side in pixels; larger frames are dreamed in overlapping feathered tiles
     precision: str = "auto"  # compute precision: fp32, bf16, or auto (bf16 where the hardware runs it fast)

@@ -1,0 +1,137 @@
+"""Shared helpers for the benchmarks: quiet TensorFlow, images, backbones, timing.
+
+Not part of the zoomdream package: benchmarks import zoomdream, never the reverse.
+Timings on a shared machine are noisy, so every comparison is made *inside one run*,
+A and B interleaved round-robin, and reported as a ratio of medians.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_IMAGE = ROOT / "assets" / "coffee.jpg"
+
+# The seed post's layers and weights (its InceptionV3 dict, in its order).
+SEED_INCEPTION_LAYERS = {"mixed2": 0.2, "mixed3": 0.5, "mixed4": 1.5, "mixed5": 2.0}
+SEED_INCEPTION_MAX_LOSS = 10.0
+
+
+def tf():
+    """TensorFlow, imported quietly (zoomdream's way: before keras, C++ log spam to /dev/null)."""
+    from zoomdream._tf import tf as _tf  # noqa: PLC0415
+
+    return _tf()
+
+
+def load_image(path: str | Path = DEFAULT_IMAGE, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An RGB uint8 (H, W, 3) image, resized to ``size`` = (W, H) if given."""
+    from PIL import Image  # noqa: PLC0415
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if size is not None and im.size != tuple(size):
+            im = im.resize(tuple(size), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8).copy()
+
+
+def save_image(path: str | Path, image: np.ndarray) -> None:
+    from PIL import Image  # noqa: PLC0415
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(image, np.uint8)).save(path)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"640x360"`` -> (640, 360), i.e. (W, H)."""
+    w, _, h = text.lower().partition("x")
+    return int(w), int(h)
+
+
+def parse_layers(text: str) -> dict[str, float]:
+    """``"mixed3=0.5,mixed4=1.5"`` -> dict (a bare name means weight 1)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition("=")
+        out[name.strip()] = float(weight) if weight else 1.0
+    return out
+
+
+def default_layers(model: str) -> dict[str, float]:
+    """The layers a benchmark dreams with: the seed's for InceptionV3, the default preset's otherwise."""
+    if model == "inception_v3":
+        return dict(SEED_INCEPTION_LAYERS)
+    from zoomdream.presets import load_preset  # noqa: PLC0415
+
+    preset = load_preset("default").dream
+    if preset.model == model:
+        return dict(preset.layers)
+    from zoomdream.backbones import get_spec  # noqa: PLC0415
+
+    return {get_spec(model).interesting[-3]: 1.0}
+
+
+def load_backbone(model: str, precision: str = "fp32"):
+    """A zoomdream Backbone; InceptionV3 and the other ImageNet nets get *random* weights here.
+
+    ImageNet weights cannot be downloaded on this machine. FLOP counts and timings do not
+    depend on the weight values, so a randomly initialised network (seeded, so fp32 and bf16
+    builds hold the same weights) measures speed just as well.
+    """
+    from zoomdream.backbones import load_backbone as _load  # noqa: PLC0415
+
+    tf()
+    if model == "vgg16-hed":
+        return _load(model, precision=precision)
+    import keras  # noqa: PLC0415
+
+    keras.utils.set_random_seed(0)
+    return _load(model, weights="random", precision=precision)
+
+
+def weights_note(backbone) -> str:
+    return "random weights (speed/FLOPs do not depend on weight values)" if backbone.weights == "random" \
+        else f"weights: {backbone.weights}"
+
+
+def now() -> float:
+    return time.perf_counter()
+
+
+def median(xs) -> float:
+    return float(statistics.median(xs))
+
+
+def interleaved(cases: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                log: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+    """Time several callables round-robin: ``warmup`` rounds (first call timed apart), then ``repeats`` rounds.
+
+    Returns (first_call_seconds, steady_seconds_lists), both keyed like ``cases``.
+    Round-robin order (A B C, A B C, ...) means slow phases of a noisy machine hit every case alike.
+    """
+    first, steady = {}, {k: [] for k in cases}
+    for r in range(warmup + repeats):
+        for name, fn in cases.items():
+            t = now()
+            fn()
+            dt = now() - t
+            if r == 0:
+                first[name] = dt
+            if r >= warmup:
+                steady[name].append(dt)
+            if log:
+                log(f"    {'warm-up' if r < warmup else f'repeat {r - warmup + 1}'}: {name:<28} {dt:7.2f} s")
+    return first, steady
+
+
+def fmt_times(ts) -> str:
+    return "[" + ", ".join(f"{t:.2f}" for t in ts) + "]"

@@ -1,0 +1,131 @@
+"""Backbones: bundled weights really load, ImageNet backbones load files or fail clearly, never random."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from zoomdream import backbones, objectives, presets
+from zoomdream.dream import dream, dream_image, to_uint8, to_unit
+from zoomdream.errors import ZoomdreamError
+
+
+def test_bundled_vgg16_has_the_hed_weights(backbone):
+    import h5py
+
+    with h5py.File(backbones.hed_weights_path(), "r") as f:
+        kernel = np.asarray(f["block3/layers/conv2d_1/vars/0"])
+    np.testing.assert_array_equal(backbone.model.get_layer("block3_conv2").get_weights()[0], kernel)
+    assert backbone.weights.startswith("bundled")
+
+
+def test_registry_has_the_required_backbones():
+    assert {"vgg16-hed", "inception_v3", "vgg19", "resnet50", "inception_resnet_v2", "mobilenet_v2",
+            "xception"} <= set(backbones.REGISTRY)
+    with pytest.raises(ZoomdreamError, match="unknown model 'alexnet'.*vgg16-hed"):
+        backbones.get_spec("alexnet")
+
+
+def test_static_layer_table_matches_the_network(backbone):
+    static = backbones.list_layers("vgg16-hed")
+    built = [row for row in backbone.layer_table() if row[0] in {r[0] for r in static}]
+    assert [(n, c) for n, _, c in static] == [(n, c) for n, _, c in built]
+
+
+def test_feature_model_stops_at_the_deepest_layer(backbone):
+    fm = backbone.feature_model(("block3_conv1",))
+    names = {layer.name for layer in fm.layers}
+    assert "block3_conv1" in names and "block4_conv1" not in names and "block5_conv3" not in names
+
+
+@pytest.fixture(scope="module")
+def inception_random():
+    return backbones.load_backbone("inception_v3", weights=backbones.RANDOM, precision="fp32")
+
+
+def test_inception_classic_dreams_with_inception_v3(inception_random, sample_path):
+    import cv2
+
+    settings = presets.load_preset("inception-classic").dream
+    # Random weights give huge activations: without max_loss the seed's loop runs every step.
+    settings = dataclasses.replace(settings, precision="fp32", max_loss=None)
+    img = cv2.resize(cv2.cvtColor(cv2.imread(str(sample_path)), cv2.COLOR_BGR2RGB), (160, 120))
+    obj = objectives.from_settings(settings, inception_random)
+    hist = []
+    out = to_uint8(dream(to_unit(img), obj, inception_random, settings, history=hist))
+    assert out.shape == img.shape and not np.array_equal(out, img)
+    assert len(hist) == 2 * settings.iterations  # 2 octaves fit above InceptionV3's 75 px minimum
+    assert hist[4] > hist[0] and hist[9] > hist[5]  # the seed's loss climbs within each octave
+    assert "mixed10" in inception_random.layer_names() and "mixed0" in inception_random.layer_names()
+
+
+def test_weights_file_round_trip(tmp_path, inception_random):
+    path = tmp_path / "inception_v3_notop.weights.h5"
+    inception_random.model.save_weights(path)
+    loaded = backbones.load_backbone("inception_v3", weights=str(path), precision="fp32")
+    assert loaded.weights == str(path)
+    a = inception_random.model.get_layer("mixed3").get_weights()
+    b = loaded.model.get_layer("mixed3").get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    np.testing.assert_array_equal(loaded.model.layers[1].get_weights()[0], inception_random.model.layers[1].get_weights()[0])
+
+
+def test_cli_dreams_with_a_saved_weights_file(tmp_path, capsys, inception_random):
+    from zoomdream.cli import main
+    from zoomdream.images import save_image
+
+    weights = tmp_path / "inception_v3_notop.weights.h5"
+    inception_random.model.save_weights(weights)
+    src = tmp_path / "in.png"
+    save_image(src, (np.random.default_rng(1).random((80, 96, 3)) * 255).astype(np.uint8))
+    out = tmp_path / "out.png"
+    code = main(["image", str(src), "-o", str(out), "--preset", "inception-classic", "--weights", str(weights),
+                 "--octaves", "2", "--iterations", "2", "--precision", "fp32", "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert out.exists() and (tmp_path / "out.png.yaml").exists()
+
+
+def test_wrong_weights_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "notweights.h5"
+    bad.write_bytes(b"not an hdf5 file")
+    with pytest.raises(ZoomdreamError, match="notweights.h5: not a weights file for inception_v3"):
+        backbones.load_backbone("inception_v3", weights=str(bad), precision="fp32")
+    with pytest.raises(ZoomdreamError, match="weights file not found"):
+        backbones.load_backbone("inception_v3", weights=str(tmp_path / "missing.h5"))
+
+
+def test_offline_and_uncached_names_the_three_ways_out(tmp_path, monkeypatch):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: [Errno -2] Name or service not known")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(ZoomdreamError) as info:
+        backbones.load_backbone("inception_v3", precision="fp32")
+    msg = str(info.value)
+    assert "inception_v3" in msg and "--weights FILE" in msg and "--model vgg16-hed" in msg and "internet" in msg
+    assert "\n" not in msg
+
+
+def test_offline_error_through_the_cli_is_exit_2(tmp_path, monkeypatch, capsys, sample_path):
+    from keras.src.utils import file_utils
+
+    from zoomdream.cli import main
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(file_utils, "get_file", lambda *a, **k: (_ for _ in ()).throw(Exception("offline")))
+    out = tmp_path / "o.png"
+    code = main(["image", str(sample_path), "-o", str(out), "--model", "xception", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0]
+    assert "xception" in err[0] and not out.exists()
+
+
+def test_precision_auto_resolves():
+    assert backbones.resolve_precision("auto") in ("fp32", "bf16")
+    with pytest.raises(ZoomdreamError):
+        backbones.resolve_precision("fp8")

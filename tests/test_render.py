@@ -1,0 +1,307 @@
+"""The frame loop behind `video` and `zoom`: counts, rates, audio, resume, interrupts, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clips import make_clip
+from zoomdream import media, motion
+from zoomdream.cli import main
+from zoomdream.images import load_png_fast, save_image
+
+# Tiny dreams: one octave, one step; the loop, not the look, is under test here.
+FAST = ["--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1", "--precision", "fp32", "--jitter", "2"]
+VIDEO_FAST = [*FAST, "--iterations-per-frame", "1", "-q"]
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory):
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture()
+def small_photo(tmp_path, photo):
+    path = tmp_path / "photo.png"
+    save_image(path, photo)
+    return path
+
+
+def _children() -> list[int]:
+    """PIDs of live processes whose parent is this test process (ffmpeg leaks)."""
+    me, out = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _work_frames(out: Path) -> list[Path]:
+    return sorted((out.parent / f".{out.name}.zoomdream-work" / "frames").glob("*.png"))
+
+
+# ---------------------------------------------------------------- zoom
+def _zoom(photo, out, *extra):
+    return main(["zoom", str(photo), "-o", str(out), *FAST, "--fps", "12", "--frames", "6", "-q", *extra])
+
+
+def test_zoom_frame_count_fps_and_size(tmp_path, small_photo):
+    out = tmp_path / "zoom.mp4"
+    assert _zoom(small_photo, out) == 0
+    p = media.probe_output(out)
+    assert (p.frames, p.fps, p.width, p.height, p.has_audio) == (6, 12, 64, 48, False)
+    assert (tmp_path / "zoom.mp4.yaml").exists()
+    assert not list(tmp_path.glob(".*"))  # work folder removed, no temps
+
+
+def test_zoom_frames_really_move(tmp_path, small_photo):
+    out = tmp_path / "zoom.mp4"
+    # Dream only frame 0; later frames are pure motion, so each must equal the previous one moved once.
+    assert _zoom(small_photo, out, "--dream-every", "100", "--colour-lock", "0", "--zoom", "1.1", "--rotate", "2",
+                 "--keep-frames") == 0
+    frames = [load_png_fast(p) for p in _work_frames(out)]
+    assert len(frames) == 6
+    m = motion.frame_matrix(motion.Motion(zoom=1.1, rotate=2.0), fps=12, size=(64, 48))
+    for a, b in zip(frames, frames[1:]):
+        expected = motion.warp_affine(a, m)
+        centre = (slice(12, 36), slice(16, 48))
+        assert np.abs(b[centre].astype(int) - expected[centre].astype(int)).max() <= 1
+        assert np.abs(b[centre].astype(int) - a[centre].astype(int)).mean() > 2  # and it did move
+
+
+def test_zoom_colour_lock_holds_statistics(tmp_path, small_photo, photo):
+    out = tmp_path / "zoom"
+    assert main(["zoom", str(small_photo), "-o", str(out), *FAST, "--step", "0.05", "--frames", "8",
+                 "--colour-lock", "1", "-q"]) == 0
+    frames = sorted(out.glob("*.png"))
+    assert len(frames) == 8
+    ref_mean, ref_std = motion.colour_stats(photo)
+    mean, std = motion.colour_stats(load_png_fast(frames[-1]))
+    assert np.all(np.abs(mean - ref_mean) <= 0.1 * ref_mean + 1)
+    assert np.all(np.abs(std - ref_std) <= 0.1 * ref_std + 1)
+
+
+def test_zoom_resume_gives_identical_frames(tmp_path, small_photo, monkeypatch, capsys):
+    full, part = tmp_path / "full.mp4", tmp_path / "part.mp4"
+    assert _zoom(small_photo, full, "--keep-frames") == 0
+    monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", "3")
+    assert _zoom(small_photo, part, "--keep-frames") == 130
+    assert "interrupted after frame 3/6" in capsys.readouterr().err
+    assert not part.exists() and len(_work_frames(part)) == 3
+    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
+    assert _zoom(small_photo, part, "--keep-frames") == 0
+    a = [p.read_bytes() for p in _work_frames(full)]
+    b = [p.read_bytes() for p in _work_frames(part)]
+    assert len(a) == 6 and a == b
+    assert full.read_bytes() == part.read_bytes()
+
+
+def test_zoom_pingpong_gif_and_audio(tmp_path, small_photo, clips):
+    gif = tmp_path / "loop.gif"
+    assert _zoom(small_photo, gif, "--pingpong") == 0
+    assert media.probe_output(gif).frames == 10  # 6 + 4 back, without repeating the ends
+    song = make_clip("audio", clips)
+    mp4 = tmp_path / "song.mp4"
+    assert _zoom(small_photo, mp4, "--audio", str(song)) == 0
+    p = media.probe_output(mp4)
+    assert p.has_audio and p.audio_seconds <= 0.5 + 0.05  # trimmed to 6 frames at 12 fps
+
+
+def test_zoom_changed_settings_refuse_to_resume(tmp_path, small_photo, monkeypatch, capsys):
+    out = tmp_path / "z.mp4"
+    monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", "2")
+    assert _zoom(small_photo, out) == 130
+    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
+    capsys.readouterr()
+    assert _zoom(small_photo, out, "--step", "0.02") == 2
+    err = capsys.readouterr().err
+    assert "settings changed" in err and "--restart" in err and len(err.strip().splitlines()) == 1
+    assert _zoom(small_photo, out, "--step", "0.02", "--restart") == 0
+
+
+# ---------------------------------------------------------------- video
+def _video(src, out, *extra):
+    return main(["video", str(src), "-o", str(out), *VIDEO_FAST, *extra])
+
+
+def test_video_keeps_count_rate_and_audio(tmp_path, clips):
+    src = make_clip("moving", clips)
+    out = tmp_path / "dream.mp4"
+    assert _video(src, out) == 0
+    p, q = media.probe_output(src), media.probe_output(out)
+    assert (q.frames, q.fps, q.width, q.height) == (p.frames, p.fps, p.width, p.height) == (12, 12, 96, 64)
+    assert q.has_audio and abs(q.audio_seconds - 1.0) < 0.05
+    assert _children() == []
+
+
+def test_video_preview_start_end_and_silent_source(tmp_path, clips):
+    src = make_clip("basic", clips)  # 20 frames at 10 fps, no audio
+    out = tmp_path / "p.mp4"
+    assert _video(src, out, "--preview", "3", "--max-size", "64") == 0
+    q = media.probe_output(out)
+    assert (q.frames, q.width, q.height, q.has_audio) == (3, 64, 48, False)
+    out2 = tmp_path / "se.mp4"
+    assert _video(src, out2, "--start", "0.5", "--end", "1.0", "--max-size", "64") == 0
+    assert media.probe_output(out2).frames == 5
+
+
+def test_video_audio_trimmed_to_rendered_range(tmp_path, clips):
+    src = make_clip("audio", clips)
+    out = tmp_path / "a.mp4"
+    assert _video(src, out, "--preview", "5", "--max-size", "64") == 0
+    q = media.probe_output(out)
+    assert q.frames == 5 and q.has_audio and q.audio_seconds <= 0.5 + 0.05
+
+
+@pytest.mark.parametrize("kind,size", [("odd", (322, 242)), ("rot90", (240, 320))])
+def test_video_geometry(tmp_path, clips, kind, size):
+    src = make_clip(kind, clips)
+    out = tmp_path / "g.mp4"
+    assert _video(src, out, "--preview", "2") == 0
+    q = media.probe_output(out)
+    assert (q.width, q.height, q.rotation) == (*size, 0)
+
+
+def test_video_vfr_keeps_time(tmp_path, clips):
+    src = make_clip("vfr", clips)
+    out = tmp_path / "v.mp4"
+    assert _video(src, out, "--max-size", "64") == 0
+    q = media.probe_output(out)
+    assert abs(q.seconds - 2.0) <= 1 / float(q.fps) + 1e-6
+    assert q.has_audio and abs(q.audio_seconds - q.seconds) < 0.06
+
+
+def test_video_one_frame_and_folder_input(tmp_path, clips, photo):
+    out = tmp_path / "one.mp4"
+    assert _video(make_clip("one_frame", clips), out, "--max-size", "64") == 0
+    assert media.probe_output(out).frames == 1
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in (1, 2, 10):
+        save_image(folder / f"f{i}.png", np.roll(photo, i, axis=1))
+    out2 = tmp_path / "folder.mp4"
+    assert _video(folder, out2, "--fps", "24") == 0
+    q = media.probe_output(out2)
+    assert (q.frames, q.fps) == (3, 24)
+
+
+def test_video_resume_gives_identical_frames(tmp_path, clips, monkeypatch, capsys):
+    src = make_clip("moving", clips)
+    full, part = tmp_path / "full.mp4", tmp_path / "part.mp4"
+    assert _video(src, full, "--keep-frames") == 0
+    for k in (0, 5):
+        monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", str(k))
+        assert _video(src, part, "--keep-frames") == 130
+    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
+    frames = _work_frames(part)
+    assert len(frames) == 5
+    frames[-1].write_bytes(b"")  # a damaged last frame must be re-rendered, never reused
+    frames[-1].unlink()
+    assert _video(src, part, "--keep-frames") == 0
+    a = [p.read_bytes() for p in _work_frames(full)]
+    b = [p.read_bytes() for p in _work_frames(part)]
+    assert len(a) == 12 and a == b
+    assert full.read_bytes() == part.read_bytes()
+    assert _children() == []
+
+
+def test_video_changed_input_refuses_to_resume(tmp_path, clips, monkeypatch, capsys):
+    import shutil
+
+    src = tmp_path / "clip.mp4"
+    shutil.copy(make_clip("moving", clips), src)
+    out = tmp_path / "d.mp4"
+    monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", "2")
+    assert _video(src, out) == 130
+    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
+    shutil.copy(make_clip("basic", clips), src)
+    capsys.readouterr()
+    assert _video(src, out) == 2
+    assert "input changed" in capsys.readouterr().err
+
+
+BAD_VIDEOS = ["not_video", "empty", "trunc_nomoov", "no_streams", "audio_only", "audio_only_mp4", "zero_decodable"]
+
+
+@pytest.mark.parametrize("kind", BAD_VIDEOS)
+def test_bad_video_is_exit_2_one_line_nothing_written(tmp_path, clips, kind, capsys):
+    src = make_clip(kind, clips)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    assert _video(src, outdir / "d.mp4") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and src.name in err[0] and "Traceback" not in err[0]
+    assert list(outdir.iterdir()) == []
+    assert _children() == []
+
+
+@pytest.mark.parametrize("case", ["missing", "empty folder", "same output", "exists", "no folder", "bad ext"])
+def test_bad_video_paths(tmp_path, clips, case, capsys):
+    src = make_clip("basic", clips)
+    out = tmp_path / "d.mp4"
+    if case == "missing":
+        src = tmp_path / "nope.mp4"
+    elif case == "empty folder":
+        src = tmp_path / "empty"
+        src.mkdir()
+    elif case == "same output":
+        out = src
+    elif case == "exists":
+        out.write_bytes(b"old")
+    elif case == "no folder":
+        out = tmp_path / "missing" / "d.mp4"
+    else:
+        out = tmp_path / "d.avi"
+    before = out.read_bytes() if out.exists() else None
+    assert _video(src, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "zoomdream: error:" in err[0]
+    assert (out.read_bytes() if out.exists() else None) == before
+
+
+def test_truncated_video_is_reported(tmp_path, clips):
+    src = make_clip("trunc_tail", clips)
+    out = tmp_path / "t.mp4"
+    r = subprocess.run([sys.executable, "-m", "zoomdream", "video", str(src), "-o", str(out), *VIDEO_FAST[:-1],
+                        "--max-size", "64"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "file truncated?" in r.stderr
+    assert media.probe_output(out).frames == media.probe(src).n_frames
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signals_exit_cleanly_and_resume(tmp_path, clips, sig, code):
+    src = make_clip("basic", clips)
+    out = tmp_path / "s.mp4"
+    cmd = [sys.executable, "-m", "zoomdream", "video", str(src), "-o", str(out), *FAST, "--iterations", "3",
+           "--octaves", "2", "--max-size", "160"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    frames_dir = tmp_path / ".s.mp4.zoomdream-work" / "frames"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(frames_dir.glob("*.png"))) < 2:
+        time.sleep(0.1)
+    t0 = time.time()
+    os.killpg(proc.pid, sig)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == code and time.time() - t0 < 10
+    lines = [line for line in err.splitlines() if line.strip() and "\r" not in line]
+    assert any("run the same command again to resume" in line for line in lines), err
+    assert not out.exists()
+    leftovers = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert leftovers == []
+    done = len(list(frames_dir.glob("*.png")))
+    assert 2 <= done < 20
+    r = subprocess.run(cmd + ["-q"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert media.probe_output(out).frames == 20
