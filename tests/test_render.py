@@ -305,3 +305,27 @@ def test_signals_exit_cleanly_and_resume(tmp_path, clips, sig, code):
     r = subprocess.run(cmd + ["-q"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert media.probe_output(out).frames == 20
+
+
+def test_video_mask_image_and_mask_video(tmp_path, clips):
+    import imageio_ffmpeg
+
+    src = make_clip("moving", clips)
+    info = media.probe(src)
+    sources = list(media.iter_frames(info))
+    mask = np.zeros((64, 96, 3), np.uint8)
+    mask[:, 48:] = 255  # dream only the right half
+    save_image(tmp_path / "mask.png", mask)
+    out = tmp_path / "m.mp4"
+    assert _video(src, out, "--mask", str(tmp_path / "mask.png"), "--keep-frames", "--step", "0.05") == 0
+    frames = [load_png_fast(p).astype(int) for p in _work_frames(out)]
+    left = np.mean([np.abs(f[:, :32] - s[:, :32]).mean() for f, s in zip(frames, sources)])
+    right = np.mean([np.abs(f[:, 64:] - s[:, 64:]).mean() for f, s in zip(frames, sources)])
+    assert left < 0.5 and right > 2.0
+    black = tmp_path / "black.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "color=black:size=96x64:rate=12:duration=1", "-pix_fmt", "yuv420p", str(black)], check=True)
+    out2 = tmp_path / "m2.mp4"
+    assert _video(src, out2, "--mask", str(black), "--keep-frames", "--step", "0.05") == 0
+    frames = [load_png_fast(p).astype(int) for p in _work_frames(out2)]
+    assert max(np.abs(f - s).max() for f, s in zip(frames, sources)) <= 1

@@ -60,6 +60,9 @@ def _sidecar(output: Path, settings: Settings, extra: dict) -> None:
 
 
 def _versions() -> dict:
+    from ._tf import tf as _tf  # noqa: PLC0415  (quietly: a bare import would print TensorFlow's C++ log lines)
+
+    _tf()
     out = {}
     for mod in ("tensorflow", "keras", "numpy", "cv2"):
         with contextlib.suppress(Exception):
@@ -357,16 +360,43 @@ def _prepare_output(output, inputs, overwrite) -> Path:
     return check_output_path(out, inputs=inputs, overwrite=overwrite, is_dir=output_kind(out) == "folder")
 
 
-def _load_mask(mask, size: tuple[int, int]) -> np.ndarray | None:
-    """A grey mask image resized to (w, h), as float32 (H, W) in [0, 1]."""
-    if mask is None:
-        return None
-    import cv2  # noqa: PLC0415
+class _Mask:
+    """``--mask``: a still image, or a video whose frame i masks frame i (its last frame holds after it ends).
 
-    from .images import load_image  # noqa: PLC0415
+    Convention: ``at(i, (w, h))`` returns float32 (H, W) in [0, 1]; 1 = dream fully there.
+    """
 
-    m = load_image(mask).astype(np.float32).mean(axis=2) / 255.0  # (h, w)
-    return cv2.resize(m, size, interpolation=cv2.INTER_AREA)
+    def __init__(self, path):
+        from . import media  # noqa: PLC0415
+        from .images import IMAGE_EXTENSIONS, load_image  # noqa: PLC0415
+
+        self.still, self.frames, self.current, self.index = None, None, None, -1
+        if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+            self.still = self._grey(load_image(path))
+        else:
+            self.frames = media.iter_frames(media.probe(path))
+
+    @staticmethod
+    def _grey(rgb: np.ndarray) -> np.ndarray:
+        return rgb.astype(np.float32).mean(axis=2) / 255.0  # (h, w)
+
+    def at(self, i: int, size: tuple[int, int]) -> np.ndarray:
+        import cv2  # noqa: PLC0415
+
+        if self.still is None:
+            while self.index < i:
+                nxt = next(self.frames, None)
+                if nxt is None:
+                    break
+                self.current, self.index = self._grey(nxt), self.index + 1
+            m = self.current
+        else:
+            m = self.still
+        return m if m.shape[::-1] == size else cv2.resize(m, size, interpolation=cv2.INTER_AREA)
+
+    def close(self):
+        if self.frames is not None:
+            self.frames.close()
 
 
 def render_video(input, output, *, settings: Settings, start: float = 0.0, end: float | None = None,
@@ -424,17 +454,16 @@ class _VideoLoop:
                                                               max_size=settings.dream.max_size)
         self.index = -1  # index of self.src (the last source frame read)
         self.src = self.src_prev = None
-        self.mask_path = mask
-        self.mask = None
+        self.mask = None if mask is None else _Mask(mask)
         self.flicker = flow.FlickerMeter()
-        key = json.dumps([file_identity(info.path), start, end, str(info.fps), settings.dream.max_size,
+        key = json.dumps([file_identity(info.path), start, str(info.fps), settings.dream.max_size,
                           settings.video.flow], sort_keys=True)
         self.flow_cache = flow.FlowCache(_cache_dir() / "flow", hashlib.sha256(key.encode()).hexdigest()[:20])
 
     def close(self):
-        close = getattr(self.frames, "close", None)
-        if close:
-            close()
+        self.frames.close()
+        if self.mask is not None:
+            self.mask.close()
 
     def _source(self, i: int) -> None:
         """Advance the decoder so self.src is source frame i and self.src_prev frame i-1."""
@@ -462,8 +491,6 @@ class _VideoLoop:
         v, d = self.settings.video, self.settings.dream
         self._source(i)
         src = self.src
-        if self.mask_path is not None and self.mask is None:
-            self.mask = _load_mask(self.mask_path, (src.shape[1], src.shape[0]))
         carry = prev_out is not None and v.blend > 0 and self.src_prev is not None
         if carry and self.flow.scene_cut_score(self.src_prev, src) > v.scene_cut:
             log.info("scene cut at frame %d: starting the dream afresh", i)
@@ -479,10 +506,32 @@ class _VideoLoop:
             init = init + v.blend * valid[..., None] * self.flow.warp(delta, bwd)
         iterations = v.iterations_per_frame if carry else d.iterations
         out = self.to_uint8(dream(init, self.objective, self.backbone, d, frame=i, iterations=iterations,
-                                  mask=self.mask))
+                                  mask=None if self.mask is None else self.mask.at(i, (src.shape[1], src.shape[0]))))
+        self.last_flicker = float("nan")
         if prev_out is not None and bwd is not None:
-            self.flicker.add(prev_out, out, self.src_prev, src, bwd, valid)
+            self.last_flicker = self.flicker.add(prev_out, out, self.src_prev, src, bwd, valid)
         return out
+
+
+def dream_frames(info, settings: Settings, *, first: int, stop: int, warmup: int = 0, start: float = 0.0,
+                 end: float | None = None, mask=None) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Dream video frames ``first <= i < stop`` on their own: a chunk of a longer render.
+
+    The chunk starts afresh (no carried dream) at ``first - warmup``; the warm-up frames
+    are dreamed and dropped, so the first kept frame already carries a settled dream.
+    Yields ``(i, frame, added_flicker)`` for each kept frame (flicker is nan for a frame
+    with no predecessor). Frame i is the same source frame and jitter as in a sequential
+    run, so two runs with the same chunking give identical frames.
+    """
+    loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, quiet=True)
+    prev = None
+    try:
+        for i in range(max(0, first - warmup), stop):
+            prev = loop.frame(i, prev)
+            if i >= first:
+                yield i, prev, loop.last_flicker
+    finally:
+        loop.close()
 
 
 def _cache_dir() -> Path:
