@@ -47,6 +47,9 @@ def test_image_end_to_end_with_reproducible_sidecar(tmp_path, small_jpg, capsys)
     assert again.read_bytes() == first
     assert presets.load_preset(side).dream.seed == 3
     assert not [n for n in _files(tmp_path) if "partial" in n]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of a temp file
 
 
 def test_existing_output_needs_overwrite(tmp_path, small_jpg, capsys):

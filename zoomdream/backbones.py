@@ -19,6 +19,8 @@ every backbone and equals the seed's on InceptionV3 (whose input range *is* [-1,
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -287,8 +289,12 @@ def _build(spec: BackboneSpec, weights: str | None, precision: str) -> Backbone:
         return Backbone(spec, model, precision, weights)
 
     cached = keras_cache_dir() / spec.weights_file
+    if not cached.exists():
+        logging.getLogger("zoomdream").info("downloading the ImageNet weights for %s once, into %s",
+                                            spec.name, cached.parent)
     try:
-        with _dtype_policy(precision), warnings.catch_warnings():
+        # Keras prints "Downloading data from ..." on stdout; our note above replaces it.
+        with _dtype_policy(precision), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             model = builder(weights="imagenet", include_top=False, input_shape=(None, None, 3))
     except Exception as e:  # noqa: BLE001  (Keras raises a bare Exception for a failed download)

@@ -39,6 +39,7 @@ log = logging.getLogger("zoomdream")
 WORK_SUFFIX = ".zoomdream-work"  # the work folder is ".<output name>.zoomdream-work" beside the output
 FRAME_PATTERN = "%06d.png"  # zero-padded: numeric order is lexicographic order past 999
 STILL_FORMATS = (".png", ".jpg", ".jpeg", ".webp")
+SHEET_BACKGROUND = 24  # dark grey behind empty cells of a layer sheet
 ABORT_AFTER_ENV = "ZOOMDREAM_TEST_ABORT_AFTER"  # tests: raise KeyboardInterrupt after this many new frames
 
 
@@ -134,7 +135,7 @@ def render_sheet(input, output, *, settings: Settings, layers: list[str] | None 
     cols = min(4, len(cells))
     rows = -(-len(cells) // cols)
     h, w = cells[0].shape[:2]
-    sheet = np.full((rows * h, cols * w, 3), 255, np.uint8)  # (rows*h, cols*w, 3)
+    sheet = np.full((rows * h, cols * w, 3), SHEET_BACKGROUND, np.uint8)  # (rows*h, cols*w, 3)
     for i, c in enumerate(cells):
         r, k = divmod(i, cols)
         sheet[r * h:(r + 1) * h, k * w:(k + 1) * w] = c
