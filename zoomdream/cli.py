@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--colour-lock", "--color-lock", type=_unit, dest="colour_lock",
                    help="0..1: hold colours to the photo's statistics (default from preset)")
     g.add_argument("--dream-every", type=_positive(int), metavar="N", help="dream every Nth frame; zoom only between")
+    g.add_argument("--iterations-per-frame", type=_positive(int), dest="zoom_iterations",
+                   help="steps per octave on frames after the first")
+    g.add_argument("--octaves-per-frame", type=_positive(int), help="octaves on frames after the first (default 1)")
     g.add_argument("--pingpong", action="store_true", default=None, help="append the frames reversed (seamless loop)")
     g.add_argument("--audio", metavar="FILE", help="audio track for the animation (trimmed to its length)")
     _add_render_options(p)
@@ -203,7 +206,8 @@ OVERRIDES = {  # argparse dest -> settings key
     "blend": "video.blend", "flow": "video.flow", "iterations_per_frame": "video.iterations_per_frame",
     "zoom": "zoom.zoom", "rotate": "zoom.rotate", "pan": "zoom.pan", "center": "zoom.center", "size": "zoom.size",
     "colour_lock": "zoom.colour_lock", "dream_every": "zoom.dream_every", "pingpong": "zoom.pingpong",
-    "frames": "zoom.frames",
+    "frames": "zoom.frames", "zoom_iterations": "zoom.iterations_per_frame",
+    "octaves_per_frame": "zoom.octaves_per_frame",
 }
 
 

@@ -253,6 +253,7 @@ ZOOM_SCHEMA: dict[str, Callable] = {
     "center": _keyframed(_pair(_number(0.0, 1.0))),
     "layers": lambda v: _zoom_layers(v),
     "iterations_per_frame": _number(1, integer=True),
+    "octaves_per_frame": _number(1, 12, integer=True),
     "colour_lock": _number(0.0, 1.0),
     "dream_every": _number(1, integer=True),
     "fps": _number(0.0, 240.0, lo_open=True),

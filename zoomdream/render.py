@@ -588,6 +588,9 @@ class _ZoomLoop:
         extra = {name: 0.0 for frame in (z.layers or {}).values() for name in frame}
         self.backbone, self.objective = _load_backbone_and_objective(settings, extra)
         self.ref_stats = motion.colour_stats(photo)
+        # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
+        # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
+        self.frame_settings = dataclasses.replace(settings.dream, octaves=z.octaves_per_frame)
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
         from .dream import dream, to_uint8, to_unit  # noqa: PLC0415
@@ -598,7 +601,7 @@ class _ZoomLoop:
             init, iterations = self.photo, d.iterations
         else:
             m = self.motion.frame_matrix(self.motion.motion_at(i, self.schedules), fps=z.fps, size=(w, h))
-            init, iterations = self.motion.warp_affine(prev_out, m), z.iterations_per_frame
+            init, iterations, d = self.motion.warp_affine(prev_out, m), z.iterations_per_frame, self.frame_settings
         if i % z.dream_every:
             out = init  # pure motion between dreamed frames
         else:

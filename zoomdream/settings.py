@@ -64,6 +64,7 @@ class ZoomSettings:
     center: Any = (0.5, 0.5)  # zoom/rotation centre as a fraction of (width, height); or keyframes
     layers: Any = None  # optional {frame: {layer: weight}} keyframes that override the dream layers over time
     iterations_per_frame: int = 3  # steps per octave for frames after the first (which uses `iterations`)
+    octaves_per_frame: int = 1  # octaves for frames after the first: the feedback loop is the pyramid
     colour_lock: float = 0.7  # 0..1: pull each frame's colour statistics toward the source photo's
     dream_every: int = 1  # dream every Nth frame; frames in between are pure motion
     fps: float = 24.0  # output frame rate
