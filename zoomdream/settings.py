@@ -49,7 +49,7 @@ class VideoSettings:
 
     blend: float = 0.5  # 0..1: share of the previous frame's flow-warped dream delta carried into this frame
     flow: str = "dis"  # optical flow: "dis" (fast, default) or "farneback"
-    iterations_per_frame: int = 4  # steps per octave for frames that carry a dream (the first frame uses `iterations`)
+    iterations_per_frame: int = 2  # steps per octave for frames that carry a dream (the first frame uses `iterations`)
     occlusion: float = 1.0  # forward-backward flow check strictness (higher tolerates more); 0 disables the mask
     scene_cut: float = 0.5  # scene-cut score above which the carried dream is reset (1 disables)
 
