@@ -328,3 +328,28 @@ def test_fit_size_shapes_and_dtype():
     assert tall.shape == (40, 20) and tall.dtype == np.uint8
     with pytest.raises(ZoomdreamError, match="size"):
         fit_size(wide, (0, 10))
+
+
+def test_full_colour_lock_matches_covariance_and_holds_the_palette():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (64, 64, 1))
+    photo = np.clip(np.concatenate([150 + 40 * base, 80 + 30 * base, 50 + 20 * base + rng.normal(0, 5, (64, 64, 1))],
+                                   axis=2), 0, 255).astype(np.uint8)  # browns: strongly correlated channels
+    ref = motion.colour_reference(photo)
+    mean, cov = ref
+    # A feedback loop that pushes red and green apart (the neon drift) plus a little blur.
+    frame = photo.copy()
+    for _ in range(60):
+        x = frame.astype(np.float32)
+        x[..., 0] += 0.1 * (x[..., 0] - x[..., 1])
+        x[..., 1] -= 0.1 * (x[..., 0] - x[..., 1])
+        frame = motion.colour_lock(np.clip(x, 0, 255).astype(np.uint8), ref, 0.7)
+    m, c = motion.colour_reference(frame)
+    corr = lambda k: k[0, 1] / np.sqrt(k[0, 0] * k[1, 1])  # noqa: E731
+    assert abs(corr(c) - corr(cov)) < 0.1
+    assert np.all(np.abs(m - mean) <= 0.1 * mean + 1)
+    np.testing.assert_allclose(np.sqrt(np.diag(c)), np.sqrt(np.diag(cov)), rtol=0.1)
+    full = motion.colour_lock(np.clip(photo.astype(np.float32)[..., ::-1], 0, 255).astype(np.uint8), ref, 1.0)
+    _, c_full = motion.colour_reference(full)
+    np.testing.assert_allclose(c_full, cov, rtol=0.05, atol=5)
+    assert np.array_equal(motion.colour_lock(photo, ref, 0.0), photo)

@@ -406,7 +406,7 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
                  quiet: bool = False) -> dict:
     """Dream a video (or a folder of numbered images) frame by frame into ``output``.
 
-    Returns a summary: frames, fps, the mean added flicker and the frame size.
+    Returns a summary: frames, fps, the mean added flicker and the dreamed frames' (width, height).
     """
     from . import media  # noqa: PLC0415
 
@@ -427,6 +427,7 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     finally:
         loop.close()
     audio = media.audio_source(info, start=start, end=end, max_frames=preview)
+    size = cache.load(n - 1).shape[1::-1]  # (w, h) of the dreamed frames, after max_size
     _finish(cache, n, out, fps=info.fps, audio=audio, crf=crf, keep_frames=keep_frames, quiet=quiet,
             settings=settings, extra={"input": info.path, "start": start, "end": end, "frames": n,
                                       "fps": str(info.fps)})
@@ -434,7 +435,7 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     if not quiet:
         text = f"{flicker:.2f}" if loop.flicker.count else "n/a (fewer than 2 new frames)"
         log.info("wrote %s: %d frames at %s fps; added flicker %s", out.name, n, _fps_text(info.fps), text)
-    return {"frames": n, "fps": info.fps, "flicker": flicker, "size": (info.width, info.height)}
+    return {"frames": n, "fps": info.fps, "flicker": flicker, "size": size}
 
 
 def _fps_text(fps: Fraction) -> str:
@@ -587,7 +588,7 @@ class _ZoomLoop:
         self.layer_schedule = motion.Schedule(z.layers) if z.layers else None
         extra = {name: 0.0 for frame in (z.layers or {}).values() for name in frame}
         self.backbone, self.objective = _load_backbone_and_objective(settings, extra)
-        self.ref_stats = motion.colour_stats(photo)
+        self.ref_stats = motion.colour_reference(photo)
         # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
         # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
         self.frame_settings = dataclasses.replace(settings.dream, octaves=z.octaves_per_frame)

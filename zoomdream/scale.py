@@ -260,11 +260,12 @@ def _ray_session(ray, *, workers: int | None, address: str | None):
         else:
             ray.init(num_cpus=(workers or os.cpu_count() or 1) * WORKER_CPUS, include_dashboard=False,
                      log_to_driver=False, logging_level="ERROR")
-    except ConnectionError as e:
-        raise ZoomdreamError(f"--ray-address {address}: cannot connect to a Ray cluster ({e}); start one with "
-                             f"`ray start --head` or check the address") from None
+    except (ConnectionError, RuntimeError) as e:  # no cluster there, or one of another Ray version
+        where = f"--ray-address {address}" if address else "local Ray"
+        raise ZoomdreamError(f"{where}: cannot start or connect to Ray ({' '.join(str(e).split())}); start a "
+                             f"cluster with `ray start --head`, or check the address") from None
     finally:
-        if in_main:  # ray.init installs its own SIGTERM handler; ours turns SIGTERM into a clean stop
+        if in_main and term is not None:  # ray.init installs its own SIGTERM handler; ours stops cleanly
             signal.signal(signal.SIGTERM, term)
     try:
         yield
@@ -469,8 +470,7 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     and ``workers``.
     """
     from . import media  # noqa: PLC0415
-    from .render import (FrameCache, _finish, _prepare_output, _progress, _render_manifest,  # noqa: PLC0415
-                         file_identity)
+    from .render import FrameCache, _finish, _prepare_output, _render_manifest, file_identity  # noqa: PLC0415
 
     ray = _import_ray()
     for flag, value, least in (("--workers", workers, 1), ("--chunk", chunk, 1), ("--warmup", warmup, 0),
@@ -501,55 +501,75 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
                 for c in plan_segments(n, cuts, chunk=chunk, warmup=0, fade=0)]
 
     flicker: dict[int, float] = {}
-    used = 0
+    used = 0  # workers this call used
+    # 2) dream the chunks not yet complete, on Ray
     missing = sum(not cache.path(i).exists() for i in range(n))
     if missing:
-        with _RayNotices() as notices, _ray_session(ray, workers=workers, address=address), _Workers(ray) as pool:
-            if workers is None:
-                workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // WORKER_CPUS)
-            # 2) start the workers first, so their start-up (TensorFlow, the backbone) overlaps the cut scan
-            pool.grow(min(workers, -(-missing // chunk)))
-            with _progress(n, quiet=quiet, unit="frame", desc="finding scene cuts") as bar:
-                cuts = find_cuts(info, settings=settings, start=start, end=end, max_frames=n, progress=bar.update)
-            # 3) plan, then dream the chunks not yet complete
-            plan = make_plan(cuts)
-            store = _Store(cache, plan)
-            todo = [c for c in plan if not store.done(c)]
-            if missing < n:
-                log.info("resuming: %d of %d chunks already complete", len(plan) - len(todo), len(plan))
-            used = min(workers, len(todo))
-            pool.grow(used)
-            pool.shrink(used)
-            if not quiet:
-                log.info("%d frames in %d chunks (%d scene cuts, %d seams); %d chunks to dream on %d Ray workers",
-                         n, len(plan), len(cuts), sum(c.seam for c in plan), len(todo), used)
-            try:
-                _dream_chunks(ray, pool, todo, store, flicker, n_frames=n, plan_size=len(plan), quiet=quiet,
-                              call=(info, _absolute(settings), start, end, mask and os.path.abspath(mask)))
-            finally:
-                notices.muted = True  # what follows is our own cleanup: killed workers are no news
+        try:
+            plan, store, used = _dream_missing(ray, cache, flicker, info=info, settings=settings, make_plan=make_plan,
+                                               n=n, missing=missing, workers=workers, address=address, chunk=chunk,
+                                               start=start, end=end, mask=mask, quiet=quiet)
+        except ZoomdreamError:
+            if not any(p.is_file() for p in cache.folder.rglob("*.png")):  # nothing dreamed: leave nothing behind
+                cache.remove()
+            raise
     else:  # every frame is there (the encoder was interrupted, say): no Ray needed; the plan is for the report
         plan = make_plan(find_cuts(info, settings=settings, start=start, end=end, max_frames=n))
         store = _Store(cache, plan)
     for i in store.faded:  # a run stopped between the two versions of a frame and its blend
         store.blend(i)
-    # 4) the seam report, then the output exactly as render_video writes it
+    # 3) the seam report, from the finished frames; 4) the output, exactly as render_video writes it
     seams = [c for c in plan if c.seam]
     at_seams = _added_flicker(info, settings, cache, [i for c in seams for i in range(c.fade_from, c.first + 1)],
                               start=start, end=end)
     inside = [v for v in flicker.values() if not math.isnan(v)]
     audio = media.audio_source(info, start=start, end=end, max_frames=preview)
+    size = cache.load(n - 1).shape[1::-1]  # (w, h) of the dreamed frames, after max_size
     _finish(cache, n, out, fps=info.fps, audio=audio, crf=crf, keep_frames=keep_frames, quiet=quiet,
             settings=settings, extra={"input": info.path, "start": start, "end": end, "frames": n,
                                       "fps": str(info.fps)})
-    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
-    summary = {"frames": n, "fps": info.fps, "flicker": mean(inside + at_seams), "size": (info.width, info.height),
-               "flicker_inside": mean(inside), "flicker_seams": mean(at_seams),
+    summary = {"frames": n, "fps": info.fps, "flicker": _mean(inside + at_seams), "size": size,
+               "flicker_inside": _mean(inside), "flicker_seams": _mean(at_seams),
                "flicker_seams_max": max(at_seams, default=float("nan")), "seams": len(seams), "chunks": len(plan),
                "workers": used}
     if not quiet:
         _report(out, summary, fade=max((c.fade for c in seams), default=0))
     return summary
+
+
+def _dream_missing(ray, cache, flicker: dict, *, info, settings: Settings, make_plan, n: int, missing: int,
+                   workers: int | None, address: str | None, chunk: int, start: float, end: float | None, mask,
+                   quiet: bool) -> tuple[list[Chunk], _Store, int]:
+    """Connect to Ray, plan, and dream every chunk not yet complete; returns (plan, store, workers used)."""
+    from .render import _progress  # noqa: PLC0415
+
+    with _RayNotices() as notices, _ray_session(ray, workers=workers, address=address), _Workers(ray) as pool:
+        room = max(1, int(ray.cluster_resources().get("CPU", 1)) // WORKER_CPUS)
+        if workers is not None and workers > room:  # more would wait for a CPU forever, holding their chunks
+            log.warning("the Ray cluster has room for %d workers, not %d: using %d", room, workers, room)
+        workers = room if workers is None else min(workers, room)
+        # a) start the workers first, so their start-up (TensorFlow, the backbone) overlaps the cut scan
+        pool.grow(min(workers, -(-missing // chunk)))
+        with _progress(n, quiet=quiet, unit="frame", desc="finding scene cuts") as bar:
+            cuts = find_cuts(info, settings=settings, start=start, end=end, max_frames=n, progress=bar.update)
+        # b) plan, then dream the chunks not yet complete
+        plan = make_plan(cuts)
+        store = _Store(cache, plan)
+        todo = [c for c in plan if not store.done(c)]
+        if missing < n:
+            log.info("resuming: %d of %d chunks already complete", len(plan) - len(todo), len(plan))
+        used = min(workers, len(todo))
+        pool.grow(used)
+        pool.shrink(used)
+        if not quiet:
+            log.info("%d frames in %d chunks (%d scene cuts, %d seams); %d chunks to dream on %d Ray workers",
+                     n, len(plan), len(cuts), sum(c.seam for c in plan), len(todo), used)
+        try:
+            _dream_chunks(ray, pool, todo, store, flicker, n_frames=n, plan_size=len(plan), quiet=quiet,
+                          call=(info, _absolute(settings), start, end, mask and os.path.abspath(mask)))
+        finally:
+            notices.muted = True  # what follows is our own cleanup: killed workers are no news
+    return plan, store, used
 
 
 def _dream_chunks(ray, pool: _Workers, todo: list[Chunk], store: _Store, flicker: dict, *, n_frames: int,
@@ -629,6 +649,10 @@ def _added_flicker(info, settings: Settings, cache, frames: list[int], *, start:
     finally:
         sources.close()
     return [x for x in values if not math.isnan(x)]
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _report(out: Path, s: dict, *, fade: int) -> None:
