@@ -112,25 +112,30 @@ def median(xs) -> float:
 
 
 def interleaved(cases: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1,
-                log: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+                log: Callable[[str], None] | None = None) -> tuple[dict, dict, dict]:
     """Time several callables round-robin: ``warmup`` rounds (first call timed apart), then ``repeats`` rounds.
 
-    Returns (first_call_seconds, steady_seconds_lists), both keyed like ``cases``.
-    Round-robin order (A B C, A B C, ...) means slow phases of a noisy machine hit every case alike.
+    Returns (first_call_seconds, steady_wall_seconds_lists, steady_cpu_seconds_lists), keyed like ``cases``.
+    Round-robin (A B C, C B A, A B C, ...: the order flips every round so no case always follows the
+    same one) means slow phases of a noisy machine hit every case alike. CPU seconds are this
+    process's (all threads): less sensitive than wall time to other processes taking the cores.
     """
-    first, steady = {}, {k: [] for k in cases}
+    first, steady, cpu = {}, {k: [] for k in cases}, {k: [] for k in cases}
+    names = list(cases)
     for r in range(warmup + repeats):
-        for name, fn in cases.items():
-            t = now()
-            fn()
-            dt = now() - t
+        for name in (names if r % 2 == 0 else names[::-1]):
+            c, t = time.process_time(), now()
+            cases[name]()
+            dt, dc = now() - t, time.process_time() - c
             if r == 0:
                 first[name] = dt
             if r >= warmup:
                 steady[name].append(dt)
+                cpu[name].append(dc)
             if log:
-                log(f"    {'warm-up' if r < warmup else f'repeat {r - warmup + 1}'}: {name:<28} {dt:7.2f} s")
-    return first, steady
+                log(f"    {'warm-up' if r < warmup else f'repeat {r - warmup + 1}'}: {name:<28} {dt:7.2f} s "
+                    f"(cpu {dc:6.2f} s)")
+    return first, steady, cpu
 
 
 def fmt_times(ts) -> str:

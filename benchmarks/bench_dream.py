@@ -101,15 +101,20 @@ def bench_vs_seed(model: str, backbones: dict, image: np.ndarray, repeats: int, 
         return go
 
     cases = {"seed fp32": run_seed, "zoomdream fp32": run_zd("fp32"), "zoomdream bf16": run_zd("bf16")}
-    first, steady = C.interleaved(cases, repeats, warmup=1, log=log)
+    first, steady, cpu = C.interleaved(cases, repeats, warmup=1, log=log)
     med = {k: C.median(v) for k, v in steady.items()}
+    cmed = {k: C.median(v) for k, v in cpu.items()}
     res = {"model": model, "first": first, "steady": steady, "median": med,
-           "speedup": {k: med["seed fp32"] / med[k] for k in cases}, "steps": dict(steps)}
+           "speedup": {k: med["seed fp32"] / med[k] for k in cases},
+           "speedup_min": {k: min(steady["seed fp32"]) / min(steady[k]) for k in cases},
+           "speedup_cpu": {k: cmed["seed fp32"] / cmed[k] for k in cases}, "steps": dict(steps)}
     log(f"\n    {'case':<16} {'first call s':>12} {'steady median s':>16} {'steady runs s':>22} {'steps':>6} "
-        f"{'speedup vs seed':>16}")
+        f"{'speedup vs seed':>16} {'(by min)':>9} {'(by cpu s)':>10}")
     for k, key in zip(cases, ("seed", "fp32", "bf16")):
         log(f"    {k:<16} {first[k]:12.2f} {med[k]:16.2f} {C.fmt_times(steady[k]):>22} {steps.get(key, 0):6d} "
-            f"{res['speedup'][k]:15.2f}x")
+            f"{res['speedup'][k]:15.2f}x {res['speedup_min'][k]:8.2f}x {res['speedup_cpu'][k]:9.2f}x")
+    log("    speedup = seed's steady median wall time / this case's; (by min) the same with the fastest runs; "
+        "(by cpu s) with this process's CPU seconds")
     log("    first call = build the feature model + trace + first run at each octave shape (oneDNN primitives);")
     log(f"    compile overhead (first - steady): seed {first['seed fp32'] - med['seed fp32']:.2f} s, "
         f"zoomdream fp32 {first['zoomdream fp32'] - med['zoomdream fp32']:.2f} s, "
@@ -265,39 +270,45 @@ def bench_steps_and_peak(models: list, all_backbones: dict, image: np.ndarray, s
     cases["matmul bf16"] = lambda: tf.linalg.matmul(a16, b16)[0, 0].numpy()
 
     log(f"\n(b)+(c) timing: {len(cases)} cases round-robin, 1 warm-up + {repeats} repeats each")
-    first, steady = C.interleaved(cases, repeats, warmup=1)
+    first, steady, cpu = C.interleaved(cases, repeats, warmup=1)
     med = {k: C.median(v) for k, v in steady.items()}
+    cmed = {k: C.median(v) for k, v in cpu.items()}
     mm_flops = 2 * matmul_n ** 3
     peak = {p: mm_flops / med[f"matmul {p}"] / 1e9 for p in PRECISIONS}
+    peak_cpu = {p: mm_flops / cmed[f"matmul {p}"] / 1e9 for p in PRECISIONS}  # per CPU-second
     log(f"\n(c) matmul peak, {matmul_n}x{matmul_n} tf.linalg.matmul (median of {repeats}): "
         f"fp32 {peak['fp32']:.0f} GFLOP/s ({C.fmt_times(steady['matmul fp32'])} s), "
         f"bf16 {peak['bf16']:.0f} GFLOP/s ({C.fmt_times(steady['matmul bf16'])} s); bf16/fp32 = "
-        f"{peak['bf16'] / peak['fp32']:.2f}x")
+        f"{peak['bf16'] / peak['fp32']:.2f}x (by CPU seconds: {peak_cpu['fp32']:.0f} and {peak_cpu['bf16']:.0f} "
+        f"GFLOP per CPU-second, {peak_cpu['bf16'] / peak_cpu['fp32']:.2f}x)")
 
     log(f"\n    {'step':<28} {'GFLOP':>8} {'median s':>9} {'runs s':>26} {'GFLOP/s':>8} {'% of peak':>9} "
-        f"{'bf16 speedup':>12}")
+        f"{'(by cpu s)':>10} {'bf16 speedup':>12} {'(by cpu s)':>10}")
     table = {}
     for model in models:
         for (w, h) in sizes:
             gf = flops[(model, (w, h))]["executed"]
             for p in PRECISIONS:
                 k = f"{model} {p} {w}x{h}"
+                k32 = f"{model} fp32 {w}x{h}"
                 rate = gf / med[k] / 1e9
-                frac = rate / peak[p]
-                sp = med[f"{model} fp32 {w}x{h}"] / med[k]
+                frac, frac_cpu = rate / peak[p], (gf / cmed[k] / 1e9) / peak_cpu[p]
+                sp, sp_cpu = med[k32] / med[k], cmed[k32] / cmed[k]
                 table[(model, p, (w, h))] = {"gflop": gf / 1e9, "s": med[k], "gflops": rate, "frac": frac,
-                                             "bf16_speedup": sp}
+                                             "frac_cpu": frac_cpu, "bf16_speedup": sp, "bf16_speedup_cpu": sp_cpu}
                 log(f"    {k:<28} {gf / 1e9:8.2f} {med[k]:9.3f} {C.fmt_times(steady[k]):>26} {rate:8.1f} "
-                    f"{100 * frac:8.1f}% {sp if p == 'bf16' else 1.0:11.2f}x")
+                    f"{100 * frac:8.1f}% {100 * frac_cpu:9.1f}% {sp:11.2f}x {sp_cpu:9.2f}x")
+    log("    % of peak = step GFLOP/s / matmul GFLOP/s of the same precision, from wall medians; (by cpu s) the same "
+        "from this process's CPU seconds (steadier when other processes take the cores)")
     wk = [k for k in cases if k.endswith("+weight grads")]
     pruning = None
     if wk:
         base = f"vgg16-hed fp32 {sizes[0][0]}x{sizes[0][1]}"
-        pruning = med[wk[0]] / med[base]
+        pruning = cmed[wk[0]] / cmed[base]
         log(f"\n    weight gradients: the step graph holds Conv2DBackpropFilter nodes (TF's Conv2D gradient emits them),"
             f" but none is on the path to the outputs, so they are pruned and never run.")
         log(f"    Check by timing: a step that also fetches the weight gradients takes {med[wk[0]]:.3f} s, "
-            f"{pruning:.2f}x zoomdream's input-only step ({med[base]:.3f} s); ~1.5x is expected if they were skipped "
+            f"{med[wk[0]] / med[base]:.2f}x zoomdream's input-only step ({med[base]:.3f} s; by CPU seconds {pruning:.2f}x); ~1.5x is expected if they were skipped "
             f"before, ~1.0x would mean they were being computed all along.")
     return {"peak": peak, "table": table, "pruning": pruning, "first": first}
 
@@ -352,9 +363,11 @@ def bench_tiling(backbone, image: np.ndarray, repeats: int) -> dict | None:
     from zoomdream.objectives import from_settings  # noqa: PLC0415
     from zoomdream.presets import load_preset  # noqa: PLC0415
 
-    settings = dataclasses.replace(load_preset("default").dream, precision=backbone.precision)
+    # 4 steps per octave instead of 10: the ratio does not depend on the count, the run time does
+    settings = dataclasses.replace(load_preset("default").dream, precision=backbone.precision, iterations=4)
     h, w = image.shape[:2]
-    log(f"\n(e) tiling: default preset, {backbone.precision}, tile {settings.tile} vs untiled, on {w}x{h}")
+    log(f"\n(e) tiling: default preset (but {settings.iterations} steps per octave), {backbone.precision}, "
+        f"tile {settings.tile} vs untiled, on {w}x{h}")
     if max(h, w) <= settings.tile:
         log(f"    skipped: the image is not larger than the tile ({settings.tile} px)")
         return None
@@ -375,12 +388,14 @@ def bench_tiling(backbone, image: np.ndarray, repeats: int) -> dict | None:
     obj = from_settings(settings, backbone)
     cases = {f"tile {settings.tile}": lambda: dream_image(image, settings=settings, backbone=backbone, objective=obj),
              "untiled": lambda: dream_image(image, settings=untiled, backbone=backbone, objective=obj)}
-    first, steady = C.interleaved(cases, repeats, warmup=1, log=log)
+    first, steady, cpu = C.interleaved(cases, repeats, warmup=1, log=log)
     med = {k: C.median(v) for k, v in steady.items()}
-    ratio = med[f"tile {settings.tile}"] / med["untiled"]
-    log(f"    median: tiled {med[f'tile {settings.tile}']:.2f} s, untiled {med['untiled']:.2f} s -> tiling costs "
-        f"{ratio:.2f}x (pixel ratio {px_tiled / px_whole:.2f}x)")
-    return {"ratio": ratio, "px_ratio": px_tiled / px_whole, "median": med}
+    tk = f"tile {settings.tile}"
+    ratio = med[tk] / med["untiled"]
+    ratio_cpu = C.median(cpu[tk]) / C.median(cpu["untiled"])
+    log(f"    median: tiled {med[tk]:.2f} s, untiled {med['untiled']:.2f} s -> tiling costs {ratio:.2f}x wall, "
+        f"{ratio_cpu:.2f}x CPU seconds (pixel ratio {px_tiled / px_whole:.2f}x)")
+    return {"ratio": ratio, "ratio_cpu": ratio_cpu, "px_ratio": px_tiled / px_whole, "median": med}
 
 
 # --------------------------------------------------------------------------- main
@@ -452,26 +467,28 @@ def main(argv: list[str] | None = None) -> int:
         look = bench_bf16_look(backbones["vgg16-hed"], image, Path(args.out_dir), 3 if quick else None)
     tiling = None
     if "e" not in skip and "vgg16-hed" in models:
-        tiling = bench_tiling(backbones["vgg16-hed"]["fp32"], image, max(1, repeats - 1))
+        tiling = bench_tiling(backbones["vgg16-hed"]["fp32"], image, repeats)
 
     parts = []
     for m, r in vs_seed.items():
         parts.append(f"{m} speedup vs seed: fp32 {r['speedup']['zoomdream fp32']:.2f}x, "
-                     f"bf16 {r['speedup']['zoomdream bf16']:.2f}x (first call {r['first']['zoomdream fp32']:.1f}s vs "
+                     f"bf16 {r['speedup']['zoomdream bf16']:.2f}x (by cpu s: {r['speedup_cpu']['zoomdream fp32']:.2f}x, "
+                     f"{r['speedup_cpu']['zoomdream bf16']:.2f}x; first call {r['first']['zoomdream fp32']:.1f}s vs "
                      f"steady {r['median']['zoomdream fp32']:.1f}s fp32)")
     if steps:
         pk = steps["peak"]
         parts.append(f"matmul peak fp32 {pk['fp32']:.0f} / bf16 {pk['bf16']:.0f} GFLOP/s")
         for (m, pr, (w, h)), r in steps["table"].items():
             if (w, h) == step_sizes[0]:
-                parts.append(f"{m} {pr} step {w}x{h}: {r['gflops']:.0f} GFLOP/s = {100 * r['frac']:.0f}% of {pr} peak")
+                parts.append(f"{m} {pr} step {w}x{h}: {r['gflops']:.0f} GFLOP/s = {100 * r['frac']:.0f}% of {pr} peak "
+                             f"({100 * r['frac_cpu']:.0f}% by cpu s)")
         if steps["pruning"]:
             parts.append(f"weight-grad variant {steps['pruning']:.2f}x slower (pruned in zoomdream)")
     if look:
         parts.append(f"bf16 vs fp32 mean |diff| {look['mean_abs']:.2f}/255")
     if tiling:
-        parts.append(f"default-preset tiling (tile 512) costs {tiling['ratio']:.2f}x vs untiled "
-                     f"({tiling['px_ratio']:.2f}x pixels)")
+        parts.append(f"default-preset tiling (tile 512) costs {tiling['ratio']:.2f}x wall, {tiling['ratio_cpu']:.2f}x cpu "
+                     f"vs untiled ({tiling['px_ratio']:.2f}x pixels)")
     log(f"\ntotal {C.now() - t0:.0f} s; load average at the end {os.getloadavg()[0]:.1f} "
         f"(other processes share these {os.cpu_count()} CPUs: ratios only)")
     log("SUMMARY: " + "; ".join(parts))

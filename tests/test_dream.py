@@ -191,3 +191,11 @@ def test_bf16_dreams_close_to_fp32(photo, tiny_settings):
     diff = np.abs(a.astype(int) - b.astype(int)).mean()
     moved = np.abs(a.astype(int) - photo.astype(int)).mean()
     assert diff < 0.5 * moved
+
+
+def test_tiles_are_balanced_not_mostly_overlap():
+    spans = tile_spans(600, 512, 128)
+    assert len(spans) == 2
+    work = sum(b - a for a, b in spans)
+    assert work <= 1.25 * 600  # full 512 px tiles would push 1024 px (1.71x) through the network
+    assert spans[0][1] - spans[1][0] >= 128

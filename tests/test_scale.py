@@ -217,7 +217,7 @@ def test_two_workers_keep_count_rate_audio_and_sidecar(reference, clips, tmp_pat
     p, q = media.probe_output(seq), media.probe_output(out)
     assert (q.frames, q.fps, q.width, q.height, q.has_audio) == (p.frames, p.fps, p.width, p.height, True)
     assert q.frames == len(frames) == 12 and abs(q.audio_seconds - p.audio_seconds) < 1e-3
-    assert (summary["chunks"], summary["seams"], summary["workers"]) == (3, 2, 2)
+    assert (summary["chunks"], summary["seams"], summary["workers"], summary["size"]) == (3, 2, 2, (96, 64))
     assert np.isfinite([summary["flicker_inside"], summary["flicker_seams"]]).all()
     # the sidecar is the same preset as a sequential run's
     assert yaml.safe_load(Path(str(out) + ".yaml").read_text()) == yaml.safe_load(Path(str(seq) + ".yaml").read_text())
@@ -339,3 +339,18 @@ def test_cli_quiet_terminal_ctrl_c_and_resume_leave_no_process(tmp_path, clips):
     assert media.probe_output(out).frames == 20
     time.sleep(2)
     assert _ray_processes(ray_tmp) == []
+
+
+@pytest.mark.slow
+def test_no_cluster_at_the_address_is_exit_2_and_nothing_written(tmp_path, clips):
+    pytest.importorskip("ray")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    env = {**os.environ, "RAY_TMPDIR": str(tmp_path / "ray"), "RAY_ADDRESS": ""}  # no running Ray to find
+    r = subprocess.run([sys.executable, "-m", "zoomdream", "video", str(make_clip("moving", clips)), "-o",
+                        str(outdir / "d.mp4"), *FAST_FLAGS, "--ray-address", "auto"], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 2, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("zoomdream: error: --ray-address auto: cannot start or connect to Ray")
+    assert list(outdir.iterdir()) == []
