@@ -140,3 +140,13 @@ def interleaved(cases: Mapping[str, Callable[[], object]], repeats: int, warmup:
 
 def fmt_times(ts) -> str:
     return "[" + ", ".join(f"{t:.2f}" for t in ts) + "]"
+
+
+def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
+    h, w = rows[0][0].shape[:2]
+    cols = max(len(r) for r in rows)
+    sheet = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, img in enumerate(row):
+            sheet[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
+    return sheet

@@ -266,16 +266,6 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
-    h, w = rows[0][0].shape[:2]
-    cols = max(len(r) for r in rows)
-    sheet = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, img in enumerate(row):
-            sheet[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
-    return sheet
-
-
 def flicker_map(prev: np.ndarray, cur: np.ndarray, src_prev: np.ndarray, src_cur: np.ndarray) -> np.ndarray:
     """|cur - warp(prev, source flow)| x4, grey, occluded pixels shown blue."""
     from zoomdream import flow  # noqa: PLC0415
@@ -299,8 +289,8 @@ def save_strips(out_dir: Path, src: list, res: dict, picks: list[int]) -> list[P
         maps.append([_label(flicker_map(fr[i - 1], fr[i], src[i - 1], src[i]),
                             f"{name} {i}: flicker {res[name]['flicker'][i]:.1f}") for i in picks])
     paths = [out_dir / "video_frames_strip.png", out_dir / "video_flicker_maps.png"]
-    C.save_image(paths[0], grid(rows))
-    C.save_image(paths[1], grid(maps))
+    C.save_image(paths[0], C.grid(rows))
+    C.save_image(paths[1], C.grid(maps))
     return paths
 
 

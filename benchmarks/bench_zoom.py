@@ -118,16 +118,6 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
-    h, w = rows[0][0].shape[:2]
-    cols = max(len(r) for r in rows)
-    sheet = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, img in enumerate(row):
-            sheet[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
-    return sheet
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=24, help="frames of the 512x512 timing run (default 24)")
@@ -180,7 +170,7 @@ def main() -> None:
             log(f"    colour vs photo over these {len(frames)} frames (lock {z.colour_lock}): worst {100 * w:.1f}% "
                 f"({what}, frame {wi}); last frame mean R G B | std R G B (%): {fmt_dev(dev[-1])}")
             picks = sorted({round(k * (len(frames) - 1) / 4) for k in range(5)})
-            strip = grid([[_label(load_png_fast(frames[i]), f"frame {i}") for i in picks]])
+            strip = C.grid([[_label(load_png_fast(frames[i]), f"frame {i}") for i in picks]])
             path = out_dir / "zoom_512_strip.png"
             C.save_image(path, strip)
             log(f"    strip: {path} (frames {picks})")
@@ -232,7 +222,7 @@ def main() -> None:
             rows = [[_label(big(fitted), "photo")] + [_label(big(load_png_fast(runs[k][0][i])), f"{k} {i}")
                                                       for i in picks] for k in ("lock", "nolock")]
             path = out_dir / "zoom_colour_strip.png"
-            C.save_image(path, grid(rows))
+            C.save_image(path, C.grid(rows))
             log(f"    strip: {path} (frames {picks}, {scale}x nearest-neighbour)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -213,31 +213,9 @@ def seed_dream(image_uint8: np.ndarray, net, *, step: float = 0.01, num_octave: 
 
 
 # --------------------------------------------------------------------------- script
-SEED_INCEPTION_LAYERS = {"mixed2": 0.2, "mixed3": 0.5, "mixed4": 1.5, "mixed5": 2.0}
-
-
-def _default_layers(model: str) -> dict[str, float]:
-    if model == "inception_v3":
-        return dict(SEED_INCEPTION_LAYERS)
-    from zoomdream.presets import load_preset  # noqa: PLC0415
-
-    preset = load_preset("default").dream
-    if preset.model == model:
-        return dict(preset.layers)
-    from zoomdream.backbones import get_spec  # noqa: PLC0415
-
-    return {get_spec(model).interesting[-3]: 1.0}
-
-
-def _parse_layers(text: str) -> dict[str, float]:
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, weight = part.partition("=")
-        out[name.strip()] = float(weight) if weight else 1.0
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
+    from _common import default_layers, parse_layers  # noqa: PLC0415  (script-only helpers)
+
     p = argparse.ArgumentParser(description="The seed post's DeepDream (a faithful TF2 port), on any zoomdream backbone.")
     p.add_argument("image", help="input image (any format PIL reads)")
     p.add_argument("-o", "--output", required=True, help="output PNG")
@@ -267,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         max_loss = None
     else:
         max_loss = float(args.max_loss)
-    layers = _parse_layers(args.layers) if args.layers else _default_layers(args.model)
+    layers = parse_layers(args.layers) if args.layers else default_layers(args.model)
     try:
         _tf()
         backbone = load_backbone(args.model, weights=args.weights, precision="fp32")  # the seed is fp32
