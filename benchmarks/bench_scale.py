@@ -8,7 +8,9 @@ then renders it, each case in a fresh process (so each pays its own start-up, as
   ray2      ``render_video_ray`` with 2 workers
   ray2-cut  (optional) 2 workers with warm-up 8 and no cross-fade: why the fade exists
 
-and prints, per case: wall seconds, frames dreamed (kept + warm-up + fade), and the added flicker
+and prints, per case: wall and CPU seconds, frames dreamed (kept + warm-up + fade), for the Ray
+cases the seconds until the first frame came back (start-up) and the dreaming phase after it,
+and the added flicker
 (``flow.added_flicker``, 0..255 levels) at the seams (each seam = its cross-faded frames plus the
 chunk's first own frame; mean and worst frame) next to the flicker inside chunks. It also checks
 that 1 and 2 workers gave byte-identical frames, and how far the chunked frames are from the
@@ -21,7 +23,7 @@ time shows the speed-up you would get, CPU time the extra work the chunking cost
 average at the end of each case is printed; distrust wall times taken above ~2. Nothing here
 asserts.
 
-    python benchmarks/bench_scale.py                 # 48 frames at 256 px, chunk 12 (~8 min on 2 cores)
+    python benchmarks/bench_scale.py                 # 96 frames at 256 px, chunk 24 (~5 min on 2 cores)
     python benchmarks/bench_scale.py --quick         # 24 frames at 160 px, chunk 8 (~3 min)
     python benchmarks/bench_scale.py --cases seq,ray1,ray2,ray2-cut --max-size 320
 """
@@ -128,10 +130,10 @@ def frames_of(out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="640x360", help="clip size WxH (default 640x360)")
-    p.add_argument("--frames", type=int, default=48, help="clip length in frames (default 48, at 24 fps)")
+    p.add_argument("--frames", type=int, default=96, help="clip length in frames (default 96, at 24 fps)")
     p.add_argument("--max-size", type=int, default=256, help="dream size, longer side (default 256: see the README)")
     p.add_argument("--preset", default="default")
-    p.add_argument("--chunk", type=int, default=12, help="frames per chunk (default 12: 4 chunks, 3 seams)")
+    p.add_argument("--chunk", type=int, default=24, help="frames per chunk (default 24: 4 chunks, 3 seams)")
     p.add_argument("--warmup", type=int, default=None, help="default: zoomdream.scale.DEFAULT_WARMUP")
     p.add_argument("--fade", type=int, default=None, help="default: zoomdream.scale.DEFAULT_FADE")
     p.add_argument("--cases", default="seq,ray1,ray2", help=f"comma-separated, from {','.join(CASES)}")
@@ -158,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     size = C.parse_size(args.size)
     clip = make_clip(work / "pan.mp4", size=size, frames=args.frames, fps=24)
     plan = scale.plan_segments(args.frames, [], chunk=args.chunk, warmup=warmup, fade=fade)
-    log(f"# zoomdream scale-out benchmark: {platform.node()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
+    log(f"# zoomdream scale-out benchmark: {platform.node()}, {os.cpu_count()} CPUs, "
+        f"python {platform.python_version()}")
     log(f"clip {size[0]}x{size[1]}, {args.frames} frames at 24 fps, dreamed at max {args.max_size} px, preset "
         f"{args.preset}; chunk {args.chunk}, warm-up {warmup}, fade {fade}: {len(plan)} chunks, "
         f"{sum(c.seam for c in plan)} seams")
@@ -191,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
             f"load average {os.getloadavg()[0]:.1f}){noisy}")
 
     log("")
+    for case, s in results.items():
+        if case != "seq":
+            t = s["seconds"]
+            log(f"{case:<9} start-up {t['to_first_frame']:5.1f} s, dreaming {t['dreaming']:6.1f} s "
+                f"({s['dreamed'] / t['dreaming']:.2f} frames/s incl. warm-up and fade), total {t['total']:6.1f} s")
     log(f"{'case':<9} {'wall s':>7} {'CPU s':>7} {'dreamed':>8} {'flicker inside':>15} {'at seams':>9} "
         f"{'worst':>7} {'ratio':>6}")
     for case, s in results.items():
@@ -210,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         same = [a.read_bytes() for a in results["ray1"]["frames_dir"]] == \
                [b.read_bytes() for b in results["ray2"]["frames_dir"]]
         log(f"1 and 2 workers gave byte-identical frames: {same}")
+        d1, d2 = results["ray1"]["seconds"]["dreaming"], results["ray2"]["seconds"]["dreaming"]
         parts += [f"ray2_vs_ray1_speedup={results['ray1']['wall'] / results['ray2']['wall']:.2f}x",
+                  f"ray2_vs_ray1_dreaming_phase={d1 / d2:.2f}x",
                   f"ray2_vs_ray1_cpu={results['ray2']['cpu'] / results['ray1']['cpu']:.2f}x",
                   f"identical_1_vs_2_workers={same}"]
     if "seq" in results:

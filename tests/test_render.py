@@ -347,3 +347,9 @@ def test_render_video_from_python_reports_what_it_made(tmp_path, clips):
                                      quiet=True)
     assert summary["frames"] == 4 and summary["fps"] == 10 and tuple(summary["size"]) == (64, 48)
     assert summary["flicker"] == summary["flicker"]  # measured (not nan) over 3 carried frames
+
+
+def test_chunk_options_need_workers(tmp_path, clips, capsys):
+    assert _video(make_clip("basic", clips), tmp_path / "c.mp4", "--chunk", "8") == 2
+    assert "--chunk applies to chunked renders" in capsys.readouterr().err
+    assert not (tmp_path / "c.mp4").exists()

@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("scale-out")
     g.add_argument("--workers", type=_positive(int), help="render chunks in N Ray worker processes")
     g.add_argument("--ray-address", help="connect to an existing Ray cluster (e.g. auto)")
+    g.add_argument("--chunk", type=_positive(int), metavar="N",
+                   help="most frames a worker dreams in one go (default 48; fewer = more parallel, more overhead)")
+    g.add_argument("--warmup", type=int, metavar="N",
+                   help="frames dreamed and dropped before a chunk that starts mid-shot (default 2)")
+    g.add_argument("--fade", type=int, metavar="N",
+                   help="frames over which one chunk's dream cross-fades into the next one's (default 6)")
 
     p = sub.add_parser("zoom", help="infinite zoom animation from one photo",
                        description="Dream a photo, zoom/rotate/pan a little, dream again, feeding each frame back in.")
@@ -294,14 +300,17 @@ def cmd_video(args) -> int:
     from .render import render_video  # noqa: PLC0415
 
     settings = resolve_settings(args)
+    chunking = {k: getattr(args, k) for k in ("chunk", "warmup", "fade") if getattr(args, k) is not None}
     if args.workers is not None or args.ray_address is not None:
         from .scale import render_video_ray  # noqa: PLC0415
 
         render_video_ray(args.input, args.output, settings=settings, workers=args.workers,
                          address=args.ray_address, start=args.start, end=args.end, preview=args.preview,
                          fps=args.fps, crf=args.crf, keep_frames=args.keep_frames, restart=args.restart,
-                         overwrite=args.overwrite, mask=args.mask, quiet=args.quiet)
+                         overwrite=args.overwrite, mask=args.mask, quiet=args.quiet, **chunking)
         return 0
+    if chunking:
+        raise ZoomdreamError(f"--{next(iter(chunking))} applies to chunked renders: add --workers N or --ray-address")
     render_video(args.input, args.output, settings=settings, start=args.start, end=args.end, preview=args.preview,
                  fps=args.fps, crf=args.crf, keep_frames=args.keep_frames, restart=args.restart,
                  overwrite=args.overwrite, mask=args.mask, quiet=args.quiet)

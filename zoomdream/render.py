@@ -485,7 +485,8 @@ class _VideoLoop:
         bwd = self.flow.compute_flow(self.src, self.src_prev, method)  # (H, W, 2) frame i -> i-1
         fwd = self.flow.compute_flow(self.src_prev, self.src, method)  # (H, W, 2) frame i-1 -> i
         self.flow_cache.put(i, bwd, fwd)
-        return bwd, fwd
+        # What the cache hands a later run (float16), so cold and warm runs make the same frames.
+        return bwd.astype(np.float16).astype(np.float32), fwd.astype(np.float16).astype(np.float32)
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
         from .dream import dream  # noqa: PLC0415

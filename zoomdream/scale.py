@@ -46,6 +46,7 @@ import os
 import signal
 import socket
 import tempfile
+import time
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -66,6 +67,7 @@ DEFAULT_WARMUP = 2  # frames dreamed and dropped before a mid-shot chunk, so its
 DEFAULT_FADE = 6  # frames over which the output cross-fades from one chunk's dream into the next one's
 WORKER_CPUS = 1  # CPUs Ray reserves per worker = TensorFlow threads per worker; fixed so frames don't depend on it
 MAX_RETRIES = 3  # a worker that dies is restarted, and its chunk retried, this many times before the run fails
+CONNECT_SECONDS = 5.0  # how long a --ray-address host:port may take to accept a TCP connection
 POLL_SECONDS = 0.5  # the driver wakes at least this often, so Ctrl-C and SIGTERM are handled promptly
 ENV_PREFIX = "ZOOMDREAM_"  # driver environment variables forwarded to the workers (test hooks)
 KILL_WORKER_ENV = "ZOOMDREAM_TEST_KILL_WORKER"  # tests: "FRAME:MARKER": a worker exits before yielding FRAME, once
@@ -183,7 +185,11 @@ class _DreamWorker:
             t.config.threading.set_inter_op_parallelism_threads(threads)
 
     def dream(self, info, settings: Settings, chunk: Chunk, start: float, end: float | None, mask):
-        """Yield ``(i, frame, added_flicker)`` for the chunk's kept frames (a Ray streaming generator)."""
+        """Yield ``(i, frame, added_flicker)`` for ``chunk.fade_from <= i < chunk.stop`` (a Ray streaming generator).
+
+        Convention: frame is (H, W, 3) uint8 RGB at the render size; added flicker is in 0..255
+        levels against the frame before it in this chunk (nan for the first).
+        """
         from .render import dream_frames  # noqa: PLC0415
 
         _check_reachable(info.path, mask, settings.dream.guide, settings.dream.weights)
@@ -252,6 +258,8 @@ def _ray_session(ray, *, workers: int | None, address: str | None):
     if ray.is_initialized():
         yield
         return
+    if address:
+        _check_listening(address)
     in_main = _in_main_thread()
     term = signal.getsignal(signal.SIGTERM) if in_main else None
     try:
@@ -271,6 +279,18 @@ def _ray_session(ray, *, workers: int | None, address: str | None):
         yield
     finally:
         ray.shutdown()
+
+
+def _check_listening(address: str) -> None:
+    """Fail fast on a ``host:port`` where nothing listens: Ray itself would retry for minutes, logging each try."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():  # "auto", "ray://...": Ray resolves those itself
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as e:
+        raise ZoomdreamError(f"--ray-address {address}: nothing answers there ({e.strerror or e}); start a cluster "
+                             f"with `ray start --head` on that machine, or check the address") from None
 
 
 def _in_main_thread() -> bool:
@@ -456,8 +476,9 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     Args:
         workers: worker processes (each uses ``WORKER_CPUS`` CPUs); default: every CPU of the
             local machine, or of the cluster at ``address``. The frames do not depend on it.
-        address: an existing Ray cluster (``"auto"``, ``"ray://head:10001"``); None starts a
-            local Ray for this call. A Ray already initialised by the caller is used as is.
+        address: an existing Ray cluster (``"auto"`` for the one this machine belongs to, or
+            ``"head-host:6379"``); None starts a local Ray for this call. A Ray already
+            initialised by the caller is used as is.
         chunk: most frames per chunk; warmup: frames dreamed and dropped before a mid-shot
             chunk; fade: frames cross-faded into it (see ``plan_segments``). All three decide
             frames, so they are part of the frame cache's identity.
@@ -467,11 +488,13 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     flicker between consecutive frames of one chunk, for chunks dreamed by this call),
     ``flicker_seams`` and ``flicker_seams_max`` (mean and worst over the frames of every seam:
     the cross-fade and the chunk's first own frame; nan without seams), ``seams``, ``chunks``
-    and ``workers``.
+    and ``workers``; ``seconds``: ``to_first_frame``, ``dreaming`` (first to last frame handed
+    back; nan when nothing was dreamed) and ``total``.
     """
     from . import media  # noqa: PLC0415
     from .render import FrameCache, _finish, _prepare_output, _render_manifest, file_identity  # noqa: PLC0415
 
+    started = time.perf_counter()
     ray = _import_ray()
     for flag, value, least in (("--workers", workers, 1), ("--chunk", chunk, 1), ("--warmup", warmup, 0),
                                ("--fade", fade, 0)):
@@ -501,14 +524,16 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
                 for c in plan_segments(n, cuts, chunk=chunk, warmup=0, fade=0)]
 
     flicker: dict[int, float] = {}
+    clock = {"start": started}  # perf_counter() at the first and the last frame handed back
     used = 0  # workers this call used
     # 2) dream the chunks not yet complete, on Ray
     missing = sum(not cache.path(i).exists() for i in range(n))
     if missing:
         try:
-            plan, store, used = _dream_missing(ray, cache, flicker, info=info, settings=settings, make_plan=make_plan,
-                                               n=n, missing=missing, workers=workers, address=address, chunk=chunk,
-                                               start=start, end=end, mask=mask, quiet=quiet)
+            plan, store, used = _dream_missing(ray, cache, flicker, clock, info=info, settings=settings,
+                                               make_plan=make_plan, n=n, missing=missing, workers=workers,
+                                               address=address, chunk=chunk, start=start, end=end, mask=mask,
+                                               quiet=quiet)
         except ZoomdreamError:
             if not any(p.is_file() for p in cache.folder.rglob("*.png")):  # nothing dreamed: leave nothing behind
                 cache.remove()
@@ -531,13 +556,13 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     summary = {"frames": n, "fps": info.fps, "flicker": _mean(inside + at_seams), "size": size,
                "flicker_inside": _mean(inside), "flicker_seams": _mean(at_seams),
                "flicker_seams_max": max(at_seams, default=float("nan")), "seams": len(seams), "chunks": len(plan),
-               "workers": used}
+               "workers": used, "seconds": _seconds(clock)}
     if not quiet:
         _report(out, summary, fade=max((c.fade for c in seams), default=0))
     return summary
 
 
-def _dream_missing(ray, cache, flicker: dict, *, info, settings: Settings, make_plan, n: int, missing: int,
+def _dream_missing(ray, cache, flicker: dict, clock: dict, *, info, settings: Settings, make_plan, n: int, missing: int,
                    workers: int | None, address: str | None, chunk: int, start: float, end: float | None, mask,
                    quiet: bool) -> tuple[list[Chunk], _Store, int]:
     """Connect to Ray, plan, and dream every chunk not yet complete; returns (plan, store, workers used)."""
@@ -565,15 +590,15 @@ def _dream_missing(ray, cache, flicker: dict, *, info, settings: Settings, make_
             log.info("%d frames in %d chunks (%d scene cuts, %d seams); %d chunks to dream on %d Ray workers",
                      n, len(plan), len(cuts), sum(c.seam for c in plan), len(todo), used)
         try:
-            _dream_chunks(ray, pool, todo, store, flicker, n_frames=n, plan_size=len(plan), quiet=quiet,
+            _dream_chunks(ray, pool, todo, store, flicker, clock, n_frames=n, plan_size=len(plan), quiet=quiet,
                           call=(info, _absolute(settings), start, end, mask and os.path.abspath(mask)))
         finally:
             notices.muted = True  # what follows is our own cleanup: killed workers are no news
     return plan, store, used
 
 
-def _dream_chunks(ray, pool: _Workers, todo: list[Chunk], store: _Store, flicker: dict, *, n_frames: int,
-                  plan_size: int, quiet: bool, call: tuple) -> None:
+def _dream_chunks(ray, pool: _Workers, todo: list[Chunk], store: _Store, flicker: dict, clock: dict, *,
+                  n_frames: int, plan_size: int, quiet: bool, call: tuple) -> None:
     """Hand chunks, in order, to idle workers; store each frame as it streams in.
 
     ``flicker`` collects the workers' added flicker of frames that follow another frame of the
@@ -608,6 +633,8 @@ def _dream_chunks(ray, pool: _Workers, todo: list[Chunk], store: _Store, flicker
                         complete += 1
                         continue
                     i, frame, value = _result(ray, ref, c)
+                    clock.setdefault("first", time.perf_counter())
+                    clock["last"] = time.perf_counter()
                     store.save(c, i, frame)
                     if i > c.first and i not in store.faded:
                         flicker[i] = value
@@ -649,6 +676,14 @@ def _added_flicker(info, settings: Settings, cache, frames: list[int], *, start:
     finally:
         sources.close()
     return [x for x in values if not math.isnan(x)]
+
+
+def _seconds(clock: dict) -> dict:
+    """Where the time went: until the first frame came back (probe, cut scan, Ray and worker start-up),
+    between the first and the last frame (dreaming), and in all."""
+    now, nan = time.perf_counter(), float("nan")
+    first, last = clock.get("first", nan), clock.get("last", nan)
+    return {"to_first_frame": first - clock["start"], "dreaming": last - first, "total": now - clock["start"]}
 
 
 def _mean(values: list[float]) -> float:
