@@ -150,3 +150,14 @@ def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
         for c, img in enumerate(row):
             sheet[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
     return sheet
+
+
+def vm_kib(field: str, pid: int | str = "self") -> int | None:
+    """A /proc/<pid>/status field in KiB (VmHWM = peak RSS, VmRSS = current), or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

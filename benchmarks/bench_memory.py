@@ -53,16 +53,6 @@ def zoomdream_exe() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "zoomdream"]
 
 
-def vm_kib(field: str, pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def run_wait4(cmd: list[str], interval: float = 0.2) -> dict:
     """Run ``cmd``: wall time, exit code, output, this child's own rusage (os.wait4: ru_maxrss in KiB),
     and its VmRSS sampled every ``interval`` s."""
@@ -75,7 +65,7 @@ def run_wait4(cmd: list[str], interval: float = 0.2) -> dict:
 
         def sample():
             while not stop.wait(interval):
-                rss = vm_kib("VmRSS", proc.pid)
+                rss = C.vm_kib("VmRSS", proc.pid)
                 if rss:
                     peak[0] = max(peak[0], rss)
                     samples.append((time.perf_counter() - t0, rss))

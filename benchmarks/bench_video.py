@@ -65,17 +65,6 @@ def log(msg: str = "") -> None:
 
 
 # --------------------------------------------------------------------------- memory helpers
-def vm_kib(field: str, pid: int | str = "self") -> int | None:
-    """A /proc/<pid>/status field in KiB (VmHWM = peak RSS, VmRSS = current), or None."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def mib(kib: float | None) -> str:
     return "n/a" if kib is None else f"{kib / 1024:.0f} MiB"
 
@@ -201,7 +190,7 @@ def child_main(spec: dict) -> None:
                        quiet=True)
     wall = time.perf_counter() - t
     print("RESULT " + json.dumps({"frames": out["frames"], "flicker": out["flicker"], "size": out["size"],
-                                  "wall": wall, "vmhwm_kib": vm_kib("VmHWM"), "vmrss_kib": vm_kib("VmRSS")}),
+                                  "wall": wall, "vmhwm_kib": C.vm_kib("VmHWM"), "vmrss_kib": C.vm_kib("VmRSS")}),
           flush=True)
 
 
@@ -228,7 +217,7 @@ def run_child(clip: Path, output: Path, frames: int, overrides: dict, cache: Pat
 
     def sample():
         while not stop.wait(0.5):
-            rss = vm_kib("VmRSS", proc.pid)
+            rss = C.vm_kib("VmRSS", proc.pid)
             try:
                 done = sum(1 for p in frames_dir.iterdir() if p.suffix == ".png")
             except OSError:
@@ -378,7 +367,7 @@ def main() -> None:
             log(f"    gradient steps per frame: still {d.iterations}/octave, video {v.iterations_per_frame}/octave "
                 f"-> step ratio {v.iterations_per_frame / d.iterations:.3f} before any overhead; flow adds "
                 f"{flow_s / steady['still']:.3f} of a still frame")
-            log(f"    peak RSS of this process (3 loops, full settings, 640x360): {mib(vm_kib('VmHWM'))}")
+            log(f"    peak RSS of this process (3 loops, full settings, 640x360): {mib(C.vm_kib('VmHWM'))}")
             summary["video_vs_still_paired"] = round(C.median(paired["video"]), 3)
             summary.update({"video_s_per_frame": round(steady["video"], 2), "still_s_per_frame":
                             round(steady["still"], 2), "video_vs_still_time": round(speed, 3),

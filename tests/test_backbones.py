@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zoomdream import backbones, objectives, presets
-from zoomdream.dream import dream, dream_image, to_uint8, to_unit
+from zoomdream.dream import dream, to_uint8, to_unit
 from zoomdream.errors import ZoomdreamError
 
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 from . import __version__
 from .errors import Interrupted, Terminated, ZoomdreamError
