@@ -133,3 +133,13 @@ def test_presets_module_does_not_import_tensorflow():
     code = ("import sys, zoomdream.presets as p, zoomdream.cli as c; p.load_preset('default'); "
             "c.build_parser(); assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_readme_preset_example_is_a_valid_preset(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
+    s = presets.load_preset(_write(tmp_path, block, "readme.yaml"))
+    assert s.dream.channels == {"block4_conv3": (12, 40)} and s.zoom.octaves_per_frame == 1
