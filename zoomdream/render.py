@@ -38,7 +38,6 @@ log = logging.getLogger("zoomdream")
 
 WORK_SUFFIX = ".zoomdream-work"  # the work folder is ".<output name>.zoomdream-work" beside the output
 FRAME_PATTERN = "%06d.png"  # zero-padded: numeric order is lexicographic order past 999
-STILL_FORMATS = (".png", ".jpg", ".jpeg", ".webp")
 SHEET_BACKGROUND = 24  # dark grey behind empty cells of a layer sheet
 ABORT_AFTER_ENV = "ZOOMDREAM_TEST_ABORT_AFTER"  # tests: raise KeyboardInterrupt after this many new frames
 
@@ -85,8 +84,10 @@ def _load_backbone_and_objective(settings: Settings, extra_layers: dict | None =
 
 
 def _check_still_output(output, inputs, overwrite) -> Path:
+    from .images import SAVE_FORMATS  # noqa: PLC0415  (the formats save_image writes)
+
     ext = Path(output).suffix.lower()
-    if ext not in STILL_FORMATS:
+    if ext not in SAVE_FORMATS:
         raise ZoomdreamError(f"{output}: unsupported image format '{ext or '(none)'}' (use .png or .jpg)")
     return check_output_path(output, inputs=inputs, overwrite=overwrite)
 
