@@ -45,7 +45,6 @@ import math
 import os
 import signal
 import socket
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -194,25 +193,14 @@ class _DreamWorker:
 
         _check_reachable(info.path, mask, settings.dream.guide, settings.dream.weights)
         kill_at, marker = _kill_hook()
-        # A flow field read from the shared flow cache is float16, one just computed is float32, so
-        # with a shared cache a frame would depend on whether another worker (or an earlier run)
-        # cached its flow first. Each chunk computes its own flows, in a private folder: the warm-up
-        # overlap is computed twice, and flow is cheap next to dreaming.
-        saved_env = os.environ.get("ZOOMDREAM_CACHE")
-        with tempfile.TemporaryDirectory(prefix="zoomdream-chunk-") as private:
-            os.environ["ZOOMDREAM_CACHE"] = private  # read when dream_frames builds its loop; one task at a time
-            try:
-                for i, frame, flicker in dream_frames(info, settings, first=chunk.fade_from, stop=chunk.stop,
-                                                      warmup=chunk.warmup, start=start, end=end, mask=mask):
-                    if i == kill_at and not os.path.exists(marker):
-                        Path(marker).touch()
-                        os._exit(1)  # a worker dying mid-chunk, as an OOM kill would: no cleanup, no exception
-                    yield i, frame, flicker
-            finally:
-                if saved_env is None:
-                    os.environ.pop("ZOOMDREAM_CACHE", None)
-                else:
-                    os.environ["ZOOMDREAM_CACHE"] = saved_env
+        # Flows are shared through the per-clip flow cache: fresh and cached flows are rounded alike
+        # (render._VideoLoop._flows), so a frame never depends on which worker cached a flow first.
+        for i, frame, flicker in dream_frames(info, settings, first=chunk.fade_from, stop=chunk.stop,
+                                              warmup=chunk.warmup, start=start, end=end, mask=mask):
+            if i == kill_at and not os.path.exists(marker):
+                Path(marker).touch()
+                os._exit(1)  # a worker dying mid-chunk, as an OOM kill would: no cleanup, no exception
+            yield i, frame, flicker
 
 
 def _check_reachable(*paths) -> None:
