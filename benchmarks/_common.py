@@ -80,22 +80,23 @@ def default_layers(model: str) -> dict[str, float]:
     return {get_spec(model).interesting[-3]: 1.0}
 
 
-def load_backbone(model: str, precision: str = "fp32"):
+def load_backbone(model: str, precision: str = "fp32", fold: bool = True):
     """A zoomdream Backbone; InceptionV3 and the other ImageNet nets get *random* weights here.
 
     ImageNet weights cannot be downloaded on this machine. FLOP counts and timings do not
     depend on the weight values, so a randomly initialised network (seeded, so fp32 and bf16
-    builds hold the same weights) measures speed just as well.
+    builds, folded or not, hold the same weights) measures speed just as well. ``fold=False``
+    keeps Keras's BatchNormalization layers: the network as the seed runs it.
     """
     from zoomdream.backbones import load_backbone as _load  # noqa: PLC0415
 
     tf()
     if model == "vgg16-hed":
-        return _load(model, precision=precision)
+        return _load(model, precision=precision, fold=fold)
     import keras  # noqa: PLC0415
 
     keras.utils.set_random_seed(0)
-    return _load(model, weights="random", precision=precision)
+    return _load(model, weights="random", precision=precision, fold=fold)
 
 
 def weights_note(backbone) -> str:

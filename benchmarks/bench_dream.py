@@ -72,7 +72,7 @@ def bench_vs_seed(model: str, backbones: dict, image: np.ndarray, repeats: int, 
     settings = {p: classic_settings(model, layers, p, max_loss) for p in PRECISIONS}
     s = settings["fp32"]
     objectives = {p: from_settings(settings[p], backbones[p]) for p in PRECISIONS}
-    fp32 = backbones["fp32"]
+    fp32, seed = backbones["fp32"], backbones["seed"]
     h, w = image.shape[:2]
     log(f"\n(a) zoomdream vs the seed: {model}, {C.weights_note(fp32)}")
     log(f"    image {w}x{h}; layers {layers}; octaves {s.octaves} x {s.octave_scale}, {s.iterations} steps, "
@@ -87,7 +87,7 @@ def bench_vs_seed(model: str, backbones: dict, image: np.ndarray, repeats: int, 
     def run_seed():
         hist: list = []
         outs["seed"] = seed_reference.seed_dream(
-            image, (fp32.model, layers, fp32.preprocess), step=s.step, num_octave=s.octaves,
+            image, (seed.model, layers, seed.preprocess), step=s.step, num_octave=s.octaves,
             octave_scale=s.octave_scale, iterations=s.iterations, max_loss=max_loss, border=s.border, history=hist)
         steps["seed"] = sum(1 for v in hist if max_loss is None or v <= max_loss)  # updates applied
 
@@ -453,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     backbones = {}
     for m in models:
         backbones[m] = {pr: C.load_backbone(m, pr) for pr in PRECISIONS}
+        backbones[m]["seed"] = C.load_backbone(m, "fp32", fold=False)  # the seed runs Keras's network as built
         log(f"backbone {m}: {C.weights_note(backbones[m]['fp32'])}")
 
     vs_seed = {}

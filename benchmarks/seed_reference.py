@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     layers = parse_layers(args.layers) if args.layers else default_layers(args.model)
     try:
         _tf()
-        backbone = load_backbone(args.model, weights=args.weights, precision="fp32")  # the seed is fp32
+        # The seed is fp32 and runs the network as Keras builds it (BatchNormalization not folded).
+        backbone = load_backbone(args.model, weights=args.weights, precision="fp32", fold=False)
     except ZoomdreamError as e:
         print(f"seed_reference: {e}", file=sys.stderr)
         if args.model != "vgg16-hed":

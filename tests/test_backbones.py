@@ -45,6 +45,84 @@ def inception_random():
     return backbones.load_backbone("inception_v3", weights=backbones.RANDOM, precision="fp32")
 
 
+def _randomise_batch_norm(model, seed: int = 0) -> None:
+    """Give every BatchNormalization non-trivial statistics (fresh ones are mean 0, variance 1: a near no-op)."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.moving_mean.shape[0]
+            values = ([rng.uniform(0.5, 1.5, c)] if layer.scale else []) + \
+                     ([rng.normal(0, 0.3, c)] if layer.center else []) + [rng.normal(0, 0.5, c), rng.uniform(0.2, 3, c)]
+            layer.set_weights([v.astype(np.float32) for v in values])
+
+
+@pytest.fixture(scope="module")
+def inception_keras():
+    """InceptionV3 as Keras builds it (BatchNormalization unfolded), random weights and BN statistics."""
+    bb = backbones.load_backbone("inception_v3", weights=backbones.RANDOM, precision="fp32", fold=False)
+    _randomise_batch_norm(bb.model)
+    return bb
+
+
+def _features(model, names, x):
+    import keras
+
+    return [np.asarray(a) for a in keras.Model(model.input, [model.get_layer(n).output for n in names])(x)]
+
+
+def test_batch_norm_folds_into_each_kind_of_convolution():
+    import keras
+    from keras import layers as L
+
+    keras.utils.set_random_seed(3)
+    x = keras.Input((None, None, 3))
+    a = L.BatchNormalization(name="bn_plain")(L.Conv2D(8, 3, padding="same", use_bias=False, name="plain")(x))
+    a = L.ReLU(name="relu")(a)
+    b = L.BatchNormalization(scale=False, name="bn_biased")(L.Conv2D(8, 1, name="biased")(a))
+    c = L.BatchNormalization(name="bn_depthwise")(L.DepthwiseConv2D(3, depth_multiplier=2, padding="same",
+                                                                    name="depthwise")(b))
+    d = L.BatchNormalization(name="bn_separable")(L.SeparableConv2D(6, 3, padding="same", depth_multiplier=2,
+                                                                    name="separable")(c))
+    shared = L.Conv2D(6, 1, name="shared")(d)  # its output also feeds the sum: must not fold
+    e = L.Add(name="sum")([L.BatchNormalization(name="bn_shared")(shared), shared])
+    f = L.BatchNormalization(name="bn_activated")(L.Conv2D(4, 1, activation="relu", name="activated")(e))
+    model = keras.Model(x, f)
+    _randomise_batch_norm(model)
+    folded, n = backbones.fold_batch_norm(model)
+
+    kinds = {layer.name: type(layer).__name__ for layer in folded.layers}
+    assert n == 4
+    assert {k for k, v in kinds.items() if v == "BatchNormalization"} == {"bn_shared", "bn_activated"}
+    assert folded.get_layer("plain").use_bias and folded.get_layer("biased").use_bias
+    probe = np.random.default_rng(4).normal(size=(2, 9, 11, 3)).astype(np.float32)
+    # Every layer's output, except the folded convolutions' (they now emit what their BN did).
+    names = [layer.name for layer in model.layers[1:] if layer.name not in ("plain", "biased", "depthwise", "separable")]
+    for before, after in zip(_features(model, names, probe), _features(folded, names, probe)):
+        np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max())
+
+
+def test_inception_v3_folds_all_its_batch_norms_and_keeps_its_features(inception_keras, inception_random):
+    import keras
+
+    folded, n = backbones.fold_batch_norm(inception_keras.model)
+    assert n == inception_random.folded == 94
+    for model in (folded, inception_random.model):
+        assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    names = ["mixed0", "mixed2", "mixed5", "mixed10"]
+    assert [layer.name for layer in folded.layers][1:] == [layer.name for layer in inception_keras.model.layers][1:]
+    probe = np.random.default_rng(5).uniform(-1, 1, (1, 107, 131, 3)).astype(np.float32)
+    for before, after in zip(_features(inception_keras.model, names, probe), _features(folded, names, probe)):
+        assert np.abs(after - before).max() <= 1e-5 * np.abs(before).max()
+
+
+def test_every_listed_layer_of_every_backbone_exists():
+    for name, spec in backbones.REGISTRY.items():
+        have = {row[0] for row in backbones.list_layers(name)}
+        assert set(spec.interesting) <= have, (name, sorted(set(spec.interesting) - have))
+
+
 def test_inception_classic_dreams_with_inception_v3(inception_random, sample_path):
     import cv2
 
@@ -61,23 +139,26 @@ def test_inception_classic_dreams_with_inception_v3(inception_random, sample_pat
     assert "mixed10" in inception_random.layer_names() and "mixed0" in inception_random.layer_names()
 
 
-def test_weights_file_round_trip(tmp_path, inception_random):
+def test_weights_file_round_trip(tmp_path, inception_keras):
     path = tmp_path / "inception_v3_notop.weights.h5"
-    inception_random.model.save_weights(path)
-    loaded = backbones.load_backbone("inception_v3", weights=str(path), precision="fp32")
-    assert loaded.weights == str(path)
-    a = inception_random.model.get_layer("mixed3").get_weights()
-    b = loaded.model.get_layer("mixed3").get_weights()
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    np.testing.assert_array_equal(loaded.model.layers[1].get_weights()[0], inception_random.model.layers[1].get_weights()[0])
+    inception_keras.model.save_weights(path)  # Keras's own layout, as a user's file has it
+    exact = backbones.load_backbone("inception_v3", weights=str(path), precision="fp32", fold=False)
+    assert exact.weights == str(path)
+    for a, b in zip(inception_keras.model.layers, exact.model.layers):
+        assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights())), a.name
+    folded = backbones.load_backbone("inception_v3", weights=str(path), precision="fp32")
+    assert folded.folded == 94
+    probe = np.random.default_rng(6).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
+    (before,), (after,) = _features(exact.model, ["mixed3"], probe), _features(folded.model, ["mixed3"], probe)
+    assert np.abs(after - before).max() <= 1e-5 * np.abs(before).max()
 
 
-def test_cli_dreams_with_a_saved_weights_file(tmp_path, capsys, inception_random):
+def test_cli_dreams_with_a_saved_weights_file(tmp_path, capsys, inception_keras):
     from zoomdream.cli import main
     from zoomdream.images import save_image
 
     weights = tmp_path / "inception_v3_notop.weights.h5"
-    inception_random.model.save_weights(weights)
+    inception_keras.model.save_weights(weights)
     src = tmp_path / "in.png"
     save_image(src, (np.random.default_rng(1).random((80, 96, 3)) * 255).astype(np.uint8))
     out = tmp_path / "out.png"
