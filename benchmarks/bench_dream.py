@@ -8,7 +8,9 @@ One run measures, and prints as tables plus a final ``SUMMARY:`` line:
     layers and settings; A/B/C interleaved round-robin, first call (tracing) reported apart,
     ratio of steady-state medians. Backbones: vgg16-hed (the default preset's layers) and
     inception_v3 (random weights, the seed's mixed2-5 coefficients); zoomdream in fp32 and
-    bf16, the seed always fp32 (as the seed is).
+    bf16, the seed always fp32 (as the seed is). The seed runs the network as Keras builds it;
+    zoomdream's backbone has its BatchNormalization folded into the convolutions (same
+    weights before folding, so the outputs are comparable).
 (b) FLOPs of one dream step (forward + backward to the input), counted from the graph of the
     compiled step with TF's profiler statistics, only over the ops the outputs depend on
     (cross-checked against layer shapes for VGG), and the achieved GFLOP/s of steady steps
@@ -254,6 +256,16 @@ def bench_steps_and_peak(models: list, all_backbones: dict, image: np.ndarray, s
                 x = inputs[(w, h)]
                 cases[f"{model} {p} {w}x{h}"] = (lambda st=st, wt=wt, x=x: st.fn(x, wt)[1][0, 0, 0].numpy())
 
+    # BatchNormalization folding: the same step on the network as Keras builds it, at the first size
+    for model in models:
+        unfolded = all_backbones[model].get("unfolded")
+        if unfolded:
+            (w, h), layers = sizes[0], C.default_layers(model)
+            for p in PRECISIONS:
+                obj = from_settings(classic_settings(model, layers, p, None), unfolded[p])
+                st, wt, x = GradientStep.get(unfolded[p], obj), obj.weight_tensor(), inputs[(w, h)]
+                cases[f"{model} {p} {w}x{h} unfolded BN"] = (lambda st=st, wt=wt, x=x: st.fn(x, wt)[1][0, 0, 0].numpy())
+
     # the pruning check: the same step, also fetching the weight gradients
     if "vgg16-hed" in models:
         _, wt, obj = steps[("vgg16-hed", "fp32")]
@@ -300,17 +312,28 @@ def bench_steps_and_peak(models: list, all_backbones: dict, image: np.ndarray, s
                     f"{100 * frac:8.1f}% {100 * frac_cpu:9.1f}% {sp:11.2f}x {sp_cpu:9.2f}x")
     log("    % of peak = step GFLOP/s / matmul GFLOP/s of the same precision, from wall medians; (by cpu s) the same "
         "from this process's CPU seconds (steadier when other processes take the cores)")
+    folding = {}
+    for k in [k for k in cases if k.endswith(" unfolded BN")]:
+        model, p = k.split()[:2]
+        base = k.removesuffix(" unfolded BN")
+        folding[(model, p)] = (med[k] / med[base], cmed[k] / cmed[base])
+        if len(folding) == 1:
+            log("\n    BatchNormalization folded into the convolutions (as zoomdream builds its backbones) vs the "
+                "network as Keras builds it:")
+        log(f"    {base}: {all_backbones[model][p].folded} BN layers folded; unfolded step {med[k]:.3f} s "
+            f"({C.fmt_times(steady[k])}) = {folding[(model, p)][0]:.2f}x the folded step (by cpu s "
+            f"{folding[(model, p)][1]:.2f}x)")
     wk = [k for k in cases if k.endswith("+weight grads")]
     pruning = None
     if wk:
         base = f"vgg16-hed fp32 {sizes[0][0]}x{sizes[0][1]}"
         pruning = cmed[wk[0]] / cmed[base]
-        log(f"\n    weight gradients: the step graph holds Conv2DBackpropFilter nodes (TF's Conv2D gradient emits them),"
-            f" but none is on the path to the outputs, so they are pruned and never run.")
+        log("\n    weight gradients: the step graph holds Conv2DBackpropFilter nodes (TF's Conv2D gradient emits them),"
+            " but none is on the path to the outputs, so they are pruned and never run.")
         log(f"    Check by timing: a step that also fetches the weight gradients takes {med[wk[0]]:.3f} s, "
             f"{med[wk[0]] / med[base]:.2f}x zoomdream's input-only step ({med[base]:.3f} s; by CPU seconds {pruning:.2f}x); ~1.5x is expected if they were skipped "
             f"before, ~1.0x would mean they were being computed all along.")
-    return {"peak": peak, "table": table, "pruning": pruning, "first": first}
+    return {"peak": peak, "table": table, "pruning": pruning, "first": first, "folding": folding}
 
 
 def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -454,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     for m in models:
         backbones[m] = {pr: C.load_backbone(m, pr) for pr in PRECISIONS}
         backbones[m]["seed"] = C.load_backbone(m, "fp32", fold=False)  # the seed runs Keras's network as built
+        if backbones[m]["fp32"].folded:  # for (b)'s folded vs unfolded step
+            backbones[m]["unfolded"] = {"fp32": backbones[m]["seed"], "bf16": C.load_backbone(m, "bf16", fold=False)}
         log(f"backbone {m}: {C.weights_note(backbones[m]['fp32'])}")
 
     vs_seed = {}
@@ -483,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
             if (w, h) == step_sizes[0]:
                 parts.append(f"{m} {pr} step {w}x{h}: {r['gflops']:.0f} GFLOP/s = {100 * r['frac']:.0f}% of {pr} peak "
                              f"({100 * r['frac_cpu']:.0f}% by cpu s)")
+        for (m, pr), (r, rc) in steps["folding"].items():
+            parts.append(f"{m} {pr} step with BN unfolded {r:.2f}x slower (cpu {rc:.2f}x)")
         if steps["pruning"]:
             parts.append(f"weight-grad variant {steps['pruning']:.2f}x slower (pruned in zoomdream)")
     if look:
