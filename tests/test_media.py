@@ -272,6 +272,17 @@ def test_start_end_are_frame_accurate(clips, kind, start, end, first, count):
     assert np.array_equal(part, full[first:first + count])
 
 
+@pytest.mark.parametrize("kind, start, skip", [("basic", 0.0, 7), ("basic", 0.3, 16), ("ntsc", 0.1, 5),
+                                               ("vfr", 0.5, 20), ("basic", 0.0, 0)])
+def test_skip_seeks_to_the_same_frames(clips, kind, start, skip):
+    info = media.probe(clips[kind])
+    full = _frames(info, start=start)
+    part = _frames(info, start=start, skip=skip)
+    assert len(part) == len(full) - skip and np.array_equal(part, full[skip:])
+    with pytest.raises(ZoomdreamError, match="cannot skip"):
+        media.iter_frames(info, start=start, skip=len(full) + 1)
+
+
 def test_bad_ranges_are_user_errors(clips):
     info = media.probe(clips["basic"])
     for kwargs in ({"start": 2.0}, {"start": -1.0}, {"start": 1.0, "end": 0.5}, {"max_frames": 0}):

@@ -173,6 +173,25 @@ def test_without_ray_exit_2_with_the_install_command(tmp_path, clips, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_chunk_decodes_from_its_first_dreamed_frame(clips, monkeypatch, fresh_flow_cache):
+    from zoomdream import render
+
+    info = media.probe(make_clip("moving", clips))
+    skips = []
+    real = media.iter_frames
+    monkeypatch.setattr(media, "iter_frames", lambda *a, **k: skips.append(k.get("skip", 0)) or real(*a, **k))
+    chunk = list(render.dream_frames(info, _settings(), first=6, stop=8, warmup=2))
+    assert skips == [4] and [i for i, _, _ in chunk] == [6, 7]
+    # the same frames as a loop that decodes from frame 0 and starts dreaming at frame 4
+    loop = render._VideoLoop(info, _settings(), start=0.0, end=None, mask=None, quiet=True)
+    prev = None
+    for i in range(4, 8):
+        prev = loop.frame(i, prev)
+        if i >= 6:
+            assert np.array_equal(prev, chunk[i - 6][1]), i
+    loop.close()
+
+
 def test_sequential_frames_are_not_resumed_by_a_chunked_run(tmp_path, clips, monkeypatch):
     pytest.importorskip("ray")
     src, out = make_clip("moving", clips), tmp_path / "d.mp4"

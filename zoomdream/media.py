@@ -681,7 +681,7 @@ def _fit(width: int, height: int, max_size: int | None) -> tuple[int, int]:
 
 
 def iter_frames(info: VideoInfo, *, start: float = 0.0, end: float | None = None, max_size: int | None = None,
-                max_frames: int | None = None) -> Iterator[np.ndarray]:
+                max_frames: int | None = None, skip: int = 0) -> Iterator[np.ndarray]:
     """Stream the frames of ``info`` one at a time (never the whole clip in memory).
 
     Convention: each frame is a fresh, writable (H, W, 3) uint8 RGB array in [0, 255], upright
@@ -689,8 +689,9 @@ def iter_frames(info: VideoInfo, *, start: float = 0.0, end: float | None = None
     ``max_size`` (longer side <= max_size, exact aspect, cv2 INTER_AREA). 10-bit, 16-bit and gray
     sources are converted by ffmpeg; alpha is composited onto ALPHA_BACKGROUND.
 
-    Yields exactly ``frame_count(info, start=, end=, max_frames=)`` frames; argument errors are
-    raised here, before any ffmpeg starts. VFR sources are resampled to ``info.fps``. The
+    Yields exactly ``frame_count(info, start=, end=, max_frames=)`` frames, less the first
+    ``skip`` of them, which are not decoded (frame-exact seek); argument errors are raised
+    here, before any ffmpeg starts. VFR sources are resampled to ``info.fps``. The
     ffmpeg process is killed and reaped when the generator finishes, fails or is closed; close
     a half-read generator explicitly (``gen.close()``) rather than leaving it to the GC.
     Only if the file changed (or is damaged in a way probe() could not see) does it stop
@@ -699,7 +700,9 @@ def iter_frames(info: VideoInfo, *, start: float = 0.0, end: float | None = None
     if max_size is not None and max_size < 1:
         raise ZoomdreamError(f"{info.path}: max_size must be >= 1 (got {max_size})")
     count = frame_count(info, start=start, end=end, max_frames=max_frames)
-    first = _first_index(info, start)
+    if not 0 <= skip <= count:
+        raise ZoomdreamError(f"{info.path}: cannot skip {skip} of {count} frames")
+    first, count = _first_index(info, start) + skip, count - skip
     size = _fit(info.width, info.height, max_size)
     if info.images:
         return _iter_images(info, first, count, size)

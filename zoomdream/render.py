@@ -446,7 +446,8 @@ def _fps_text(fps: Fraction) -> str:
 class _VideoLoop:
     """Per-frame work for ``render_video``: flow, carry-over, dreaming, flicker bookkeeping."""
 
-    def __init__(self, info, settings: Settings, *, start, end, mask, quiet):
+    def __init__(self, info, settings: Settings, *, start, end, mask, quiet, skip: int = 0):
+        """``skip``: the first frame this loop will be asked for (earlier ones are never decoded)."""
         from . import flow, media  # noqa: PLC0415
         from .dream import to_uint8, to_unit  # noqa: PLC0415
 
@@ -454,8 +455,8 @@ class _VideoLoop:
         self.settings = settings
         self.backbone, self.objective = _load_backbone_and_objective(settings)
         self.frames: Iterator[np.ndarray] = media.iter_frames(info, start=start, end=end,
-                                                              max_size=settings.dream.max_size)
-        self.index = -1  # index of self.src (the last source frame read)
+                                                              max_size=settings.dream.max_size, skip=skip)
+        self.index = skip - 1  # index of self.src (the last source frame read)
         self.src = self.src_prev = None
         self.mask = None if mask is None else _Mask(mask)
         self.flicker = flow.FlickerMeter()
@@ -527,10 +528,12 @@ def dream_frames(info, settings: Settings, *, first: int, stop: int, warmup: int
     with no predecessor). Frame i is the same source frame and jitter as in a sequential
     run, so two runs with the same chunking give identical frames.
     """
-    loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, quiet=True)
+    begin = max(0, first - warmup)
+    # The chunk starts afresh at `begin`, which needs no earlier source frame: decoding seeks there.
+    loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, quiet=True, skip=begin)
     prev = None
     try:
-        for i in range(max(0, first - warmup), stop):
+        for i in range(begin, stop):
             prev = loop.frame(i, prev)
             if i >= first:
                 yield i, prev, loop.last_flicker
