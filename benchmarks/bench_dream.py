@@ -14,7 +14,8 @@ One run measures, and prints as tables plus a final ``SUMMARY:`` line:
 (b) FLOPs of one dream step (forward + backward to the input), counted from the graph of the
     compiled step with TF's profiler statistics, only over the ops the outputs depend on
     (cross-checked against layer shapes for VGG), and the achieved GFLOP/s of steady steps
-    at 640x360 and at the 512x512 tile size.
+    at 640x360 and at the 512x512 tile size; for inception_v3 also the step on the unfolded
+    network (BatchNormalization as Keras builds it), to show what folding saves.
 (c) this machine's 4096x4096 matmul peak in float32 and bfloat16, measured interleaved with
     the steps of (b), and each step's fraction of its precision's peak.
 (d) how bf16 looks against fp32: mean absolute pixel difference of the default preset's dream
