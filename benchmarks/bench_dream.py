@@ -321,7 +321,7 @@ def bench_steps_and_peak(models: list, all_backbones: dict, image: np.ndarray, s
         if len(folding) == 1:
             log("\n    BatchNormalization folded into the convolutions (as zoomdream builds its backbones) vs the "
                 "network as Keras builds it:")
-        log(f"    {base}: {all_backbones[model][p].folded} BN layers folded; unfolded step {med[k]:.3f} s "
+        log(f"    {base}: {len(all_backbones[model][p].folded)} BN layers folded; unfolded step {med[k]:.3f} s "
             f"({C.fmt_times(steady[k])}) = {folding[(model, p)][0]:.2f}x the folded step (by cpu s "
             f"{folding[(model, p)][1]:.2f}x)")
     wk = [k for k in cases if k.endswith("+weight grads")]

@@ -60,19 +60,31 @@ def _randomise_batch_norm(model, seed: int = 0) -> None:
 
 @pytest.fixture(scope="module")
 def inception_keras():
-    """InceptionV3 as Keras builds it (BatchNormalization unfolded), random weights and BN statistics."""
-    bb = backbones.load_backbone("inception_v3", weights=backbones.RANDOM, precision="fp32", fold=False)
-    _randomise_batch_norm(bb.model)
-    return bb
+    """InceptionV3 as Keras builds it (BatchNormalization unfolded), random weights and BN statistics.
+
+    Built here, not through load_backbone, so the statistics set below never reach its cache.
+    """
+    import keras
+
+    from zoomdream._tf import tf
+
+    tf()
+    model = keras.applications.InceptionV3(weights=None, include_top=False, input_shape=(None, None, 3))
+    _randomise_batch_norm(model)
+    return model
 
 
 def _features(model, names, x):
     import keras
 
-    return [np.asarray(a) for a in keras.Model(model.input, [model.get_layer(n).output for n in names])(x)]
+    return [np.asarray(a, np.float32) for a in keras.Model(model.input, [model.get_layer(n).output for n in names])(x)]
 
 
-def test_batch_norm_folds_into_each_kind_of_convolution():
+FOLDED_CONVS = ("plain", "biased", "depthwise", "separable")
+
+
+def _every_kind_of_convolution():
+    """A model with each foldable convolution kind, and two BNs that must not fold."""
     import keras
     from keras import layers as L
 
@@ -90,30 +102,74 @@ def test_batch_norm_folds_into_each_kind_of_convolution():
     f = L.BatchNormalization(name="bn_activated")(L.Conv2D(4, 1, activation="relu", name="activated")(e))
     model = keras.Model(x, f)
     _randomise_batch_norm(model)
-    folded, n = backbones.fold_batch_norm(model)
+    return model
+
+
+def test_batch_norm_folds_into_each_kind_of_convolution():
+    model = _every_kind_of_convolution()
+    folded, pairs = backbones.fold_batch_norm(model)
 
     kinds = {layer.name: type(layer).__name__ for layer in folded.layers}
-    assert n == 4
+    assert pairs == {f"bn_{c}": c for c in FOLDED_CONVS}
     assert {k for k, v in kinds.items() if v == "BatchNormalization"} == {"bn_shared", "bn_activated"}
     assert folded.get_layer("plain").use_bias and folded.get_layer("biased").use_bias
     probe = np.random.default_rng(4).normal(size=(2, 9, 11, 3)).astype(np.float32)
     # Every layer's output, except the folded convolutions' (they now emit what their BN did).
-    names = [layer.name for layer in model.layers[1:] if layer.name not in ("plain", "biased", "depthwise", "separable")]
+    names = [layer.name for layer in model.layers[1:] if layer.name not in FOLDED_CONVS]
     for before, after in zip(_features(model, names, probe), _features(folded, names, probe)):
         np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4 * np.abs(before).max())
+
+
+def test_batch_norm_folding_keeps_mixed_precision():
+    with backbones._dtype_policy("bf16"):
+        model = _every_kind_of_convolution()
+    folded, pairs = backbones.fold_batch_norm(model)
+    assert len(pairs) == 4
+    assert {layer.dtype_policy.name for layer in folded.layers[1:]} == {"mixed_bfloat16"}
+    probe = np.random.default_rng(7).normal(size=(1, 12, 10, 3)).astype(np.float32)
+    (before,), (after,) = _features(model, ["bn_activated"], probe), _features(folded, ["bn_activated"], probe)
+    assert folded(probe).dtype.name == "bfloat16"
+    assert np.abs(after - before).max() <= 3e-2 * np.abs(before).max()  # bf16 rounding, not a different net
+
+
+def test_batch_norm_outside_inference_or_on_an_output_is_not_folded():
+    import keras
+    from keras import layers as L
+
+    x = keras.Input((None, None, 3))
+    conv = L.Conv2D(2, 1)(x)
+    assert backbones.fold_batch_norm(keras.Model(x, [conv, L.BatchNormalization()(conv)]))[1] == {}
+    assert backbones.fold_batch_norm(keras.Model(x, L.BatchNormalization()(L.Conv2D(2, 1)(x), training=True)))[1] == {}
+    y = keras.Input((5, 5, 3))
+    not_channels = L.BatchNormalization(axis=1)(L.Conv2D(2, 1)(y))  # normalises rows, not channels
+    assert backbones.fold_batch_norm(keras.Model(y, not_channels))[1] == {}
+
+
+def test_a_folded_convolution_still_dreams_on_its_own_output(inception_keras):
+    folded, pairs = backbones.fold_batch_norm(inception_keras)
+    bb = backbones.Backbone(backbones.get_spec("inception_v3"), folded, "fp32", backbones.RANDOM, folded=pairs,
+                            unfolded_model=inception_keras)
+    probe = np.random.default_rng(8).uniform(-1, 1, (1, 99, 101, 3)).astype(np.float32)
+    conv, mixed = bb.feature_model(("conv2d_5",)), bb.feature_model(("mixed2",))
+    (want_conv, want_mixed) = _features(inception_keras, ["conv2d_5", "mixed2"], probe)
+    np.testing.assert_array_equal(np.asarray(conv(probe)), want_conv)  # the convolution's own output, not its BN's
+    assert np.abs(np.asarray(mixed(probe)) - want_mixed).max() <= 1e-5 * np.abs(want_mixed).max()
+    assert type(mixed.get_layer("batch_normalization_5")).__name__ == "FoldedBatchNorm"  # the fast path
+    with pytest.raises(ZoomdreamError, match="has no layer 'conv2d_5x'"):
+        bb.feature_model(("conv2d_5x",))
 
 
 def test_inception_v3_folds_all_its_batch_norms_and_keeps_its_features(inception_keras, inception_random):
     import keras
 
-    folded, n = backbones.fold_batch_norm(inception_keras.model)
-    assert n == inception_random.folded == 94
+    folded, pairs = backbones.fold_batch_norm(inception_keras)
+    assert len(pairs) == len(inception_random.folded) == 94
     for model in (folded, inception_random.model):
         assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
     names = ["mixed0", "mixed2", "mixed5", "mixed10"]
-    assert [layer.name for layer in folded.layers][1:] == [layer.name for layer in inception_keras.model.layers][1:]
+    assert [layer.name for layer in folded.layers][1:] == [layer.name for layer in inception_keras.layers][1:]
     probe = np.random.default_rng(5).uniform(-1, 1, (1, 107, 131, 3)).astype(np.float32)
-    for before, after in zip(_features(inception_keras.model, names, probe), _features(folded, names, probe)):
+    for before, after in zip(_features(inception_keras, names, probe), _features(folded, names, probe)):
         assert np.abs(after - before).max() <= 1e-5 * np.abs(before).max()
 
 
@@ -141,13 +197,13 @@ def test_inception_classic_dreams_with_inception_v3(inception_random, sample_pat
 
 def test_weights_file_round_trip(tmp_path, inception_keras):
     path = tmp_path / "inception_v3_notop.weights.h5"
-    inception_keras.model.save_weights(path)  # Keras's own layout, as a user's file has it
+    inception_keras.save_weights(path)  # Keras's own layout, as a user's file has it
     exact = backbones.load_backbone("inception_v3", weights=str(path), precision="fp32", fold=False)
     assert exact.weights == str(path)
-    for a, b in zip(inception_keras.model.layers, exact.model.layers):
+    for a, b in zip(inception_keras.layers, exact.model.layers):
         assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights())), a.name
     folded = backbones.load_backbone("inception_v3", weights=str(path), precision="fp32")
-    assert folded.folded == 94
+    assert len(folded.folded) == 94
     probe = np.random.default_rng(6).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
     (before,), (after,) = _features(exact.model, ["mixed3"], probe), _features(folded.model, ["mixed3"], probe)
     assert np.abs(after - before).max() <= 1e-5 * np.abs(before).max()
@@ -158,7 +214,7 @@ def test_cli_dreams_with_a_saved_weights_file(tmp_path, capsys, inception_keras)
     from zoomdream.images import save_image
 
     weights = tmp_path / "inception_v3_notop.weights.h5"
-    inception_keras.model.save_weights(weights)
+    inception_keras.save_weights(weights)
     src = tmp_path / "in.png"
     save_image(src, (np.random.default_rng(1).random((80, 96, 3)) * 255).astype(np.uint8))
     out = tmp_path / "out.png"
