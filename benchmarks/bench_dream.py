@@ -201,17 +201,16 @@ def vgg_shape_flops(backbone, layers, h: int, w: int) -> tuple[int, int]:
 
 def with_weight_grads_step(backbone, objective):
     """A variant of zoomdream's step that also fetches the weight gradients (to show they cost, and are pruned)."""
+    from zoomdream.dream import GradientStep  # noqa: PLC0415
+
     tf = C.tf()
-    features = backbone.feature_model(objective.layers())
-    layers = objective.layers()
-    variables = features.trainable_variables
+    zd = GradientStep.get(backbone, objective)
+    variables = zd.features.trainable_variables
 
     def step(tile, weights):
         with tf.GradientTape() as tape:
             tape.watch(tile)
-            acts = features(backbone.preprocess(tile[None]), training=False)
-            acts = dict(zip(layers, acts if isinstance(acts, (list, tuple)) else [acts]))
-            loss = tf.reduce_sum(weights * objective.losses(acts))
+            loss = zd.loss(tile, weights)  # zoomdream's own loss: only what is differentiated differs
         grads = tape.gradient(loss, [tile] + list(variables))
         return loss, grads[0], tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads[1:]])
 

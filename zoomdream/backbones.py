@@ -27,6 +27,7 @@ keeps for that (InceptionV3: 87 MB of float32 weights).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -340,6 +341,7 @@ def _build(spec: BackboneSpec, weights: str | None, precision: str) -> Backbone:
     return Backbone(spec, model, precision, f"imagenet ({cached})")
 
 
+@functools.cache
 def _folded_batch_norm_class():
     import keras  # noqa: PLC0415
 

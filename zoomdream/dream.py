@@ -132,15 +132,21 @@ class GradientStep:
         tf = _tf()
         self.backbone = backbone
         self.objective = objective
-        features = backbone.feature_model(objective.layers())
+        self.features = backbone.feature_model(objective.layers())
         layers = objective.layers()
+
+        def loss_of(tile, weights):
+            """The weighted objective on one (h, w, 3) unit-range tile: a scalar float32."""
+            acts = self.features(backbone.preprocess(tile[None]), training=False)
+            acts = dict(zip(layers, acts if isinstance(acts, (list, tuple)) else [acts]))
+            return tf.reduce_sum(weights * objective.losses(acts))
+
+        self.loss = loss_of  # uncompiled, for callers that build their own gradient around it
 
         def step(tile, weights):
             with tf.GradientTape() as tape:
                 tape.watch(tile)
-                acts = features(backbone.preprocess(tile[None]), training=False)
-                acts = dict(zip(layers, acts if isinstance(acts, (list, tuple)) else [acts]))
-                loss = tf.reduce_sum(weights * objective.losses(acts))
+                loss = loss_of(tile, weights)
             return loss, tape.gradient(loss, tile)  # (), (h, w, 3) float32
 
         self.fn = tf.function(
