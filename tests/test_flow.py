@@ -262,7 +262,7 @@ def test_flow_cache_round_trip(tmp_path):
     assert_close(got[0], bwd, dtype=np.float16)  # float16 storage: ~1/2048 relative
     assert_close(got[1], fwd, dtype=np.float16)
     assert cache.get(4) is None
-    assert json.loads((cache.folder / "key.json").read_text()) == {"key": "clip.mp4|dis|16x12"}
+    assert json.loads((cache.folder / "key.json").read_text()) == {"format": 2, "key": "clip.mp4|dis|16x12"}
     assert not list(tmp_path.rglob("*.partial*"))  # atomic writes leave no temp files
 
 

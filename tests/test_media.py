@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from clips import KINDS, make_clip
 
-from zoomdream import media
+from zoomdream import fileio, media
 from zoomdream.errors import ZoomdreamError
 
 PACKAGE = Path(__file__).resolve().parent.parent / "zoomdream"
@@ -420,10 +420,10 @@ def test_rotated_input_gives_output_without_display_matrix(clips, tmp_path):
 def test_png_folder_output_is_exact_copies(basic_frames, tmp_path):
     out = tmp_path / "dream_frames"
     media.encode(basic_frames, "%06d.png", 3, str(out) + "/", fps=Fraction(10))
-    assert sorted(os.listdir(out)) == ["000000.png", "000001.png", "000002.png"]
+    assert sorted(os.listdir(out)) == [fileio.FOLDER_MARKER, "000000.png", "000001.png", "000002.png"]
     assert _sha(out / "000002.png") == _sha(basic_frames / "000002.png")
-    media.encode(basic_frames, "%06d.png", 2, out, fps=Fraction(10))  # an existing folder is replaced whole
-    assert sorted(os.listdir(out)) == ["000000.png", "000001.png"]
+    media.encode(basic_frames, "%06d.png", 2, out, fps=Fraction(10))  # its own folder is replaced whole
+    assert sorted(os.listdir(out)) == [fileio.FOLDER_MARKER, "000000.png", "000001.png"]
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
 
 

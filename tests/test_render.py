@@ -292,7 +292,7 @@ def test_signals_exit_cleanly_and_resume(tmp_path, clips, sig, code):
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
     frames_dir = tmp_path / ".s.mp4.zoomdream-work" / "frames"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(frames_dir.glob("*.png"))) < 2:
+    while time.time() < deadline and len(list(frames_dir.glob("[0-9]*.png"))) < 2:
         time.sleep(0.1)
     t0 = time.time()
     os.killpg(proc.pid, sig)
@@ -306,7 +306,7 @@ def test_signals_exit_cleanly_and_resume(tmp_path, clips, sig, code):
     time.sleep(0.5)
     leftovers = subprocess.run(["pgrep", "-f", str(src)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], "an ffmpeg outlived zoomdream"
-    done = len(list(frames_dir.glob("*.png")))
+    done = len(list(frames_dir.glob("[0-9]*.png")))
     assert 2 <= done < 20, done
     r = subprocess.run(cmd + ["-q"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr

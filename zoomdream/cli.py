@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 from . import __version__
 from .errors import Interrupted, Terminated, ZoomdreamError
@@ -251,6 +253,16 @@ def _raise(message: str):
     raise ZoomdreamError(message)
 
 
+def _guard_preset(args) -> None:
+    """The preset file is an input too: neither the output nor its sidecar may be (or hold) it."""
+    from . import fileio, presets  # noqa: PLC0415
+
+    path = presets.preset_path(args.preset)
+    if path.is_file() and os.fspath(args.output).strip():
+        fileio.refuse_overlap(Path(os.path.abspath(args.output)), "output", [path])
+        fileio.refuse_overlap(fileio.sidecar_path(args.output), "settings sidecar", [path])
+
+
 # ---------------------------------------------------------------- commands
 def cmd_presets(args) -> int:
     from . import presets  # noqa: PLC0415
@@ -279,6 +291,7 @@ def cmd_layers(args) -> int:
 def cmd_image(args) -> int:
     from .render import render_image  # noqa: PLC0415
 
+    _guard_preset(args)
     settings = resolve_settings(args)
     render_image(args.input, args.output, settings=settings, overwrite=args.overwrite, quiet=args.quiet)
     return 0
@@ -287,6 +300,7 @@ def cmd_image(args) -> int:
 def cmd_sheet(args) -> int:
     from .render import render_sheet  # noqa: PLC0415
 
+    _guard_preset(args)
     settings = resolve_settings(args)
     layers = [s.strip() for s in args.sheet_layers.split(",") if s.strip()] if args.sheet_layers else None
     render_sheet(args.input, args.output, settings=settings, layers=layers, cell=args.cell,
@@ -297,6 +311,7 @@ def cmd_sheet(args) -> int:
 def cmd_video(args) -> int:
     from .render import render_video  # noqa: PLC0415
 
+    _guard_preset(args)
     settings = resolve_settings(args)
     chunking = {k: getattr(args, k) for k in ("chunk", "warmup", "fade") if getattr(args, k) is not None}
     if args.workers is not None or args.ray_address is not None:
@@ -318,6 +333,7 @@ def cmd_video(args) -> int:
 def cmd_zoom(args) -> int:
     from .render import render_zoom  # noqa: PLC0415
 
+    _guard_preset(args)
     settings = resolve_settings(args)
     render_zoom(args.input, args.output, settings=settings, crf=args.crf, keep_frames=args.keep_frames,
                 restart=args.restart, overwrite=args.overwrite, audio=args.audio, quiet=args.quiet)
@@ -373,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
+        if "zoomdream.media" in sys.modules:  # whatever happened, no ffmpeg outlives the command
+            sys.modules["zoomdream.media"].stop_children()
         signal.signal(signal.SIGTERM, old_term)
         sys.stderr.flush()
 

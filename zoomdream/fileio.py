@@ -1,21 +1,50 @@
-"""Atomic file writes: an output appears complete, or not at all.
+"""Files zoomdream writes: atomic writes, output checks, the output lock, stale-temp sweeping.
 
-Every file zoomdream produces (stills, frame-cache PNGs, manifests, settings sidecars,
-videos) is written to a hidden temporary file in the target's own folder, flushed and
-fsync'ed, then moved into place with ``os.replace`` (atomic within one filesystem).
+The rule everything here serves: zoomdream deletes or replaces only what it created.
+
+* Every file it produces (stills, frame-cache PNGs, manifests, settings sidecars, videos) is
+  written to a hidden temporary file in the target's own folder, named
+  ``.<stem>.XXXXXXXX.partial<ext>``, flushed and fsync'ed, then moved into place with
+  ``os.replace`` (atomic within one filesystem). A run killed mid-write leaves such a temp;
+  the next run of the same output sweeps it (:func:`sweep_temps`), and nothing else.
+* :func:`check_output_path` refuses, before any work, every output that could destroy a
+  user's file: an empty path, an input (or a folder holding one, at any depth), a path inside
+  an input folder, the current folder or one of its parents, and, even with ``overwrite``,
+  an existing file of a kind zoomdream does not write or a folder it did not write (a frame
+  folder carries a marker file, :data:`FOLDER_MARKER`). The settings sidecar beside the
+  output (``out.mp4.yaml``) obeys the same rules.
+* :func:`output_lock` makes a second run of the same output refuse at once; the lock is an
+  ``flock`` on a small file beside the output, released by the kernel when a run dies, so
+  the next run takes it over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import hashlib
 import os
+import re
+import shutil
+import stat
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .errors import ZoomdreamError
 
 PARTIAL_TAG = ".partial"  # every temp name contains it, so leftovers can be swept
+FOLDER_MARKER = ".zoomdream-frames"  # inside every frame folder zoomdream writes: "replaceable with --overwrite"
+FOLDER_MARKER_TEXT = "frames written by zoomdream; `--overwrite` may replace this folder\n"
+FRAME_FILE = re.compile(r"\d{6}\.png")  # the names inside a frame folder zoomdream writes
+LOCK_SUFFIX = ".zoomdream-lock"
+SIDECAR_SUFFIX = ".yaml"
+# Every sidecar's metadata section (presets.META_KEY) starts with zoomdream's version: how one is recognised.
+SIDECAR_MARK = re.compile(r"^meta:\s*\{?\s*zoomdream:", re.M)
+MAX_STEM = 96  # temp and work-folder names use at most this much of the output's name (+ a hash beyond)
+_TEMP_RANDOM = r"[a-z0-9_]{8}"  # tempfile.mkstemp's random part
+_NAME_MAX = 255  # fallback for filesystems that don't answer pathconf
 
 
 def _umask() -> int:
@@ -26,6 +55,24 @@ def _umask() -> int:
 
 # mkstemp creates files readable by the owner only; a finished output gets the usual 0o666 & ~umask.
 FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
+
+
+def temp_stem(name: str) -> str:
+    """The part of a file name that its temporaries and work folder are named after.
+
+    Short names are kept whole; a long one is cut and given a hash of the whole name, so
+    ``.<stem>.XXXXXXXX.partial.ext`` always fits in a file name and two long names that share
+    their first characters never share temporaries.
+    """
+    if len(name.encode("utf-8", "surrogateescape")) <= MAX_STEM:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{name[:MAX_STEM // 2]}~{digest}"
+
+
+def _temp_pattern(name: str) -> re.Pattern:
+    return re.compile(rf"\.{re.escape(temp_stem(name))}\.{_TEMP_RANDOM}{re.escape(PARTIAL_TAG)}(\..*)?")
 
 
 @contextlib.contextmanager
@@ -38,7 +85,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(os.path.abspath(path))
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{PARTIAL_TAG}{suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(path.name)}.", suffix=f"{PARTIAL_TAG}{suffix}",
+                               dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -51,6 +99,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def make_temp_dir(path: str | os.PathLike) -> Path:
+    """A new hidden temporary folder beside ``path``, named like its temp files (swept alike)."""
+    path = Path(os.path.abspath(path))
+    return Path(tempfile.mkdtemp(prefix=f".{temp_stem(path.name)}.", suffix=PARTIAL_TAG, dir=path.parent))
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -67,33 +121,225 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def check_output_path(out: str | os.PathLike, *, inputs: tuple = (), overwrite: bool = False,
-                      is_dir: bool = False) -> Path:
+def sidecar_path(output: str | os.PathLike) -> Path:
+    """Where the settings sidecar of ``output`` goes: ``out.mp4`` -> ``out.mp4.yaml``."""
+    return Path(os.path.abspath(os.fspath(output).rstrip("/" + os.sep) or os.fspath(output)) + SIDECAR_SUFFIX)
+
+
+# ---------------------------------------------------------------- what is zoomdream's own
+def is_own_folder(path: str | os.PathLike) -> bool:
+    """True for a frame folder zoomdream wrote: its marker file, and nothing but frames beside it."""
+    path = Path(path)
+    try:
+        if path.is_symlink() or not (path / FOLDER_MARKER).is_file():
+            return False
+        with os.scandir(path) as entries:
+            return all(e.name == FOLDER_MARKER or (FRAME_FILE.fullmatch(e.name) and e.is_file(follow_symlinks=False))
+                       for e in entries)
+    except OSError:
+        return False
+
+
+def is_own_sidecar(path: str | os.PathLike) -> bool:
+    """True for a settings sidecar zoomdream wrote (a regular YAML file carrying its metadata key)."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 1 << 20:
+            return False
+        with open(path, "rb") as f:
+            text = f.read(1 << 20).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return SIDECAR_MARK.search(text) is not None
+
+
+def remove_own_folder(path: str | os.PathLike) -> None:
+    """Delete a frame folder zoomdream wrote; anything else is left alone (ZoomdreamError)."""
+    if not is_own_folder(path):
+        raise ZoomdreamError(f"{path}: not a frame folder written by zoomdream; left untouched")
+    shutil.rmtree(path)
+
+
+# ---------------------------------------------------------------- the checks before any work
+def _real(path) -> str:
+    return os.path.realpath(os.path.abspath(path))
+
+
+def _inside(child: str, parent: str) -> bool:
+    """``child`` is ``parent`` or below it (both real, absolute paths)."""
+    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return _NAME_MAX
+
+
+def refuse_overlap(out: Path, what: str, inputs: Iterable) -> None:
+    """An output (or its sidecar) must not be, hold, or lie inside any input, nor hold the current folder."""
+    real = _real(out)
+    for inp in inputs:
+        if inp is None or os.fspath(inp) == "":
+            continue
+        inp_real = _real(inp)
+        if real == inp_real:
+            raise ZoomdreamError(f"{out}: {what} is the input {inp}; choose another output name")
+        if _inside(inp_real, real):
+            raise ZoomdreamError(f"{out}: {what} is a folder holding the input {inp}; choose another output name")
+        if os.path.isdir(inp_real) and _inside(real, inp_real):
+            raise ZoomdreamError(f"{out}: {what} lies inside the input folder {inp}; choose another output name")
+    if _inside(_real(os.getcwd()), real):
+        raise ZoomdreamError(f"{out}: {what} is the current folder or one of its parents; name a new file or folder")
+
+
+def check_output_path(out: str | os.PathLike, *, inputs: Iterable = (), overwrite: bool = False,
+                      is_dir: bool = False, kinds: tuple[str, ...] | None = None, sidecar: bool = True) -> Path:
     """Check an output location before any work starts; return it as an absolute path.
 
-    Refuses: the output being one of the inputs, an existing output without ``overwrite``,
-    a missing or unwritable folder. Raises ZoomdreamError naming the path.
+    Args:
+        inputs: every file or folder the render reads (input, guide, mask, weights, audio,
+            preset); None entries are skipped.
+        is_dir: the output is a frame folder (else a file).
+        kinds: extensions (lower case, with the dot) of files zoomdream writes there; an
+            existing file is replaced (with ``overwrite``) only when it has one of them.
+        sidecar: the output gets a settings sidecar (``out.yaml`` beside it), checked alike.
+
+    Raises ZoomdreamError naming the path for anything refused: see the module docstring.
     """
+    if not os.fspath(out).strip():
+        raise ZoomdreamError("output path is empty; name a file or a new folder (-o dream.mp4)")
     out = Path(os.path.abspath(out))
-    for inp in inputs:
-        if inp is None:
-            continue
-        inp = Path(os.path.abspath(inp))
-        if out == inp or (out.exists() and inp.exists() and os.path.samefile(out, inp)):
-            raise ZoomdreamError(f"{out}: output is the same file as the input; choose another output name")
+    inputs = tuple(inputs)
+    refuse_overlap(out, "output", inputs)
     parent = out.parent
     if not parent.is_dir():
         raise ZoomdreamError(f"{out}: output folder {parent} does not exist")
-    if out.exists() and not overwrite:
-        raise ZoomdreamError(f"{out}: output already exists; pass --overwrite to replace it")
-    if out.exists() and out.is_dir() != is_dir:
-        kind = "a folder" if out.is_dir() else "a file"
-        raise ZoomdreamError(f"{out}: output exists and is {kind}")
-    # os.access is not enough (root ignores mode bits, read-only mounts): try a real temp file.
+    limit = _name_max(parent)
+    names = [out.name, f".{temp_stem(out.name)}{LOCK_SUFFIX}"] + ([sidecar_path(out).name] if sidecar else [])
+    for name in names:
+        if len(os.fsencode(name)) > limit:
+            raise ZoomdreamError(f"{out}: name too long (zoomdream writes {name[:40]}..., over {limit} bytes)")
+    if os.path.lexists(out):
+        if not overwrite:
+            raise ZoomdreamError(f"{out}: output already exists; pass --overwrite to replace it")
+        _check_replaceable(out, is_dir, kinds)
+    if sidecar:
+        side = sidecar_path(out)
+        refuse_overlap(side, "settings sidecar", inputs)
+        if os.path.lexists(side):
+            if not overwrite:
+                raise ZoomdreamError(f"{side}: settings sidecar already exists; pass --overwrite to replace it")
+            if not is_own_sidecar(side):
+                raise ZoomdreamError(f"{side}: exists and is not a settings sidecar written by zoomdream; "
+                                     f"move it away or choose another output name")
+    # os.access is not enough (root ignores mode bits, read-only mounts): try a real temp file,
+    # named like the longest temporary the render will create.
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f"{PARTIAL_TAG}.probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
+        with atomic_path(sidecar_path(out) if sidecar else out, suffix=".probe") as probe:
+            raise _ProbeDone(probe)
+    except _ProbeDone:
+        pass
     except OSError as e:
         raise ZoomdreamError(f"{out}: cannot write to folder {parent} ({e.strerror or e})") from None
     return out
+
+
+class _ProbeDone(Exception):
+    """Leaves ``atomic_path`` through its cleanup: the probe temp is removed, nothing replaced."""
+
+
+def _check_replaceable(out: Path, is_dir: bool, kinds: tuple[str, ...] | None) -> None:
+    if os.path.isdir(out):
+        if not is_dir:
+            raise ZoomdreamError(f"{out}: output exists and is a folder")
+        if not is_own_folder(out):
+            raise ZoomdreamError(f"{out}: existing folder was not written by zoomdream (no {FOLDER_MARKER} marker, "
+                                 f"or files of its own); --overwrite replaces only zoomdream's frame folders")
+        return
+    if is_dir:
+        raise ZoomdreamError(f"{out}: output exists and is a file")
+    try:
+        regular = stat.S_ISREG(os.stat(out).st_mode)
+    except OSError:  # a dangling symlink: replacing it touches nothing else
+        regular = True
+    if not regular:
+        raise ZoomdreamError(f"{out}: output exists and is not a regular file; left untouched")
+    if kinds is not None and out.suffix.lower() not in kinds:
+        raise ZoomdreamError(f"{out}: existing file is not of a kind zoomdream writes ({', '.join(kinds)})")
+
+
+# ---------------------------------------------------------------- one run per output; leftovers
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike) -> Iterator[Path]:
+    """Hold the lock of ``out`` for the duration of a render; refuse if another run holds it.
+
+    The lock is ``flock`` on ``.<stem>.zoomdream-lock`` beside the output: the kernel drops it
+    when its process dies, so a run that was killed leaves a lock the next run simply takes.
+    The file is removed on the way out. Stale temporaries of the output are swept once the
+    lock is held (they cannot belong to a live run then).
+    """
+    out = Path(os.path.abspath(out))
+    path = out.parent / f".{temp_stem(out.name)}{LOCK_SUFFIX}"
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+                         FILE_MODE)
+        except OSError as e:
+            raise ZoomdreamError(f"{out}: cannot create the lock file {path.name} ({e.strerror or e})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise ZoomdreamError(f"{out}: another zoomdream run is writing this output; wait for it to "
+                                     f"finish or choose another output name") from None
+            raise ZoomdreamError(f"{out}: cannot lock {path.name} ({e.strerror or e})") from None
+        # The previous holder may have removed the file between our open and our lock: then
+        # we hold a lock on a deleted file, and must start again on the path itself.
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"zoomdream pid {os.getpid()}\n".encode())
+        sweep_temps(out)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def sweep_temps(out: str | os.PathLike) -> list[str]:
+    """Remove zoomdream's own stale temporaries of ``out`` (and of its sidecar); return their names.
+
+    Only names of the exact temp pattern are touched: files, and temp folders holding nothing
+    but frames (the folder writer's). Call it while holding :func:`output_lock`.
+    """
+    out = Path(os.path.abspath(out))
+    patterns = [_temp_pattern(out.name), _temp_pattern(sidecar_path(out).name)]
+    removed = []
+    try:
+        with os.scandir(out.parent) as it:
+            entries = list(it)
+    except OSError:
+        return removed
+    for e in entries:
+        base = e.name[:-len(".old")] if e.name.endswith(".old") else e.name
+        if not any(p.fullmatch(base) for p in patterns):
+            continue
+        with contextlib.suppress(OSError):
+            if e.is_dir(follow_symlinks=False):
+                if all(FRAME_FILE.fullmatch(n) or n == FOLDER_MARKER for n in os.listdir(e.path)):
+                    shutil.rmtree(e.path)
+                    removed.append(e.name)
+            elif e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+                removed.append(e.name)
+    return removed

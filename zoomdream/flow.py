@@ -280,63 +280,78 @@ class FlickerMeter:
 CACHE_KEY_HASH_CHARS = 16  # hex chars of sha256(key) naming the subfolder: ample against collisions
 
 
+FLOW_CACHE_FORMAT = 2  # part of every key: entries of another layout are never read
+
+
 class FlowCache:
     """A per-clip folder of flow fields, so re-dreaming a clip skips the flow step.
 
-    ``key`` must identify everything the flow depends on (the clip's identity, the
-    flow method, the working size); each key gets its own subfolder
-    ``folder/<sha256(key)[:16]>/`` holding ``key.json`` (the full key, for humans) and
-    one ``NNNNNN.npy`` per frame index, so a different key in the same folder never
-    sees another's data. Fields are stored as float16 ((2, H, W, 2), half the size):
-    exact to 1/2048 relative, i.e. better than 1/30 px below 64 px of motion.
-    Writes are atomic; an unreadable entry counts as a miss.
+    ``key`` must identify everything the flow depends on (the clip's content, the flow
+    method, the working size); each key (with :data:`FLOW_CACHE_FORMAT`) gets its own
+    subfolder ``folder/<sha256(key)[:16]>/`` holding ``key.json`` (the full key) and one
+    ``NNNNNN.npy`` per frame index, so a different key in the same folder never sees
+    another's data. Fields are stored as float16 ((2, H, W, 2), half the size): exact to
+    1/2048 relative, i.e. better than 1/30 px below 64 px of motion.
+
+    It stays a cache: an entry that is damaged, of the wrong shape or dtype, not finite, or
+    in a folder whose ``key.json`` names another key is a miss (recomputed); a cache that
+    cannot be written is skipped. Writes are atomic.
 
     Convention:
-        entry ``index`` holds the flows between frames ``index − 1`` and ``index``:
-        flow_bwd (t → t−1, grid of frame t) and flow_fwd (t−1 → t, grid of frame t−1),
+        entry ``index`` holds the flows between frames ``index - 1`` and ``index``:
+        flow_bwd (t -> t-1, grid of frame t) and flow_fwd (t-1 -> t, grid of frame t-1),
         each (H, W, 2) float32 (dx, dy) in px.
     """
 
     def __init__(self, folder: str | os.PathLike, key: str):
-        self.key = str(key)
+        self.key = json.dumps({"format": FLOW_CACHE_FORMAT, "key": str(key)}, sort_keys=True)
         digest = hashlib.sha256(self.key.encode("utf-8")).hexdigest()[:CACHE_KEY_HASH_CHARS]
         self.folder = Path(folder) / digest
+        self.usable = True
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ZoomdreamError(f"{self.folder}: cannot create the flow cache folder ({e.strerror or e})") from None
-        key_file = self.folder / "key.json"
-        if not key_file.exists():
-            write_text_atomic(key_file, json.dumps({"key": self.key}) + "\n")
+            key_file = self.folder / "key.json"
+            if not key_file.exists():
+                write_text_atomic(key_file, self.key + "\n")
+            self.usable = key_file.read_text().strip() == self.key  # another key's folder: not ours to use
+        except (OSError, ZoomdreamError, UnicodeDecodeError):
+            self.usable = False
 
     def _path(self, index: int) -> Path:
         if int(index) != index or index < 0:
             raise ValueError(f"frame index must be a non-negative int. Got: {index!r}")
         return self.folder / f"{int(index):06d}.npy"
 
-    def get(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(flow_bwd, flow_fwd) as float32 for frame ``index``, or None if not cached."""
+    def get(self, index: int, shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(flow_bwd, flow_fwd) as float32 for frame ``index``, or None if not cached (or unusable).
+
+        ``shape``: the frames' (H, W); an entry of another size is a miss.
+        """
         path = self._path(index)
-        if not path.exists():
+        if not self.usable or not path.is_file():
             return None
         try:
             pair = np.load(path, allow_pickle=False)  # (2, h, w, 2) float16
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return None  # damaged: recompute rather than fail a long render
-        if pair.ndim != 4 or pair.shape[0] != 2 or pair.shape[3] != 2:
+        if (not isinstance(pair, np.ndarray) or pair.dtype != np.float16 or pair.ndim != 4 or pair.shape[0] != 2
+                or pair.shape[3] != 2 or (shape is not None and tuple(pair.shape[1:3]) != tuple(shape))):
             return None
         pair = pair.astype(np.float32)
+        if not np.isfinite(pair).all():
+            return None
         return pair[0], pair[1]
 
     def put(self, index: int, flow_bwd: np.ndarray, flow_fwd: np.ndarray) -> None:
-        """Store the two flows of frame ``index`` (atomically, as float16)."""
+        """Store the two flows of frame ``index`` (atomically, as float16); a failed write is skipped."""
         flow_bwd, flow_fwd = np.asarray(flow_bwd), np.asarray(flow_fwd)
         if flow_bwd.shape != flow_fwd.shape or flow_bwd.ndim != 3 or flow_bwd.shape[2] != 2:
             raise ValueError(f"flows must both be (H, W, 2). Got: {flow_bwd.shape} and {flow_fwd.shape}")
+        if not self.usable:
+            return
         pair = np.stack([flow_bwd, flow_fwd]).astype(np.float16)  # (2, h, w, 2) float16
-        path = self._path(index)
         try:
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            with atomic_path(self._path(index)) as tmp, open(tmp, "wb") as f:
                 np.save(f, pair, allow_pickle=False)
-        except OSError as e:
-            raise ZoomdreamError(f"{path}: cannot write to the flow cache ({e.strerror or e})") from None
+        except OSError:
+            self.usable = False  # full disk, read-only cache: the render goes on without it

@@ -168,6 +168,19 @@ def save_png_fast(path: str | os.PathLike, image: np.ndarray) -> None:
     write_bytes_atomic(path, buf.tobytes())
 
 
+def png_complete(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a file that ends with a PNG's IEND chunk (whole, not cut short)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() < len(PNG_END):
+                return False
+            f.seek(-len(PNG_END), os.SEEK_END)
+            return f.read() == PNG_END
+    except OSError:
+        return False
+
+
 def load_png_fast(path: str | os.PathLike) -> np.ndarray:
     """Read a frame-cache PNG written by ``save_png_fast``.
 

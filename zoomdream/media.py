@@ -40,7 +40,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from .errors import ZoomdreamError
-from .fileio import PARTIAL_TAG, atomic_path
+from .fileio import DIR_MODE, FOLDER_MARKER, FOLDER_MARKER_TEXT, atomic_path, is_own_folder, make_temp_dir
 
 __all__ = [
     "VideoInfo",
@@ -159,12 +159,64 @@ def _url(path: str) -> str:
     return "file:" + os.path.abspath(path)
 
 
+# Every ffmpeg this process started and has not reaped yet: stop_children() ends them all.
+_LIVE: set[subprocess.Popen] = set()
+_SPAWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _popen(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """Start ffmpeg; a Ctrl-C or SIGTERM at any moment, even mid-fork, still gets it stopped.
+
+    While the child is created, SIGINT and SIGTERM only take note: were their handlers to
+    raise between the fork and our holding the Popen object, the ffmpeg would be orphaned
+    and go on writing after we exit. Once the child is registered (see ``stop_children``),
+    the old handlers are back and a noted signal is handed to its handler, whose exception
+    stops the new child before propagating. (Blocking the signals with pthread_sigmask is
+    not enough: another thread may take the signal, and the handler still runs in ours.)
+    """
+    swap = threading.current_thread() is threading.main_thread()
+    noted: list[int] = []
+    old = {}
+    if swap:
+        for sig in _SPAWN_SIGNALS:
+            old[sig] = signal.signal(sig, lambda signum, frame: noted.append(signum))
+    proc, error = None, None
     try:
         # Own session: a terminal ^C hits only Python, which then kills ffmpeg itself.
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
     except OSError as e:
-        raise ZoomdreamError(f"{cmd[0]}: cannot run ffmpeg ({e.strerror or e})") from None
+        error = ZoomdreamError(f"{cmd[0]}: cannot run ffmpeg ({e.strerror or e})")
+    finally:
+        _LIVE.difference_update([p for p in _LIVE if p.returncode is not None])  # reaped elsewhere
+        if proc is not None:
+            _LIVE.add(proc)
+        try:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+            for sig in noted[:1]:  # deliver what arrived meanwhile, as the kernel would have
+                handler = old[sig]
+                if callable(handler):
+                    handler(sig, None)
+                elif handler == signal.SIG_DFL:
+                    if proc is not None:
+                        _stop(proc)
+                    signal.raise_signal(sig)
+        except BaseException:
+            if proc is not None:  # nobody else holds it: stop it and close its pipes
+                _stop(proc)
+                for stream in (proc.stdout, proc.stderr):
+                    if stream is not None:
+                        stream.close()
+            raise
+    if error is not None:
+        raise error
+    return proc
+
+
+def stop_children() -> None:
+    """Kill and reap every ffmpeg still running (the CLI's last word, whatever happened)."""
+    for proc in list(_LIVE):
+        _stop(proc)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -180,6 +232,7 @@ def _stop(proc: subprocess.Popen) -> None:
                 proc.kill()
     with contextlib.suppress(Exception):
         proc.wait()
+    _LIVE.discard(proc)
 
 
 def _capture(cmd: list[str]) -> tuple[int, str, str]:
@@ -967,27 +1020,44 @@ def _encode_gif(out, frames_dir, pattern, n_frames, rate, quiet) -> None:
 
 
 def _write_folder(out, frames_dir: str, names: list[str]) -> None:
+    """Copy the frames into a new folder ``out`` (with the marker that makes it zoomdream's own).
+
+    An existing ``out`` is replaced only when zoomdream wrote it (``fileio.is_own_folder``):
+    the new folder is complete beside it before the old one is moved aside and deleted.
+    """
     dest = os.path.abspath(os.fspath(out).rstrip("/" + os.sep) or os.fspath(out))
     parent = os.path.dirname(dest)
-    if os.path.exists(dest) and not os.path.isdir(dest):
+    if os.path.lexists(dest) and not os.path.isdir(dest):
         raise ZoomdreamError(f"{out}: output exists and is a file")
+    if os.path.lexists(dest) and not is_own_folder(dest):
+        raise ZoomdreamError(f"{out}: existing folder was not written by zoomdream; left untouched")
     if not os.path.isdir(parent):
         raise ZoomdreamError(f"{out}: output folder {parent} does not exist")
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", suffix=PARTIAL_TAG, dir=parent)
+    tmp = str(make_temp_dir(dest))
+    old = tmp + ".old"
+    moved = False
     try:
         for i, name in enumerate(names):
             target = os.path.join(tmp, f"{i:06d}{os.path.splitext(name)[1].lower()}")
             shutil.copyfile(os.path.join(frames_dir, name), target)
             with open(target, "rb+") as f:
                 os.fsync(f.fileno())
+        with open(os.path.join(tmp, FOLDER_MARKER), "w") as f:
+            f.write(FOLDER_MARKER_TEXT)
+        os.chmod(tmp, DIR_MODE)  # mkdtemp's 0o700 -> an ordinary folder
         if os.path.isdir(dest):
             # A directory cannot be replaced in one step: move the old one aside first.
-            old = tmp + ".old"
             os.rename(dest, old)
+            moved = True
             os.rename(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
+            moved = False
+            if is_own_folder(old):  # still nothing but frames (checked again: it was a user's folder once)
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, dest)
     except BaseException:
+        if moved:  # the old output goes back where it was
+            with contextlib.suppress(OSError):
+                os.rename(old, dest)
         shutil.rmtree(tmp, ignore_errors=True)
         raise

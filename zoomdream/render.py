@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ import numpy as np
 
 from . import __version__
 from .errors import Interrupted, Terminated, ZoomdreamError
-from .fileio import PARTIAL_TAG, check_output_path, write_text_atomic
+from .fileio import PARTIAL_TAG, check_output_path, output_lock, sidecar_path, temp_stem, write_text_atomic
 from .settings import Settings
 
 log = logging.getLogger("zoomdream")
@@ -56,7 +57,7 @@ def _sidecar(output: Path, settings: Settings, extra: dict) -> None:
 
     meta = {"zoomdream": __version__, **extra}
     meta.update(_versions())
-    write_text_atomic(Path(str(output) + ".yaml"), presets.dump(settings, meta=meta))
+    write_text_atomic(sidecar_path(output), presets.dump(settings, meta=meta))
 
 
 def _versions() -> dict:
@@ -87,9 +88,16 @@ def _check_still_output(output, inputs, overwrite) -> Path:
     from .images import SAVE_FORMATS  # noqa: PLC0415  (the formats save_image writes)
 
     ext = Path(output).suffix.lower()
-    if ext not in SAVE_FORMATS:
+    if os.fspath(output).strip() and ext not in SAVE_FORMATS:
         raise ZoomdreamError(f"{output}: unsupported image format '{ext or '(none)'}' (use .png or .jpg)")
-    return check_output_path(output, inputs=inputs, overwrite=overwrite)
+    return check_output_path(output, inputs=inputs, overwrite=overwrite, kinds=tuple(SAVE_FORMATS))
+
+
+def render_inputs(settings: Settings, *paths) -> tuple:
+    """Every file a render reads: ``paths`` plus the settings' guide and weights files."""
+    d = settings.dream
+    weights = d.weights if d.weights not in (None, "random") else None
+    return tuple(p for p in (*paths, d.guide, weights) if p is not None)
 
 
 # ---------------------------------------------------------------- stills
@@ -98,28 +106,34 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
     from .dream import dream_image, total_steps  # noqa: PLC0415
     from .images import load_image, save_image  # noqa: PLC0415
 
-    out = _check_still_output(output, (input, settings.dream.guide), overwrite)
-    image = load_image(input, max_size=settings.dream.max_size)
-    backbone, objective = _load_backbone_and_objective(settings)
-    steps = total_steps(image.shape[:2], settings.dream, backbone.min_size)
-    with _progress(steps, quiet=quiet, unit="step", desc="dreaming") as bar:
-        result = dream_image(image, settings=settings.dream, backbone=backbone, objective=objective,
-                             progress=bar.update)
-    save_image(out, result)
-    _sidecar(out, settings, {"input": str(Path(input).resolve()), "weights": backbone.weights,
-                             "precision": backbone.precision})
+    out = _check_still_output(output, render_inputs(settings, input), overwrite)
+    with output_lock(out):
+        image = load_image(input, max_size=settings.dream.max_size)
+        backbone, objective = _load_backbone_and_objective(settings)
+        steps = total_steps(image.shape[:2], settings.dream, backbone.min_size)
+        with _progress(steps, quiet=quiet, unit="step", desc="dreaming") as bar:
+            result = dream_image(image, settings=settings.dream, backbone=backbone, objective=objective,
+                                 progress=bar.update)
+        save_image(out, result)
+        _sidecar(out, settings, {"input": str(Path(input).resolve()), "weights": backbone.weights,
+                                 "precision": backbone.precision})
     return result
 
 
 def render_sheet(input, output, *, settings: Settings, layers: list[str] | None = None, cell: int = 256,
                  overwrite: bool = False, quiet: bool = False) -> np.ndarray:
     """One dream per layer (the backbone's interesting ones by default), as a labelled grid."""
+    out = _check_still_output(output, render_inputs(settings, input), overwrite)
+    with output_lock(out):
+        return _sheet(input, out, settings=settings, layers=layers, cell=cell, quiet=quiet)
+
+
+def _sheet(input, out: Path, *, settings: Settings, layers: list[str] | None, cell: int, quiet: bool) -> np.ndarray:
     from .backbones import load_backbone  # noqa: PLC0415
     from .dream import dream_image, total_steps  # noqa: PLC0415
     from .images import load_image, save_image, resize_max  # noqa: PLC0415
     from .objectives import layer as layer_objective  # noqa: PLC0415
 
-    out = _check_still_output(output, (input,), overwrite)
     image = resize_max(load_image(input), cell)
     d = settings.dream
     backbone = load_backbone(d.model, weights=d.weights, precision=d.precision)
@@ -160,51 +174,78 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the frame cache (resume point)
+HASH_CHUNK = 1 << 20  # bytes read at a time when hashing a file
+
+
 def file_identity(path) -> dict:
-    """Path, size, mtime and a hash of the first and last MiB: cheap, and changes when the file does."""
+    """What a file (or a folder of frames) holds: its size and the SHA-256 of its content.
+
+    By content, not by path or time stamps: a file replaced by another under the same name
+    is a different input (so a resume is refused), while a copy or a touched file is the same.
+    A folder is the sorted list of its files' names and contents. Hashed once per process and
+    file version (the stat key), since a video and its flow cache both ask.
+    """
     path = Path(path).resolve()
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file())
-        h = hashlib.sha256()
-        for p in files:
-            st = p.stat()
-            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-        return {"path": str(path), "files": len(files), "digest": h.hexdigest()}
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file())
+            h = hashlib.sha256()
+            for p in files:
+                h.update(f"{p.name}\0{_content_digest(p)}\0".encode())
+            return {"kind": "folder", "files": len(files), "sha256": h.hexdigest()}
+        return {"kind": "file", "size": path.stat().st_size, "sha256": _content_digest(path)}
+    except OSError as e:
+        raise ZoomdreamError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def _content_digest(path: Path) -> str:
     st = path.stat()
+    return _digest(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(path: str, *stat_key) -> str:
     h = hashlib.sha256()
-    mib = 1 << 20
     with open(path, "rb") as f:
-        h.update(f.read(mib))
-        if st.st_size > mib:
-            f.seek(max(mib, st.st_size - mib))
-            h.update(f.read(mib))
-    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "digest": h.hexdigest()}
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+MANIFEST = "manifest.json"
 
 
 class FrameCache:
     """The work folder: ``frames/000000.png ...`` plus ``manifest.json``.
 
-    Frames are written atomically, so a file that exists is complete; the first missing
-    index is where a resumed run starts.
+    Frames are written atomically, so a file that exists is normally complete; a damaged one
+    (cut short by a crash of the machine, say) counts as missing, so it and every frame after
+    it are dreamed again. The first missing index is where a resumed run starts. The folder
+    is zoomdream's only when it holds a manifest: anything else at its path is left alone.
     """
 
     def __init__(self, output: Path, manifest: dict, *, restart: bool = False):
-        self.folder = output.parent / f".{output.name}{WORK_SUFFIX}"
+        self.folder = output.parent / f".{temp_stem(output.name)}{WORK_SUFFIX}"
         self.frames = self.folder / "frames"
         self.manifest = manifest
-        manifest_path = self.folder / "manifest.json"
-        if self.folder.exists() and restart:
-            shutil.rmtree(self.folder)
+        manifest_path = self.folder / MANIFEST
+        if self.folder.is_symlink() or (os.path.lexists(self.folder) and not self.folder.is_dir()):
+            raise ZoomdreamError(f"{self.folder}: zoomdream's work folder goes there, but a file of that name "
+                                 f"exists; move it away or choose another output name")
+        old = None
         if manifest_path.exists():
             try:
                 old = json.loads(manifest_path.read_text())
             except (OSError, ValueError):
                 old = None
-            if old != manifest:
-                raise ZoomdreamError(f"{self.folder}: frames from an earlier run do not match this one "
-                                     f"({_what_changed(old, manifest)}); use --restart to start over")
         elif self.folder.exists() and any(self.folder.iterdir()):
-            raise ZoomdreamError(f"{self.folder}: work folder without a manifest; use --restart to start over")
+            raise ZoomdreamError(f"{self.folder}: folder without a zoomdream manifest; it is not zoomdream's, "
+                                 f"so it is left alone: move it away or choose another output name")
+        if self.folder.exists() and restart:
+            shutil.rmtree(self.folder)  # it holds a manifest (or nothing): zoomdream's work folder
+        elif manifest_path.exists() and old != manifest:
+            raise ZoomdreamError(f"{self.folder}: frames from an earlier run do not match this one "
+                                 f"({_what_changed(old, manifest)}); use --restart to start over")
         try:
             self.frames.mkdir(parents=True, exist_ok=True)
             write_text_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
@@ -216,10 +257,22 @@ class FrameCache:
     def path(self, i: int) -> Path:
         return self.frames / (FRAME_PATTERN % i)
 
+    def intact(self, i: int) -> bool:
+        """Frame i is there, whole (it ends with its IEND chunk) and decodes."""
+        from .images import png_complete  # noqa: PLC0415
+
+        if not png_complete(self.path(i)):  # cheap, and exact for a file cut short
+            return False
+        try:
+            self.load(i)
+        except ZoomdreamError:
+            return False
+        return True
+
     def complete(self, n: int) -> int:
-        """How many frames from index 0 on are already done (capped at n)."""
+        """How many frames from index 0 on are already done and intact (capped at n)."""
         i = 0
-        while i < n and self.path(i).exists():
+        while i < n and self.intact(i):
             i += 1
         return i
 
@@ -240,12 +293,19 @@ class FrameCache:
 def _what_changed(old: dict | None, new: dict) -> str:
     if not isinstance(old, dict):
         return "unreadable manifest"
-    for key, label in (("input", "input changed"), ("settings", "preset or settings changed"),
+    for key, label in (("input", "input changed"), ("files", _files_changed(old, new)),
+                       ("settings", "preset or settings changed"),
                        ("render", "render options changed"), ("kind", "different command"),
                        ("zoomdream", "zoomdream version changed"), ("versions", "library versions changed")):
         if old.get(key) != new.get(key):
             return label
     return "manifest differs"
+
+
+def _files_changed(old: dict, new: dict) -> str:
+    a, b = old.get("files") or {}, new.get("files") or {}
+    roles = sorted(r for r in set(a) | set(b) if a.get(r) != b.get(r))
+    return f"{roles[0] if roles else 'a'} file changed"
 
 
 @contextlib.contextmanager
@@ -273,7 +333,7 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
     alike, so both produce the same bytes. Ctrl-C / SIGTERM become :class:`Interrupted`
     with a line that says how to continue.
     """
-    start = cache.complete(n_frames)
+    start = cache.complete(n_frames)  # a damaged frame counts as missing: it and those after it are dreamed again
     prev = cache.load(start - 1) if start > 0 else None
     if 0 < start < n_frames:
         log.info("resuming after frame %d/%d", start, n_frames)
@@ -326,13 +386,21 @@ def _finish(cache: FrameCache, n_frames: int, output: Path, *, fps: Fraction, au
         cache.remove()
 
 
-def _render_manifest(kind: str, input_path, settings: Settings, render: dict) -> dict:
+def _render_manifest(kind: str, input_path, settings: Settings, render: dict, files: dict | None = None) -> dict:
+    """The work folder's identity: a resume is refused unless every entry is the same.
+
+    ``files``: role -> path of every other file the frames depend on (mask, audio, ...); the
+    settings' guide and weights files are added here. Files are identified by content.
+    """
     from .media import ffmpeg_version  # noqa: PLC0415
 
+    d = settings.dream
+    files = {**(files or {}), "guide": d.guide, "weights": d.weights if d.weights != "random" else None}
     return {
         "kind": kind,
         "zoomdream": __version__,
         "input": file_identity(input_path),
+        "files": {role: file_identity(p) for role, p in sorted(files.items()) if p is not None},
         "settings": json.loads(json.dumps(_frame_settings(kind, settings), default=str)),
         "render": json.loads(json.dumps(render, default=str)),
         "versions": {**_versions(), "ffmpeg": ffmpeg_version()},
@@ -358,8 +426,9 @@ def _frame_settings(kind: str, settings: Settings) -> dict:
 def _prepare_output(output, inputs, overwrite) -> Path:
     from .media import output_kind  # noqa: PLC0415
 
-    out = Path(os.path.abspath(output))
-    return check_output_path(out, inputs=inputs, overwrite=overwrite, is_dir=output_kind(out) == "folder")
+    kind = output_kind(output) if os.fspath(output).strip() else "folder"  # an empty path is refused below
+    return check_output_path(output, inputs=inputs, overwrite=overwrite, is_dir=kind == "folder",
+                             kinds=(".mp4", ".gif"))
 
 
 class _Mask:
@@ -409,18 +478,25 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
 
     Returns a summary: frames, fps, the mean added flicker and the dreamed frames' (width, height).
     """
-    from . import media  # noqa: PLC0415
-
-    out = _prepare_output(output, (input, mask), overwrite)
+    out = _prepare_output(output, render_inputs(settings, input, mask), overwrite)
     if start < 0 or (end is not None and end <= start):
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
+    with output_lock(out):
+        return _render_video(input, out, settings=settings, start=start, end=end, preview=preview, fps=fps,
+                             crf=crf, keep_frames=keep_frames, restart=restart, mask=mask, quiet=quiet)
+
+
+def _render_video(input, out: Path, *, settings: Settings, start, end, preview, fps, crf, keep_frames, restart,
+                  mask, quiet) -> dict:
+    from . import media  # noqa: PLC0415
+
     info = media.probe(input, fps=fps)
     for note in info.notes:  # VFR resampled, truncated file, alpha composited, HDR
         log.warning("%s: %s", Path(input).name, note)
     n = media.frame_count(info, start=start, end=end, max_frames=preview)
     d = settings.dream
     manifest = _render_manifest("video", input, settings, {"start": start, "end": end, "fps": str(info.fps),
-                                                          "max_size": d.max_size, "mask": mask and file_identity(mask)})
+                                                          "max_size": d.max_size}, files={"mask": mask})
     cache = FrameCache(out, manifest, restart=restart)
     loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, quiet=quiet)
     try:
@@ -480,7 +556,7 @@ class _VideoLoop:
             self.index += 1
 
     def _flows(self, i: int):
-        cached = self.flow_cache.get(i)
+        cached = self.flow_cache.get(i, shape=self.src.shape[:2])
         if cached is not None:
             return cached
         method = self.settings.video.flow
@@ -553,10 +629,16 @@ def _cache_dir() -> Path:
 def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames: bool = False,
                 restart: bool = False, overwrite: bool = False, audio=None, quiet: bool = False) -> dict:
     """The infinite zoom: dream a photo, move it a little, dream again, feeding each frame back in."""
+    out = _prepare_output(output, render_inputs(settings, input, audio), overwrite)
+    with output_lock(out):
+        return _render_zoom(input, out, settings=settings, crf=crf, keep_frames=keep_frames, restart=restart,
+                            audio=audio, quiet=quiet)
+
+
+def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, restart, audio, quiet) -> dict:
     from . import media, motion  # noqa: PLC0415
     from .images import load_image  # noqa: PLC0415
 
-    out = _prepare_output(output, (input, audio), overwrite)
     z = settings.zoom
     if audio is not None and not media.has_audio(audio):
         raise ZoomdreamError(f"{audio}: no audio stream found")
@@ -564,7 +646,8 @@ def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames
     if z.size is not None:
         photo = motion.fit_size(photo, tuple(z.size))
     n = z.frames
-    manifest = _render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]]})
+    manifest = _render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]]},
+                                files={"audio": audio})
     cache = FrameCache(out, manifest, restart=restart)
     loop = _ZoomLoop(photo, settings)
     run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming")

@@ -425,7 +425,7 @@ class _Store:
 
     def done(self, chunk: Chunk) -> bool:
         """Whether every frame the chunk hands back is already stored (a resume skips it)."""
-        return all(self.cache.path(i).exists() or self._target(chunk, i).exists()
+        return all(self.cache.intact(i) or self._target(chunk, i).exists()
                    for i in range(chunk.fade_from, chunk.stop))
 
     def save(self, chunk: Chunk, i: int, frame: np.ndarray) -> None:
@@ -479,8 +479,8 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     and ``workers``; ``seconds``: ``to_first_frame``, ``dreaming`` (first to last frame handed
     back; nan when nothing was dreamed) and ``total``.
     """
-    from . import media  # noqa: PLC0415
-    from .render import FrameCache, _finish, _prepare_output, _render_manifest, file_identity  # noqa: PLC0415
+    from .fileio import output_lock  # noqa: PLC0415
+    from .render import _prepare_output, render_inputs  # noqa: PLC0415
 
     started = time.perf_counter()
     ray = _import_ray()
@@ -489,9 +489,20 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
         if value is not None and value < least:
             raise ZoomdreamError(f"{flag} {value}: expected {least} or more")
     # 1) output, input and the work folder, checked exactly as render_video checks them
-    out = _prepare_output(output, (input, mask), overwrite)
+    out = _prepare_output(output, render_inputs(settings, input, mask), overwrite)
     if start < 0 or (end is not None and end <= start):
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
+    with output_lock(out):
+        return _render_chunked(ray, input, out, settings=settings, workers=workers, address=address, chunk=chunk,
+                               warmup=warmup, fade=fade, start=start, end=end, preview=preview, fps=fps, crf=crf,
+                               keep_frames=keep_frames, restart=restart, mask=mask, quiet=quiet, started=started)
+
+
+def _render_chunked(ray, input, out: Path, *, settings: Settings, workers, address, chunk, warmup, fade, start, end,
+                    preview, fps, crf, keep_frames, restart, mask, quiet, started) -> dict:
+    from . import media  # noqa: PLC0415
+    from .render import FrameCache, _finish, _render_manifest  # noqa: PLC0415
+
     info = media.probe(input, fps=fps)
     for note in info.notes:
         log.warning("%s: %s", Path(input).name, note)
@@ -501,7 +512,7 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     # run's frames (or another chunking's) are refused as "render options changed", never mixed in.
     manifest = _render_manifest("video", input, settings, {
         "start": start, "end": end, "fps": str(info.fps), "max_size": d.max_size,
-        "mask": mask and file_identity(mask), "chunk": chunk, "warmup": warmup, "fade": fade})
+        "chunk": chunk, "warmup": warmup, "fade": fade}, files={"mask": mask})
     cache = FrameCache(out, manifest, restart=restart)
 
     def make_plan(cuts: list[int]) -> list[Chunk]:
@@ -515,7 +526,7 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     clock = {"start": started}  # perf_counter() at the first and the last frame handed back
     used = 0  # workers this call used
     # 2) dream the chunks not yet complete, on Ray
-    missing = sum(not cache.path(i).exists() for i in range(n))
+    missing = sum(not cache.intact(i) for i in range(n))
     if missing:
         try:
             plan, store, used = _dream_missing(ray, cache, flicker, clock, info=info, settings=settings,
