@@ -142,6 +142,12 @@ def test_overwrite_replaces_only_files_of_a_kind_zoomdream_writes(data, capsys):
     err = refused(capsys, main(["image", str(photo), "-o", str(data / "dream.png"), "--overwrite", *TINY]))
     assert "is a folder" in err
     refused(capsys, main(["image", str(photo), "-o", str(photo), "--overwrite", *TINY]))  # the input itself
+    os.link(photo, data / "hard.png")
+    os.symlink(photo, data / "soft.png")
+    before = snapshot(data)
+    for other in ("hard.png", "soft.png"):  # other names of the input
+        err = refused(capsys, main(["image", str(photo), "-o", str(data / other), "--overwrite", *TINY]))
+        assert "is the input" in err
     assert_intact(before)
 
 

@@ -170,6 +170,14 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Two names of one file (a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _name_max(folder: Path) -> int:
     try:
         return os.pathconf(folder, "PC_NAME_MAX")
@@ -184,7 +192,7 @@ def refuse_overlap(out: Path, what: str, inputs: Iterable) -> None:
         if inp is None or os.fspath(inp) == "":
             continue
         inp_real = _real(inp)
-        if real == inp_real:
+        if real == inp_real or _same_file(real, inp_real):
             raise ZoomdreamError(f"{out}: {what} is the input {inp}; choose another output name")
         if _inside(inp_real, real):
             raise ZoomdreamError(f"{out}: {what} is a folder holding the input {inp}; choose another output name")
