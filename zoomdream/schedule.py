@@ -327,7 +327,8 @@ def _parse(value) -> Curve:
     for part in parts:
         km = _KEYFRAME.match(part)
         if not km:
-            raise _Refused(f"'{part.strip()}' is not a keyframe F:(EXPR)")
+            raise _Refused(f"'{part.strip()}' is not a keyframe F:(EXPR)" if part.strip()
+                           else f"empty keyframe in '{text.strip()}' (a ',' too many?)")
         frame = int(km.group(1))
         if frame in frames:
             raise _Refused(f"keyframe {frame} appears twice")
@@ -343,31 +344,35 @@ def _unparen(text: str) -> str:
     return text
 
 
-def parse(value, *, where: str) -> Curve:
+def parse(value, *, where: str = "") -> Curve:
     """A number, a schedule string or a keyframe map -> :class:`Curve`; errors name ``where``."""
     try:
         return _parse(value)
     except _Refused as e:
-        raise ZoomdreamError(f"{where}: {e}") from None
+        raise ZoomdreamError(f"{where}: {e}" if where else str(e)) from None
 
 
-def parse_pair(value, *, where: str) -> tuple[Curve, Curve]:
+def parse_pair(value, *, where: str = "") -> tuple[Curve, Curve]:
     """Two schedules for (x, y): ``"X | Y"``, a list of two, or a keyframe map of pairs."""
+    wx, wy = (f"{where} ({c})" if where else c for c in "xy")
     if isinstance(value, str):
         if len(value) > 2 * MAX_CHARS:
             raise ZoomdreamError(f"{where}: schedule is {len(value)} characters long; at most {2 * MAX_CHARS}")
         halves = value.split("|")
         if len(halves) != 2:
-            raise ZoomdreamError(f"{where}: expected two schedules 'X | Y' (or two numbers X,Y), got '{value}'")
-        return parse(halves[0], where=f"{where} (x)"), parse(halves[1], where=f"{where} (y)")
+            raise ZoomdreamError(f"{where + ': ' if where else ''}expected two schedules 'X | Y' "
+                                 f"(or two numbers X,Y), got '{value}'")
+        return parse(halves[0], where=wx), parse(halves[1], where=wy)
     if isinstance(value, Mapping):  # {frame: [x, y]} keyframes, smoothstep
         if not all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value.values()):
-            raise ZoomdreamError(f"{where}: keyframe values must be pairs [x, y], got {dict(value)!r}")
-        return (parse({k: v[0] for k, v in value.items()}, where=f"{where} (x)"),
-                parse({k: v[1] for k, v in value.items()}, where=f"{where} (y)"))
+            raise ZoomdreamError(f"{where + ': ' if where else ''}keyframe values must be pairs [x, y], "
+                                 f"got {dict(value)!r}")
+        return (parse({k: v[0] for k, v in value.items()}, where=wx),
+                parse({k: v[1] for k, v in value.items()}, where=wy))
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        return parse(value[0], where=f"{where} (x)"), parse(value[1], where=f"{where} (y)")
-    raise ZoomdreamError(f"{where}: expected a pair [x, y] of numbers or schedules, got {value!r}")
+        return parse(value[0], where=wx), parse(value[1], where=wy)
+    raise ZoomdreamError(f"{where + ': ' if where else ''}expected a pair [x, y] of numbers or schedules, "
+                         f"got {value!r}")
 
 
 def frame_variables(n: int, fps: float, features: Mapping[str, np.ndarray] | None = None) -> dict:
