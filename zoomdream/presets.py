@@ -200,6 +200,8 @@ def _scheduled(check: Callable, *, pair: bool = False) -> Callable:
 
     def is_text_schedule(v):
         if isinstance(v, str):
+            if _trap_hint(v):  # '1e-2' or 'no': the YAML 1.1 traps keep their own message
+                return False
             return not (pair and re.fullmatch(r"\s*-?[\d.]+\s*[x,]\s*-?[\d.]+\s*", v))
         if isinstance(v, dict):
             return any(isinstance(x, str) or (isinstance(x, list) and any(isinstance(y, str) for y in x))
@@ -457,7 +459,11 @@ def parse_layers(spec: str) -> dict[str, float]:
         except ValueError:
             from . import schedule  # noqa: PLC0415
 
-            schedule.parse(weight, where=f"--layers {name}")  # an expression, e.g. mixed4=0.5+0.5*bass
+            try:
+                schedule.parse(weight)  # an expression, e.g. mixed4=0.5+0.5*bass
+            except ZoomdreamError as e:
+                raise ZoomdreamError(f"--layers: weight '{weight}' for {name} is not a number nor a schedule "
+                                     f"({e})") from None
             out[name] = weight.strip()
     if not out:
         raise ZoomdreamError("--layers: expected name=weight[,name=weight...], e.g. block4_conv3=1.0")

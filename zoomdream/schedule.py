@@ -191,19 +191,19 @@ def _split_top(text: str, sep: str) -> list[str]:
     """``text`` split at ``sep`` outside parentheses; unbalanced parentheses are refused."""
     parts, depth, cur = [], 0, []
     for ch in text:
-        if ch == "(":
+        if ch in "([{":
             depth += 1
-        elif ch == ")":
+        elif ch in ")]}":
             depth -= 1
             if depth < 0:
-                raise _Refused(f"unbalanced ')' in '{text.strip()}'")
+                raise _Refused(f"unbalanced '{ch}' in '{text.strip()}'")
         if ch == sep and depth == 0:
             parts.append("".join(cur))
             cur = []
         else:
             cur.append(ch)
     if depth:
-        raise _Refused(f"unbalanced '(' in '{text.strip()}'")
+        raise _Refused(f"unbalanced '(' in '{text.strip()}'")  # also '[' / '{', refused later anyway
     parts.append("".join(cur))
     return parts
 
@@ -256,8 +256,9 @@ class Curve:
             if self.ease == "smooth":
                 u = u * u * (3.0 - 2.0 * u)
             with np.errstate(all="ignore"):
-                # exact at the keys: u == 0 gives a, u == 1 gives b (not a + (b - a), which can round)
-                out[sel] = np.where(u >= 1.0, b, a + (b - a) * u)
+                # exact at the keys: u == 0 gives a, u == 1 gives b (not a + (b - a) * u, which can round,
+                # and which would carry the other keyframe's NaN into this one)
+                out[sel] = np.where(u <= 0.0, a, np.where(u >= 1.0, b, a + (b - a) * u))
         return out
 
 
