@@ -275,10 +275,10 @@ def plot_features(features: dict[str, np.ndarray], *, fps: float, width: int = 1
     for sec in ticks:
         x = int(round(LEFT + sec * fps * (plot_w - 1) / max(n - 1, 1)))
         cv2.line(img, (x, ya - 8), (x, ya - 2), (200, 200, 200), 1)
-        label = f"{sec:g}"
-        cv2.putText(img, label, (x - 4 * len(label), ya + 14), font, 0.4, (200, 200, 200), 1, cv2.LINE_AA)
-        frame = str(int(round(sec * fps)))
-        cv2.putText(img, frame, (x - 4 * len(frame), ya + 32), font, 0.4, (150, 150, 150), 1, cv2.LINE_AA)
+        label, frame = f"{sec:g}", str(int(round(sec * fps)))
+        for text, y, grey in ((label, ya + 14, 200), (frame, ya + 32, 150)):
+            tx = min(x - 4 * len(text), img.shape[1] - 8 * len(text) - 2)  # the last label stays inside
+            cv2.putText(img, text, (tx, y), font, 0.4, (grey, grey, grey), 1, cv2.LINE_AA)
     return img
 
 
