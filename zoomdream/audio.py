@@ -34,7 +34,7 @@ from .errors import ZoomdreamError
 from .schedule import FEATURES
 
 __all__ = ["FEATURES", "ANALYSIS_RATE", "ANALYSIS_VERSION", "Analysis", "analyse", "frame_features",
-           "write_csv", "plot_features"]
+           "analysis_library_version", "write_csv", "plot_features"]
 
 ANALYSIS_RATE = 22050  # Hz: the decode rate; enough for treble up to 11 kHz
 HOP = 128  # samples between analysis frames (5.8 ms at 22050 Hz): onsets land within ~10 ms
@@ -73,6 +73,11 @@ def _librosa():
         raise ZoomdreamError("audio features need librosa: pip install 'zoomdream[audio]' (or pip install librosa)") \
             from None
     return librosa
+
+
+def analysis_library_version() -> str:
+    """The librosa version the features come from (part of the resume manifest)."""
+    return _librosa().__version__
 
 
 def _analyse_samples(y: np.ndarray) -> Analysis:

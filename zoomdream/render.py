@@ -112,11 +112,10 @@ def _audio_manifest(settings: Settings, kind: str, audio: tuple[str, float] | No
 
     out = {}
     if audio is not None and features_used(settings, kind):
-        from .audio import ANALYSIS_VERSION  # noqa: PLC0415
-        import librosa  # noqa: PLC0415
+        from .audio import ANALYSIS_VERSION, analysis_library_version  # noqa: PLC0415
 
         out["audio"] = {"file": file_identity(audio[0]), "offset": audio[1], "analysis": ANALYSIS_VERSION,
-                        "librosa": librosa.__version__}
+                        "librosa": analysis_library_version()}
     if uses_frame_count(settings, kind):
         out["n"] = n
     return out
