@@ -137,7 +137,7 @@ def uses_frame_count(settings, kind: str) -> bool:
 
 def carries(settings) -> bool:
     """False only when the video blend is a constant 0 (nothing is carried between frames)."""
-    (curve,) = (schedule.parse(settings.video.blend, where="video.blend (--blend)"),)
+    curve = schedule.parse(settings.video.blend, where="video.blend (--blend)")
     return curve.constant is None or curve.constant > 0
 
 
