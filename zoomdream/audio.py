@@ -12,8 +12,9 @@ same values at the same moment of the music. Frames after the track ends are sil
 Why librosa: onset strength (log-mel spectral flux with the lag and framing compensation
 done right) and beat tracking (Ellis' dynamic programming with a tempo prior) are the field's
 reference implementations, used by Parseq-style tools and MIR research alike; a numpy copy
-would be a weaker re-implementation to maintain. Its cost is numba's JIT on first use (about
-5-10 s per process, measured), small beside a dream render. It is imported lazily (never by
+would be a weaker re-implementation to maintain. Its cost is numba's JIT on first use, paid once
+per process and small beside a dream render (``benchmarks/bench_audio.py``: 9.1 s for the first
+60 s track, 2.0 s for the next, on a shared 2-core machine). It is imported lazily (never by
 ``zoomdream --help``) and is the optional extra ``zoomdream[audio]``: without it, using an
 audio feature is an error that says how to install it. The band energies and loudness are
 plain numpy on one STFT.
