@@ -32,7 +32,7 @@ import ast
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -47,8 +47,8 @@ __all__ = [
     "Curve",
     "parse",
     "parse_pair",
-    "is_schedule",
     "frame_variables",
+    "evaluate",
 ]
 
 FEATURES = ("rms", "onset", "beat", "bass", "mid", "treble")  # audio features, each 0..1 per output frame
@@ -213,7 +213,7 @@ class Curve:
     """One schedule: keyframes (frame -> expression), an easing, and the names it uses.
 
     ``values(env)`` gives the value at every frame of ``env`` (see :func:`frame_variables`);
-    ``at_keys`` are the keyframe indices, ascending (a constant has the single key 0).
+    ``keys`` are the keyframe indices, ascending (a constant has the single key 0).
     """
 
     keys: tuple[int, ...]
@@ -268,15 +268,6 @@ def _number_curve(value: float, text: str = "") -> Curve:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
-
-def is_schedule(value) -> bool:
-    """True when ``value`` changes over time or is written as a schedule (a string or a keyframe map)."""
-    if isinstance(value, (str, Mapping)):
-        return True
-    if isinstance(value, (list, tuple)):
-        return any(isinstance(v, (str, Mapping)) for v in value)
-    return False
 
 
 def _parse(value) -> Curve:
@@ -409,8 +400,3 @@ def evaluate(curve: Curve, env: Mapping[str, np.ndarray], *, where: str,
             i = int(np.flatnonzero(~ok)[0])
             raise ZoomdreamError(f"{where}: '{curve.text}' is {values[i]:g} at frame {i}; expected {expected}")
     return values
-
-
-def evaluate_all(curves: Sequence[tuple[str, Curve]], env) -> dict[str, np.ndarray]:
-    """Evaluate several named curves with no range check (names -> (n,) arrays)."""
-    return {name: evaluate(c, env, where=name) for name, c in curves}
