@@ -58,8 +58,8 @@ def test_dump_is_itself_a_valid_preset(tmp_path):
 
 ERRORS = [
     ("octave_scal: 1.4\n", r"mine\.yaml:1: octave_scal: unknown key \(did you mean 'octave_scale'\?\)"),
-    ("iterations: ten\n", r"mine\.yaml:1: iterations: expected an integer >= 1"),
-    ("iterations: 0\n", r"mine\.yaml:1: iterations: expected an integer >= 1, got 0"),
+    ("iterations: ten\n", r"mine\.yaml:1: iterations: expected an integer >= 0"),
+    ("iterations: -1\n", r"mine\.yaml:1: iterations: expected an integer >= 0, got -1"),
     ("step: -0.01\n", r"mine\.yaml:1: step: expected a number > 0"),
     ("step: 0\n", r"mine\.yaml:1: step: expected a number > 0"),
     ("step: 1e-2\n", r"mine\.yaml:1: step: .*YAML 1\.1 reads '1e-2' as text"),

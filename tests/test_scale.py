@@ -297,6 +297,28 @@ def test_resume_skips_complete_chunks_and_gives_identical_output(reference, clip
     assert out.read_bytes() == reference[0].read_bytes()
 
 
+def test_chunks_see_the_schedules_of_their_own_frames(ray_session, clips, tmp_path, fresh_flow_cache):
+    """Schedules are functions of the frame index (and the audio): chunks [4, 8) and [8, 12) move their frames
+    exactly as a sequential run does. --iterations 0, so every frame is exact and seams cannot hide a shift."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from zoomdream.render import render_video
+
+    clicks = tmp_path / "clicks.wav"  # hits at 0.25 and 0.75 s: frames 3 and 9 at 12 fps
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "aevalsrc='0.8*(2*random(0)-1)*(between(t,0.25,0.255)+between(t,0.75,0.755))':s=44100:d=1",
+                    str(clicks)], check=True)
+    settings = _settings(**{"iterations": 0, "video.zoom": "1 + 0.02*t", "video.rotate": "4*(beat == 1)"})
+    out, seq = tmp_path / "ray.mp4", tmp_path / "seq.mp4"
+    render_video_ray(make_clip("moving", clips), out, settings=settings, workers=2, keep_frames=True, quiet=True,
+                     audio=clicks, **CHUNKING)
+    render_video(make_clip("moving", clips), seq, settings=settings, keep_frames=True, quiet=True, audio=clicks)
+    assert len(_work_frames(out)) == 12 and _work_frames(out) == _work_frames(seq)
+    assert media.probe_output(out).has_audio
+
+
 @pytest.mark.slow
 def test_chunks_starting_at_cuts_equal_a_sequential_run(ray_session, cut_folder, tmp_path, fresh_flow_cache):
     from zoomdream.render import render_video

@@ -38,6 +38,7 @@ _EXPORTS = {
     "render_sheet": "render",
     "render_video": "render",
     "render_zoom": "render",
+    "render_audio_features": "render",
     "render_video_ray": "scale",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -64,6 +64,38 @@ def _positive(kind):
     return check
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 - got '{text}'") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 - got '{text}'")
+    return v
+
+
+def _scheduled(number):
+    """A number checked by ``number`` as before, or a schedule string (parsed and checked later, naming the flag)."""
+    def check(text):
+        try:
+            float(text)
+        except ValueError:
+            return text  # a schedule: `resolve_settings` parses it, so an error is one line naming the flag
+        return number(text)
+
+    return check
+
+
+def _scheduled_pair(text: str):
+    if "|" in text:
+        return text  # "X | Y": two schedules
+    try:
+        return _pair_arg(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected two numbers like 1,0 or two schedules 'X | Y' - got '{text}'") \
+            from None
+
+
 def _fraction_arg(text: str) -> Fraction:
     try:
         v = Fraction(text).limit_denominator(1001000)
@@ -93,8 +125,10 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--layers", type=_layers_arg, metavar="L=W,...", help="layers and weights, e.g. mixed3=0.5,mixed4=1.5")
     g.add_argument("--octaves", type=_positive(int), help="number of octaves (scales)")
     g.add_argument("--octave-scale", type=_positive(float), help="size ratio between octaves (e.g. 1.4)")
-    g.add_argument("--iterations", type=_positive(int), help="gradient steps per octave")
-    g.add_argument("--step", type=_positive(float), help="step size (in [-1, 1] image units)")
+    g.add_argument("--iterations", type=_non_negative_int,
+                   help="gradient steps per octave (0 = no dreaming: preview the motion alone)")
+    g.add_argument("--step", type=_scheduled(_positive(float)),
+                   help="step size (in [-1, 1] image units); or a schedule, e.g. '0.01+0.02*beat'")
     g.add_argument("--max-loss", type=_positive(float), help="stop an octave early above this loss")
     g.add_argument("--jitter", type=int, help="max random roll in px per step (0 = off)")
     g.add_argument("--tile", type=_positive(int), help="tile size in px for large images")
@@ -142,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_dream_options(p)
     g = p.add_argument_group("video")
-    g.add_argument("--blend", type=_unit, help="0..1: how much of the previous frame's dream is carried (0 = independent)")
+    g.add_argument("--blend", type=_scheduled(_unit),
+                   help="0..1: how much of the previous frame's dream is carried (0 = independent); or a schedule")
     g.add_argument("--flow", choices=("dis", "farneback"), help="optical flow method (default dis)")
     g.add_argument("--iterations-per-frame", type=_positive(int), help="steps per octave on frames that carry a dream")
     g.add_argument("--start", type=float, default=0.0, help="start time in seconds")
@@ -150,6 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preview", type=_positive(int), metavar="N", help="render only the first N frames")
     g.add_argument("--fps", type=_fraction_arg, help="frame rate for a folder of images (default 24)")
     g.add_argument("--mask", metavar="FILE", help="image or video: dream only where it is bright")
+    g.add_argument("--audio", metavar="FILE",
+                   help="soundtrack for the output and for audio features in schedules (default: the clip's own)")
+    g = p.add_argument_group("camera and colour (numbers or schedules; absolute per frame)")
+    g.add_argument("--zoom", type=_scheduled(_positive(float)), dest="video_zoom",
+                   help="camera zoom of each frame (1 = as shot, >1 closer), e.g. '1+0.05*beat'")
+    g.add_argument("--rotate", type=_scheduled(float), dest="video_rotate", help="camera rotation in degrees")
+    g.add_argument("--pan", type=_scheduled_pair, metavar="X,Y", dest="video_pan",
+                   help="camera offset in px (or 'X | Y' schedules)")
+    g.add_argument("--center", type=_scheduled_pair, metavar="X,Y", dest="video_center",
+                   help="zoom centre as fractions of width,height (or 'X | Y' schedules)")
+    g.add_argument("--colour-lock", "--color-lock", type=_scheduled(_unit), dest="video_colour_lock",
+                   help="0..1: hold each dreamed frame's colours to its source frame's (default 0)")
     _add_render_options(p)
     g = p.add_argument_group("scale-out")
     g.add_argument("--workers", type=_positive(int), help="render chunks in N Ray worker processes")
@@ -170,19 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--frames", type=_positive(int), help="number of frames")
     g.add_argument("--seconds", type=_positive(float), help="length in seconds (instead of --frames)")
     g.add_argument("--fps", type=_positive(float), help="frames per second (motion per second stays the same)")
-    g.add_argument("--zoom", type=_positive(float), help="zoom factor per frame at 24 fps (>1 moves in)")
-    g.add_argument("--rotate", type=float, help="degrees per frame at 24 fps (positive = counter-clockwise)")
-    g.add_argument("--pan", type=_pair_arg, metavar="X,Y", help="camera movement in px per frame at 24 fps")
-    g.add_argument("--center", type=_pair_arg, metavar="X,Y", help="zoom centre as fractions of width,height")
+    g.add_argument("--zoom", type=_scheduled(_positive(float)),
+                   help="zoom factor per frame at 24 fps (>1 moves in); or a schedule, e.g. '0:(1.01), 48:(1.03)'")
+    g.add_argument("--rotate", type=_scheduled(float),
+                   help="degrees per frame at 24 fps (positive = counter-clockwise); or a schedule")
+    g.add_argument("--pan", type=_scheduled_pair, metavar="X,Y",
+                   help="camera movement in px per frame at 24 fps (or 'X | Y' schedules)")
+    g.add_argument("--center", type=_scheduled_pair, metavar="X,Y",
+                   help="zoom centre as fractions of width,height (or 'X | Y' schedules)")
     g.add_argument("--size", type=_size_arg, metavar="WxH", help="output size (the photo is cropped to fill it)")
-    g.add_argument("--colour-lock", "--color-lock", type=_unit, dest="colour_lock",
-                   help="0..1: hold colours to the photo's statistics (default from preset)")
+    g.add_argument("--colour-lock", "--color-lock", type=_scheduled(_unit), dest="colour_lock",
+                   help="0..1: hold colours to the photo's statistics (default from preset); or a schedule")
     g.add_argument("--dream-every", type=_positive(int), metavar="N", help="dream every Nth frame; zoom only between")
     g.add_argument("--iterations-per-frame", type=_positive(int), dest="zoom_iterations",
                    help="steps per octave on frames after the first")
     g.add_argument("--octaves-per-frame", type=_positive(int), help="octaves on frames after the first (default 1)")
     g.add_argument("--pingpong", action="store_true", default=None, help="append the frames reversed (seamless loop)")
-    g.add_argument("--audio", metavar="FILE", help="audio track for the animation (trimmed to its length)")
+    g.add_argument("--audio", metavar="FILE",
+                   help="audio track for the animation (trimmed to its length), also for audio features in schedules")
     _add_render_options(p)
 
     p = sub.add_parser("sheet", help="one dream per layer, as a labelled grid",
@@ -193,6 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dream_options(p)
     p.add_argument("--cell", type=_positive(int), default=256, help="longer side of each cell in px (default 256)")
     p.add_argument("--sheet-layers", metavar="A,B,...", help="layers to show (default: the backbone's interesting ones)")
+
+    p = sub.add_parser("audio", help="plot a soundtrack's features for writing schedules",
+                       description="Draw the audio features a schedule can use (rms, onset, beat, bass, mid, treble), "
+                                   "0..1 per output frame, with seconds and frame numbers on the axis.")
+    p.add_argument("input", help="audio or video file")
+    _add_common(p)
+    p.add_argument("--fps", type=_positive(float), default=24.0, help="output frame rate the features are for (24)")
+    p.add_argument("--start", type=float, default=0.0, help="seconds into the file where frame 0 is (default 0)")
+    p.add_argument("--end", type=float, help="end time in seconds (default: the end of the track)")
+    p.add_argument("--csv", metavar="FILE", help="also write the numbers: frame, seconds, one column per feature")
+    p.add_argument("--width", type=_positive(int), default=1200, help="picture width in px (default 1200)")
 
     p = sub.add_parser("presets", help="list the bundled presets", description="List the bundled presets.")
     p.add_argument("--show", metavar="NAME", help="print one preset's fully resolved settings as YAML")
@@ -214,6 +277,14 @@ OVERRIDES = {  # argparse dest -> settings key
     "colour_lock": "zoom.colour_lock", "dream_every": "zoom.dream_every", "pingpong": "zoom.pingpong",
     "frames": "zoom.frames", "zoom_iterations": "zoom.iterations_per_frame",
     "octaves_per_frame": "zoom.octaves_per_frame",
+    "video_zoom": "video.zoom", "video_rotate": "video.rotate", "video_pan": "video.pan",
+    "video_center": "video.center", "video_colour_lock": "video.colour_lock",
+}
+SCHEDULE_FLAGS = {  # settings key -> the flag that sets it, for schedule errors
+    "step": "--step", "layers": "--layers", "video.blend": "--blend", "video.colour_lock": "--colour-lock",
+    "video.zoom": "--zoom", "video.rotate": "--rotate", "video.pan": "--pan", "video.center": "--center",
+    "zoom.zoom": "--zoom", "zoom.rotate": "--rotate", "zoom.pan": "--pan", "zoom.center": "--center",
+    "zoom.colour_lock": "--colour-lock",
 }
 
 
@@ -246,6 +317,9 @@ def resolve_settings(args: argparse.Namespace):
             print(f"zoomdream: override {key} = {value!r}", file=sys.stderr)
     resolved = settings.merge(base, given)
     presets.check_layers(resolved, lambda key, msg: _raise(f"--{key.replace('_', '-')}: {msg}"))
+    from .animation import check_settings  # noqa: PLC0415
+
+    check_settings(resolved, flags={k: SCHEDULE_FLAGS[k] for k in given if k in SCHEDULE_FLAGS})
     return resolved
 
 
@@ -320,13 +394,13 @@ def cmd_video(args) -> int:
         render_video_ray(args.input, args.output, settings=settings, workers=args.workers,
                          address=args.ray_address, start=args.start, end=args.end, preview=args.preview,
                          fps=args.fps, crf=args.crf, keep_frames=args.keep_frames, restart=args.restart,
-                         overwrite=args.overwrite, mask=args.mask, quiet=args.quiet, **chunking)
+                         overwrite=args.overwrite, mask=args.mask, audio=args.audio, quiet=args.quiet, **chunking)
         return 0
     if chunking:
         raise ZoomdreamError(f"--{next(iter(chunking))} applies to chunked renders: add --workers N or --ray-address")
     render_video(args.input, args.output, settings=settings, start=args.start, end=args.end, preview=args.preview,
                  fps=args.fps, crf=args.crf, keep_frames=args.keep_frames, restart=args.restart,
-                 overwrite=args.overwrite, mask=args.mask, quiet=args.quiet)
+                 overwrite=args.overwrite, mask=args.mask, audio=args.audio, quiet=args.quiet)
     return 0
 
 
@@ -340,7 +414,18 @@ def cmd_zoom(args) -> int:
     return 0
 
 
-COMMANDS = {"image": cmd_image, "video": cmd_video, "zoom": cmd_zoom, "sheet": cmd_sheet,
+def cmd_audio(args) -> int:
+    from .render import render_audio_features  # noqa: PLC0415
+
+    summary = render_audio_features(args.input, args.output, fps=args.fps, start=args.start, end=args.end,
+                                    csv=args.csv, width=args.width, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"zoomdream: {summary['frames']} frames at {args.fps:g} fps, {summary['beats']} beats "
+              f"(about {summary['tempo']:.0f} bpm) -> {args.output}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"image": cmd_image, "video": cmd_video, "zoom": cmd_zoom, "sheet": cmd_sheet, "audio": cmd_audio,
             "presets": cmd_presets, "layers": cmd_layers}
 
 

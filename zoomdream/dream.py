@@ -204,9 +204,11 @@ def dream(image, objective: Objective, backbone: Backbone, settings: DreamSettin
         progress: called with the number of steps just done.
         history: if given, receives the loss of every step (floats), in order.
     """
+    iterations = settings.iterations if iterations is None else iterations
+    if iterations == 0:  # no dreaming (a motion preview): the image as given, not resampled through the octaves
+        return np.array(image, dtype=np.float32)
     tf = _tf()
     seed = settings.seed if seed is None else seed
-    iterations = settings.iterations if iterations is None else iterations
     step = GradientStep.get(backbone, objective)
     weights = objective.weight_tensor()
     h, w = image.shape[:2]

@@ -53,6 +53,7 @@ __all__ = [
     "output_kind",
     "has_audio",
     "audio_source",
+    "decode_audio",
     "probe_output",
     "ffmpeg_version",
     "IMAGE_EXTENSIONS",
@@ -855,6 +856,32 @@ def audio_source(info: VideoInfo, *, start: float = 0.0, end: float | None = Non
         return None
     count = frame_count(info, start=start, end=end, max_frames=max_frames)
     return AudioSource(path=info.path, start=info.video_start + start, duration=float(count / info.fps))
+
+
+def decode_audio(path, *, rate: int, start: float = 0.0) -> np.ndarray:
+    """The first audio stream of ``path`` from ``start`` seconds on, as mono float32 samples at ``rate`` Hz.
+
+    Convention: returns (samples,) float32, nominally in [-1, 1]; channels are averaged by ffmpeg
+    (``-ac 1``). A file without audio is a ZoomdreamError. The whole track is held in memory
+    (4 bytes a sample: 5 minutes at 22050 Hz is 26 MB).
+    """
+    p = _check_file(path)
+    if not has_audio(p):
+        raise ZoomdreamError(f"{p}: no audio stream found")
+    cmd = [_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", f"{max(0.0, start):.6f}",
+           "-i", _url(p), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(int(rate)), "-f", "f32le", "pipe:1"]
+    proc = _popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        _stop(proc)
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
+        raise
+    if proc.returncode != 0:
+        raise ZoomdreamError(f"{p}: cannot decode the audio (exit {proc.returncode}): "
+                             f"{_tail(err.decode('utf-8', 'replace'))}")
+    return np.frombuffer(out[:len(out) // 4 * 4], dtype="<f4").astype(np.float32)  # (samples,)
 
 
 def _audio_stream(path) -> _Stream | None:

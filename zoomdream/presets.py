@@ -159,7 +159,7 @@ def _layers(v):
         if not isinstance(name, str):
             raise _Bad(f"layer names must be text, got {name!r}")
         try:
-            out[name] = _number()(w)
+            out[name] = _scheduled(_number())(w)
         except _Bad as e:
             raise _Bad(f"layer {name}: {e}") from None
     return out
@@ -188,6 +188,36 @@ def _pair(kind: Callable) -> Callable:
         return tuple(kind(p) for p in v)
 
     return check
+
+
+def _scheduled(check: Callable, *, pair: bool = False) -> Callable:
+    """A value as ``check`` takes it, or a schedule: a string or a keyframe map with expressions.
+
+    The schedule's syntax is checked here (with the file and line); its values, which may depend
+    on the audio and the frame count, are checked for range when a render starts.
+    """
+    from . import schedule  # noqa: PLC0415
+
+    def is_text_schedule(v):
+        if isinstance(v, str):
+            if _trap_hint(v):  # '1e-2' or 'no': the YAML 1.1 traps keep their own message
+                return False
+            return not (pair and re.fullmatch(r"\s*-?[\d.]+\s*[x,]\s*-?[\d.]+\s*", v))
+        if isinstance(v, dict):
+            return any(isinstance(x, str) or (isinstance(x, list) and any(isinstance(y, str) for y in x))
+                       for x in v.values())
+        return isinstance(v, (list, tuple)) and any(isinstance(x, (str, dict)) for x in v)
+
+    def f(v):
+        if not is_text_schedule(v):
+            return check(v)
+        try:
+            (schedule.parse_pair if pair else schedule.parse)(v)
+        except ZoomdreamError as e:
+            raise _Bad(str(e)) from None
+        return tuple(v) if isinstance(v, list) else v
+
+    return f
 
 
 def _size(v):
@@ -227,8 +257,8 @@ DREAM_SCHEMA: dict[str, Callable] = {
     "guide_weight": _number(),
     "octaves": _number(1, 12, integer=True),
     "octave_scale": _number(1.0, 4.0, lo_open=True),
-    "iterations": _number(1, integer=True),
-    "step": _number(0.0, lo_open=True),
+    "iterations": _number(0, integer=True),
+    "step": _scheduled(_number(0.0, lo_open=True)),
     "max_loss": _number(0.0, lo_open=True, nullable=True),
     "border": _number(0, integer=True),
     "grad_norm": _string(choices=S.GRAD_NORMS),
@@ -240,21 +270,26 @@ DREAM_SCHEMA: dict[str, Callable] = {
     "max_size": _number(16, integer=True, nullable=True),
 }
 VIDEO_SCHEMA: dict[str, Callable] = {
-    "blend": _number(0.0, 1.0),
+    "blend": _scheduled(_number(0.0, 1.0)),
     "flow": _string(choices=S.FLOW_METHODS),
     "iterations_per_frame": _number(1, integer=True),
     "occlusion": _number(0.0),
     "scene_cut": _number(0.0, 1.0),
+    "colour_lock": _scheduled(_number(0.0, 1.0)),
+    "zoom": _scheduled(_keyframed(_number(0.0, lo_open=True))),
+    "rotate": _scheduled(_keyframed(_number())),
+    "pan": _scheduled(_keyframed(_pair(_number())), pair=True),
+    "center": _scheduled(_keyframed(_pair(_number(0.0, 1.0))), pair=True),
 }
 ZOOM_SCHEMA: dict[str, Callable] = {
-    "zoom": _keyframed(_number(0.0, lo_open=True)),
-    "rotate": _keyframed(_number()),
-    "pan": _keyframed(_pair(_number())),
-    "center": _keyframed(_pair(_number(0.0, 1.0))),
+    "zoom": _scheduled(_keyframed(_number(0.0, lo_open=True))),
+    "rotate": _scheduled(_keyframed(_number())),
+    "pan": _scheduled(_keyframed(_pair(_number())), pair=True),
+    "center": _scheduled(_keyframed(_pair(_number(0.0, 1.0))), pair=True),
     "layers": lambda v: _zoom_layers(v),
     "iterations_per_frame": _number(1, integer=True),
     "octaves_per_frame": _number(1, 12, integer=True),
-    "colour_lock": _number(0.0, 1.0),
+    "colour_lock": _scheduled(_number(0.0, 1.0)),
     "dream_every": _number(1, integer=True),
     "fps": _number(0.0, 240.0, lo_open=True),
     "frames": _number(1, integer=True),
@@ -409,7 +444,10 @@ def _suggest(word: str, choices) -> str:
 
 
 def parse_layers(spec: str) -> dict[str, float]:
-    """The CLI shorthand ``mixed3=0.5,mixed4=1.5`` (a bare name means weight 1)."""
+    """The CLI shorthand ``mixed3=0.5,mixed4=1.5`` (a bare name means weight 1).
+
+    A weight may be an expression without commas (``mixed4=1-beat``); keyframed layer weights go in a preset.
+    """
     out = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, _, weight = part.partition("=")
@@ -419,7 +457,14 @@ def parse_layers(spec: str) -> dict[str, float]:
         try:
             out[name] = float(weight) if weight else 1.0
         except ValueError:
-            raise ZoomdreamError(f"--layers: weight '{weight}' for {name} is not a number") from None
+            from . import schedule  # noqa: PLC0415
+
+            try:
+                schedule.parse(weight)  # an expression, e.g. mixed4=0.5+0.5*bass
+            except ZoomdreamError as e:
+                raise ZoomdreamError(f"--layers: weight '{weight}' for {name} is not a number nor a schedule "
+                                     f"({e})") from None
+            out[name] = weight.strip()
     if not out:
         raise ZoomdreamError("--layers: expected name=weight[,name=weight...], e.g. block4_conv3=1.0")
     return out

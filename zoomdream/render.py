@@ -84,6 +84,50 @@ def _load_backbone_and_objective(settings: Settings, extra_layers: dict | None =
     return backbone, from_settings(d, backbone, guide)
 
 
+def _still(settings: Settings) -> Settings:
+    """A still takes every schedule's value at frame 0 (with no audio)."""
+    from .animation import still_dream  # noqa: PLC0415
+
+    return dataclasses.replace(settings, dream=still_dream(settings.dream))
+
+
+def _animation(settings: Settings, *, kind: str, n: int, fps: float, audio: tuple[str, float] | None):
+    """The render's animated values for frames 0..n-1 (``audio``: (file, seconds at frame 0) or None).
+
+    Everything is evaluated and checked here, before any frame is rendered; the soundtrack is
+    analysed only when a schedule uses an audio feature.
+    """
+    from .animation import Animation, features_used  # noqa: PLC0415
+
+    features = None
+    if audio is not None and features_used(settings, kind):
+        from .audio import frame_features  # noqa: PLC0415
+
+        features = frame_features(audio[0], fps=float(fps), n=n, offset=audio[1])
+    return Animation(settings, kind=kind, n=n, fps=float(fps), features=features)
+
+
+def _audio_manifest(settings: Settings, kind: str, audio: tuple[str, float] | None, n: int) -> dict:
+    """What the frames depend on beyond the settings: the analysed soundtrack, and ``n`` when a schedule uses it."""
+    from .animation import features_used, uses_frame_count  # noqa: PLC0415
+
+    out = {}
+    if audio is not None and features_used(settings, kind):
+        from .audio import ANALYSIS_VERSION, analysis_library_version  # noqa: PLC0415
+
+        out["audio"] = {"file": file_identity(audio[0]), "offset": audio[1], "analysis": ANALYSIS_VERSION,
+                        "librosa": analysis_library_version()}
+    if uses_frame_count(settings, kind):
+        out["n"] = n
+    return out
+
+
+def _numeric(settings: Settings, anim) -> Settings:
+    """Settings whose dream values are plain numbers (frame 0's): what the backbone and objective are built from."""
+    d = dataclasses.replace(settings.dream, step=anim.step(0), layers=anim.constant_layers())
+    return dataclasses.replace(settings, dream=d)
+
+
 def _check_still_output(output, inputs, overwrite) -> Path:
     from .images import SAVE_FORMATS  # noqa: PLC0415  (the formats save_image writes)
 
@@ -107,6 +151,7 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
     from .images import load_image, save_image  # noqa: PLC0415
 
     out = _check_still_output(output, render_inputs(settings, input), overwrite)
+    settings = _still(settings)
     with output_lock(out):
         image = load_image(input, max_size=settings.dream.max_size)
         backbone, objective = _load_backbone_and_objective(settings)
@@ -134,6 +179,7 @@ def _sheet(input, out: Path, *, settings: Settings, layers: list[str] | None, ce
     from .images import load_image, save_image, resize_max  # noqa: PLC0415
     from .objectives import layer as layer_objective  # noqa: PLC0415
 
+    settings = _still(settings)
     image = resize_max(load_image(input), cell)
     d = settings.dream
     backbone = load_backbone(d.model, weights=d.weights, precision=d.precision)
@@ -473,21 +519,23 @@ class _Mask:
 def render_video(input, output, *, settings: Settings, start: float = 0.0, end: float | None = None,
                  preview: int | None = None, fps: Fraction | None = None, crf: int = 18,
                  keep_frames: bool = False, restart: bool = False, overwrite: bool = False, mask=None,
-                 quiet: bool = False) -> dict:
+                 audio=None, quiet: bool = False) -> dict:
     """Dream a video (or a folder of numbered images) frame by frame into ``output``.
 
+    ``audio``: a soundtrack file that replaces the clip's (from its start, at output frame 0) and
+    feeds the audio features of schedules; without it they come from the clip's own soundtrack.
     Returns a summary: frames, fps, the mean added flicker and the dreamed frames' (width, height).
     """
-    out = _prepare_output(output, render_inputs(settings, input, mask), overwrite)
+    out = _prepare_output(output, render_inputs(settings, input, mask, audio), overwrite)
     if start < 0 or (end is not None and end <= start):
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
     with output_lock(out):
         return _render_video(input, out, settings=settings, start=start, end=end, preview=preview, fps=fps,
-                             crf=crf, keep_frames=keep_frames, restart=restart, mask=mask, quiet=quiet)
+                             crf=crf, keep_frames=keep_frames, restart=restart, mask=mask, audio=audio, quiet=quiet)
 
 
 def _render_video(input, out: Path, *, settings: Settings, start, end, preview, fps, crf, keep_frames, restart,
-                  mask, quiet) -> dict:
+                  mask, audio, quiet) -> dict:
     from . import media  # noqa: PLC0415
 
     info = media.probe(input, fps=fps)
@@ -495,17 +543,22 @@ def _render_video(input, out: Path, *, settings: Settings, start, end, preview, 
         log.warning("%s: %s", Path(input).name, note)
     n = media.frame_count(info, start=start, end=end, max_frames=preview)
     d = settings.dream
+    track = video_track(info, start=start, audio=audio)
+    n_all = media.frame_count(info, start=start, end=end)  # schedules see the whole range, --preview or not
+    anim = _animation(settings, kind="video", n=n_all, fps=info.fps, audio=track)
     manifest = _render_manifest("video", input, settings, {"start": start, "end": end, "fps": str(info.fps),
-                                                          "max_size": d.max_size}, files={"mask": mask})
+                                                          "max_size": d.max_size,
+                                                          **_audio_manifest(settings, "video", track, n_all)},
+                                files={"mask": mask})
     cache = FrameCache(out, manifest, restart=restart)
-    loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, quiet=quiet)
+    loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, quiet=quiet, audio=audio, animation=anim)
     try:
         run_frames(cache, n, loop.frame, quiet=quiet, desc="dreaming")
     finally:
         loop.close()
-    audio = media.audio_source(info, start=start, end=end, max_frames=preview)
+    sound = output_soundtrack(info, start=start, end=end, preview=preview, audio=audio)
     size = cache.load(n - 1).shape[1::-1]  # (w, h) of the dreamed frames, after max_size
-    _finish(cache, n, out, fps=info.fps, audio=audio, crf=crf, keep_frames=keep_frames, quiet=quiet,
+    _finish(cache, n, out, fps=info.fps, audio=sound, crf=crf, keep_frames=keep_frames, quiet=quiet,
             settings=settings, extra={"input": info.path, "start": start, "end": end, "frames": n,
                                       "fps": str(info.fps)})
     flicker = loop.flicker.mean if loop.flicker.count else float("nan")
@@ -515,6 +568,32 @@ def _render_video(input, out: Path, *, settings: Settings, start, end, preview, 
     return {"frames": n, "fps": info.fps, "flicker": flicker, "size": size}
 
 
+def video_track(info, *, start: float, audio=None) -> tuple[str, float] | None:
+    """Where a video's audio features come from: (file, seconds into it at output frame 0), or None.
+
+    ``audio`` (a file) starts at output frame 0; otherwise the clip's own soundtrack at ``start``.
+    """
+    from . import media  # noqa: PLC0415
+
+    if audio is not None:
+        if not media.has_audio(audio):
+            raise ZoomdreamError(f"{audio}: no audio stream found")
+        return os.path.abspath(audio), 0.0
+    if info.has_audio and not info.images:
+        return info.path, info.video_start + start
+    return None
+
+
+def output_soundtrack(info, *, start: float, end: float | None, preview: int | None, audio=None):
+    """The output's soundtrack: ``audio`` from its start when given, else the clip's own (an AudioSource or None)."""
+    from . import media  # noqa: PLC0415
+
+    if audio is None:
+        return media.audio_source(info, start=start, end=end, max_frames=preview)
+    n = media.frame_count(info, start=start, end=end, max_frames=preview)
+    return media.AudioSource(os.path.abspath(audio), 0.0, float(n / info.fps))
+
+
 def _fps_text(fps: Fraction) -> str:
     return str(fps.numerator) if fps.denominator == 1 else f"{float(fps):.3f} ({fps})"
 
@@ -522,22 +601,33 @@ def _fps_text(fps: Fraction) -> str:
 class _VideoLoop:
     """Per-frame work for ``render_video``: flow, carry-over, dreaming, flicker bookkeeping."""
 
-    def __init__(self, info, settings: Settings, *, start, end, mask, quiet, skip: int = 0):
-        """``skip``: the first frame this loop will be asked for (earlier ones are never decoded)."""
-        from . import flow, media  # noqa: PLC0415
+    def __init__(self, info, settings: Settings, *, start, end, mask, quiet, skip: int = 0, audio=None,
+                 animation=None):
+        """``skip``: the first frame this loop will be asked for (earlier ones are never decoded).
+
+        ``animation``: the render's animated values (built here from ``audio`` or the clip's soundtrack if None).
+        """
+        from . import flow, media, motion  # noqa: PLC0415
         from .dream import to_uint8, to_unit  # noqa: PLC0415
 
-        self.flow, self.to_unit, self.to_uint8 = flow, to_unit, to_uint8
-        self.settings = settings
-        self.backbone, self.objective = _load_backbone_and_objective(settings)
+        self.flow, self.motion, self.to_unit, self.to_uint8 = flow, motion, to_unit, to_uint8
+        if animation is None:
+            animation = _animation(settings, kind="video", n=media.frame_count(info, start=start, end=end),
+                                   fps=info.fps, audio=video_track(info, start=start, audio=audio))
+        self.anim = animation
+        self.settings = _numeric(settings, animation)
+        self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
+        self.backbone, self.objective = (_load_backbone_and_objective(self.settings) if self.dreams
+                                         else (None, None))
         self.frames: Iterator[np.ndarray] = media.iter_frames(info, start=start, end=end,
                                                               max_size=settings.dream.max_size, skip=skip)
         self.index = skip - 1  # index of self.src (the last source frame read)
         self.src = self.src_prev = None
         self.mask = None if mask is None else _Mask(mask)
         self.flicker = flow.FlickerMeter()
+        camera = [animation.camera_digest()] if animation.camera_moves else []  # flows of the moved frames
         key = json.dumps([file_identity(info.path), start, str(info.fps), settings.dream.max_size,
-                          settings.video.flow], sort_keys=True)
+                          settings.video.flow, *camera], sort_keys=True)
         self.flow_cache = flow.FlowCache(_cache_dir() / "flow", hashlib.sha256(key.encode()).hexdigest()[:20])
 
     def close(self):
@@ -552,8 +642,11 @@ class _VideoLoop:
                 frame = next(self.frames)
             except StopIteration:
                 raise ZoomdreamError(f"source ended before frame {i + 1}") from None
-            self.src_prev, self.src = self.src, frame
             self.index += 1
+            if self.anim.camera_moves:  # the absolute camera of this frame: one resample of the source
+                m = self.anim.camera_matrix(self.index, (frame.shape[1], frame.shape[0]))
+                frame = self.motion.warp_affine(frame, m)
+            self.src_prev, self.src = self.src, frame
 
     def _flows(self, i: int):
         cached = self.flow_cache.get(i, shape=self.src.shape[:2])
@@ -572,7 +665,8 @@ class _VideoLoop:
         v, d = self.settings.video, self.settings.dream
         self._source(i)
         src = self.src
-        carry = prev_out is not None and v.blend > 0 and self.src_prev is not None
+        blend = self.anim.blend(i)
+        carry = prev_out is not None and blend > 0 and self.src_prev is not None
         if carry and self.flow.scene_cut_score(self.src_prev, src) > v.scene_cut:
             log.info("scene cut at frame %d: starting the dream afresh", i)
             carry = False
@@ -584,10 +678,19 @@ class _VideoLoop:
                      else np.ones(src.shape[:2], np.float32))  # (H, W) 1 = flow explains the pixel
         if carry:
             delta = self.to_unit(prev_out) - self.to_unit(self.src_prev)  # (H, W, 3) the previous dream delta
-            init = init + v.blend * valid[..., None] * self.flow.warp(delta, bwd)
-        iterations = v.iterations_per_frame if carry else d.iterations
-        out = self.to_uint8(dream(init, self.objective, self.backbone, d, frame=i, iterations=iterations,
-                                  mask=None if self.mask is None else self.mask.at(i, (src.shape[1], src.shape[0]))))
+            init = init + blend * valid[..., None] * self.flow.warp(delta, bwd)
+        if self.dreams:
+            iterations = v.iterations_per_frame if carry else d.iterations
+            layers = self.anim.layers(i)
+            objective = self.objective if layers is None else self.objective.with_weights(layers)
+            d = dataclasses.replace(d, step=self.anim.step(i))
+            mask = None if self.mask is None else self.mask.at(i, (src.shape[1], src.shape[0]))
+            out = self.to_uint8(dream(init, objective, self.backbone, d, frame=i, iterations=iterations, mask=mask))
+        else:
+            out = self.to_uint8(init)
+        lock = self.anim.colour_lock(i)
+        if lock > 0:  # toward this source frame's own colours (as the camera shows it)
+            out = self.motion.colour_lock(out, self.motion.colour_reference(src), lock)
         self.last_flicker = float("nan")
         if prev_out is not None and bwd is not None:
             self.last_flicker = self.flicker.add(prev_out, out, self.src_prev, src, bwd, valid)
@@ -595,7 +698,7 @@ class _VideoLoop:
 
 
 def dream_frames(info, settings: Settings, *, first: int, stop: int, warmup: int = 0, start: float = 0.0,
-                 end: float | None = None, mask=None) -> Iterator[tuple[int, np.ndarray, float]]:
+                 end: float | None = None, mask=None, audio=None) -> Iterator[tuple[int, np.ndarray, float]]:
     """Dream video frames ``first <= i < stop`` on their own: a chunk of a longer render.
 
     The chunk starts afresh (no carried dream) at ``first - warmup``; the warm-up frames
@@ -606,7 +709,7 @@ def dream_frames(info, settings: Settings, *, first: int, stop: int, warmup: int
     """
     begin = max(0, first - warmup)
     # The chunk starts afresh at `begin`, which needs no earlier source frame: decoding seeks there.
-    loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, quiet=True, skip=begin)
+    loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, quiet=True, skip=begin, audio=audio)
     prev = None
     try:
         for i in range(begin, stop):
@@ -646,10 +749,12 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     if z.size is not None:
         photo = motion.fit_size(photo, tuple(z.size))
     n = z.frames
-    manifest = _render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]]},
-                                files={"audio": audio})
+    track = None if audio is None else (os.path.abspath(audio), 0.0)
+    anim = _animation(settings, kind="zoom", n=n, fps=z.fps, audio=track)
+    manifest = _render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]],
+                                                         **_audio_manifest(settings, "zoom", track, n)})
     cache = FrameCache(out, manifest, restart=restart)
-    loop = _ZoomLoop(photo, settings)
+    loop = _ZoomLoop(photo, settings, animation=anim)
     run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming")
     fps = Fraction(z.fps).limit_denominator(1001)
     order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
@@ -665,17 +770,21 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
 class _ZoomLoop:
     """Per-frame work for ``render_zoom``: one affine warp of the previous frame, then a dream."""
 
-    def __init__(self, photo: np.ndarray, settings: Settings):
+    def __init__(self, photo: np.ndarray, settings: Settings, *, animation=None):
+        """``animation``: the render's animated values (built here, without audio, if None)."""
         from . import motion  # noqa: PLC0415
 
         self.motion = motion
         self.photo = photo
-        self.settings = settings
         z = settings.zoom
-        self.schedules = {k: motion.Schedule(getattr(z, k)) for k in ("zoom", "rotate", "pan", "center")}
-        self.layer_schedule = motion.Schedule(z.layers) if z.layers else None
+        if animation is None:
+            animation = _animation(settings, kind="zoom", n=z.frames, fps=z.fps, audio=None)
+        self.anim = animation
+        settings = self.settings = _numeric(settings, animation)
         extra = {name: 0.0 for frame in (z.layers or {}).values() for name in frame}
-        self.backbone, self.objective = _load_backbone_and_objective(settings, extra)
+        self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
+        self.backbone, self.objective = (_load_backbone_and_objective(settings, extra) if self.dreams
+                                         else (None, None))
         self.ref_stats = motion.colour_reference(photo)
         # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
         # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
@@ -689,15 +798,51 @@ class _ZoomLoop:
         if prev_out is None:
             init, iterations = self.photo, d.iterations
         else:
-            m = self.motion.frame_matrix(self.motion.motion_at(i, self.schedules), fps=z.fps, size=(w, h))
+            m = self.motion.frame_matrix(self.anim.motion(i), fps=z.fps, size=(w, h))
             init, iterations, d = self.motion.warp_affine(prev_out, m), z.iterations_per_frame, self.frame_settings
-        if i % z.dream_every:
-            out = init  # pure motion between dreamed frames
+        if i % z.dream_every or not self.dreams:
+            out = init  # pure motion between dreamed frames (or everywhere, with --iterations 0)
         else:
             objective = self.objective
-            if self.layer_schedule is not None:
-                objective = objective.with_weights(self.layer_schedule.value_at(i))
+            layers = self.anim.layers(i)
+            if layers is not None:
+                objective = objective.with_weights(layers)
+            d = dataclasses.replace(d, step=self.anim.step(i))
             out = to_uint8(dream(to_unit(init), objective, self.backbone, d, frame=i, iterations=iterations))
-        if z.colour_lock > 0:
-            out = self.motion.colour_lock(out, self.ref_stats, z.colour_lock)
+        lock = self.anim.colour_lock(i)
+        if lock > 0:
+            out = self.motion.colour_lock(out, self.ref_stats, lock)
         return out
+
+
+# ---------------------------------------------------------------- audio features
+def render_audio_features(input, output, *, fps: float = 24.0, start: float = 0.0, end: float | None = None,
+                          csv=None, width: int = 1200, overwrite: bool = False) -> dict:
+    """``zoomdream audio``: a PNG of the features schedules can use, frame by frame at ``fps``; optionally a CSV.
+
+    Frame 0 is ``start`` seconds into the file; frames run to ``end`` (default: the track's end).
+    Returns {"frames", "beats", "tempo"}.
+    """
+    import math  # noqa: PLC0415
+
+    from .audio import analyse, frame_features, plot_features, write_csv  # noqa: PLC0415
+    from .images import save_image  # noqa: PLC0415
+
+    if not (start >= 0 and math.isfinite(start)) or (end is not None and not end > start):
+        raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
+    out = _check_still_output(output, (input,), overwrite)
+    if Path(output).suffix.lower() != ".png":
+        raise ZoomdreamError(f"{output}: the features picture is a .png")
+    csv_out = None if csv is None else check_output_path(csv, inputs=(input,), overwrite=overwrite)
+    a = analyse(input)
+    stop = a.duration if end is None else min(end, a.duration)
+    if stop <= start:
+        raise ZoomdreamError(f"{input}: --start {start} is past the end of the audio ({a.duration:.3f} s)")
+    n = max(1, math.ceil((stop - start) * fps - 1e-6))
+    features = frame_features(input, fps=fps, n=n, offset=start)
+    title = f"{Path(input).name}: {n} frames at {fps:g} fps from {start:g} s; about {a.tempo:.0f} bpm"
+    save_image(out, plot_features(features, fps=fps, width=width, title=title))
+    if csv_out is not None:
+        write_csv(csv_out, features, fps=fps)
+    beats = int(np.sum(features["beat"] == 1.0))
+    return {"frames": n, "beats": beats, "tempo": a.tempo}

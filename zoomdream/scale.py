@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .animation import carries
 from .errors import Interrupted, Terminated, ZoomdreamError
 from .settings import Settings
 
@@ -153,7 +154,7 @@ def find_cuts(info, *, settings: Settings, start: float = 0.0, end: float | None
     from . import flow, media  # noqa: PLC0415
 
     v = settings.video
-    if v.blend <= 0 or v.scene_cut >= 1:
+    if not carries(settings) or v.scene_cut >= 1:
         return []
     cuts, prev = [], None
     frames = media.iter_frames(info, start=start, end=end, max_size=settings.dream.max_size, max_frames=max_frames)
@@ -183,7 +184,7 @@ class _DreamWorker:
             t.config.threading.set_intra_op_parallelism_threads(threads)
             t.config.threading.set_inter_op_parallelism_threads(threads)
 
-    def dream(self, info, settings: Settings, chunk: Chunk, start: float, end: float | None, mask):
+    def dream(self, info, settings: Settings, chunk: Chunk, start: float, end: float | None, mask, audio=None):
         """Yield ``(i, frame, added_flicker)`` for ``chunk.fade_from <= i < chunk.stop`` (a Ray streaming generator).
 
         Convention: frame is (H, W, 3) uint8 RGB at the render size; added flicker is in 0..255
@@ -191,12 +192,13 @@ class _DreamWorker:
         """
         from .render import dream_frames  # noqa: PLC0415
 
-        _check_reachable(info.path, mask, settings.dream.guide, settings.dream.weights)
+        _check_reachable(info.path, mask, settings.dream.guide, settings.dream.weights, audio)
         kill_at, marker = _kill_hook()
         # Flows are shared through the per-clip flow cache: fresh and cached flows are rounded alike
         # (render._VideoLoop._flows), so a frame never depends on which worker cached a flow first.
         for i, frame, flicker in dream_frames(info, settings, first=chunk.fade_from, stop=chunk.stop,
-                                              warmup=chunk.warmup, start=start, end=end, mask=mask):
+                                              warmup=chunk.warmup, start=start, end=end, mask=mask,
+                                              audio=audio):
             if i == kill_at and not os.path.exists(marker):
                 Path(marker).touch()
                 os._exit(1)  # a worker dying mid-chunk, as an OOM kill would: no cleanup, no exception
@@ -458,7 +460,7 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
                      chunk: int = DEFAULT_CHUNK, warmup: int = DEFAULT_WARMUP, fade: int = DEFAULT_FADE,
                      start: float = 0.0, end: float | None = None, preview: int | None = None,
                      fps: Fraction | None = None, crf: int = 18, keep_frames: bool = False, restart: bool = False,
-                     overwrite: bool = False, mask=None, quiet: bool = False) -> dict:
+                     overwrite: bool = False, mask=None, audio=None, quiet: bool = False) -> dict:
     """``render_video``, with the frames dreamed in chunks by Ray workers.
 
     Args:
@@ -489,34 +491,41 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
         if value is not None and value < least:
             raise ZoomdreamError(f"{flag} {value}: expected {least} or more")
     # 1) output, input and the work folder, checked exactly as render_video checks them
-    out = _prepare_output(output, render_inputs(settings, input, mask), overwrite)
+    out = _prepare_output(output, render_inputs(settings, input, mask, audio), overwrite)
     if start < 0 or (end is not None and end <= start):
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
     with output_lock(out):
         return _render_chunked(ray, input, out, settings=settings, workers=workers, address=address, chunk=chunk,
                                warmup=warmup, fade=fade, start=start, end=end, preview=preview, fps=fps, crf=crf,
-                               keep_frames=keep_frames, restart=restart, mask=mask, quiet=quiet, started=started)
+                               keep_frames=keep_frames, restart=restart, mask=mask, audio=audio, quiet=quiet,
+                               started=started)
 
 
 def _render_chunked(ray, input, out: Path, *, settings: Settings, workers, address, chunk, warmup, fade, start, end,
-                    preview, fps, crf, keep_frames, restart, mask, quiet, started) -> dict:
+                    preview, fps, crf, keep_frames, restart, mask, audio, quiet, started) -> dict:
     from . import media  # noqa: PLC0415
-    from .render import FrameCache, _finish, _render_manifest  # noqa: PLC0415
+    from .render import (FrameCache, _animation, _audio_manifest, _finish, _render_manifest,  # noqa: PLC0415
+                         output_soundtrack, video_track)
 
     info = media.probe(input, fps=fps)
     for note in info.notes:
         log.warning("%s: %s", Path(input).name, note)
     n = media.frame_count(info, start=start, end=end, max_frames=preview)
     d = settings.dream
+    # Schedules are checked (and the soundtrack analysed) before any work: a bad value names its frame.
+    track = video_track(info, start=start, audio=audio)
+    n_all = media.frame_count(info, start=start, end=end)
+    _animation(settings, kind="video", n=n_all, fps=info.fps, audio=track)
     # The chunking decides the frames at seams, so it is part of the cache's identity: a sequential
     # run's frames (or another chunking's) are refused as "render options changed", never mixed in.
     manifest = _render_manifest("video", input, settings, {
         "start": start, "end": end, "fps": str(info.fps), "max_size": d.max_size,
-        "chunk": chunk, "warmup": warmup, "fade": fade}, files={"mask": mask})
+        "chunk": chunk, "warmup": warmup, "fade": fade, **_audio_manifest(settings, "video", track, n_all)},
+        files={"mask": mask})
     cache = FrameCache(out, manifest, restart=restart)
 
     def make_plan(cuts: list[int]) -> list[Chunk]:
-        if settings.video.blend > 0:
+        if carries(settings):
             return plan_segments(n, cuts, chunk=chunk, warmup=warmup, fade=fade)
         # nothing is carried from frame to frame: every chunk is exact from its first frame, no seams
         return [dataclasses.replace(c, warmup_from=c.first, fade_from=c.first, shot=c.first)
@@ -532,7 +541,7 @@ def _render_chunked(ray, input, out: Path, *, settings: Settings, workers, addre
             plan, store, used = _dream_missing(ray, cache, flicker, clock, info=info, settings=settings,
                                                make_plan=make_plan, n=n, missing=missing, workers=workers,
                                                address=address, chunk=chunk, start=start, end=end, mask=mask,
-                                               quiet=quiet)
+                                               audio=audio, quiet=quiet)
         except ZoomdreamError:
             if not any(p.is_file() for p in cache.folder.rglob("*.png")):  # nothing dreamed: leave nothing behind
                 cache.remove()
@@ -547,9 +556,9 @@ def _render_chunked(ray, input, out: Path, *, settings: Settings, workers, addre
     at_seams = _added_flicker(info, settings, cache, [i for c in seams for i in range(c.fade_from, c.first + 1)],
                               start=start, end=end)
     inside = [v for v in flicker.values() if not math.isnan(v)]
-    audio = media.audio_source(info, start=start, end=end, max_frames=preview)
+    sound = output_soundtrack(info, start=start, end=end, preview=preview, audio=audio)
     size = cache.load(n - 1).shape[1::-1]  # (w, h) of the dreamed frames, after max_size
-    _finish(cache, n, out, fps=info.fps, audio=audio, crf=crf, keep_frames=keep_frames, quiet=quiet,
+    _finish(cache, n, out, fps=info.fps, audio=sound, crf=crf, keep_frames=keep_frames, quiet=quiet,
             settings=settings, extra={"input": info.path, "start": start, "end": end, "frames": n,
                                       "fps": str(info.fps)})
     summary = {"frames": n, "fps": info.fps, "flicker": _mean(inside + at_seams), "size": size,
@@ -563,7 +572,7 @@ def _render_chunked(ray, input, out: Path, *, settings: Settings, workers, addre
 
 def _dream_missing(ray, cache, flicker: dict, clock: dict, *, info, settings: Settings, make_plan, n: int, missing: int,
                    workers: int | None, address: str | None, chunk: int, start: float, end: float | None, mask,
-                   quiet: bool) -> tuple[list[Chunk], _Store, int]:
+                   audio, quiet: bool) -> tuple[list[Chunk], _Store, int]:
     """Connect to Ray, plan, and dream every chunk not yet complete; returns (plan, store, workers used)."""
     from .render import _progress  # noqa: PLC0415
 
@@ -590,7 +599,8 @@ def _dream_missing(ray, cache, flicker: dict, clock: dict, *, info, settings: Se
                      n, len(plan), len(cuts), sum(c.seam for c in plan), len(todo), used)
         try:
             _dream_chunks(ray, pool, todo, store, flicker, clock, n_frames=n, plan_size=len(plan), quiet=quiet,
-                          call=(info, _absolute(settings), start, end, mask and os.path.abspath(mask)))
+                          call=(info, _absolute(settings), start, end, mask and os.path.abspath(mask),
+                                audio and os.path.abspath(audio)))
         finally:
             notices.muted = True  # what follows is our own cleanup: killed workers are no news
     return plan, store, used
@@ -607,7 +617,7 @@ def _dream_chunks(ray, pool: _Workers, todo: list[Chunk], store: _Store, flicker
     """
     from .render import ABORT_AFTER_ENV, _progress, _signals_to_exceptions  # noqa: PLC0415
 
-    info, settings, start, end, mask = call
+    info, settings, start, end, mask, audio = call
     pending = deque(todo)
     done_before = n_frames - sum(c.stop - c.first for c in todo)
     saved, complete = 0, plan_size - len(todo)
@@ -620,7 +630,7 @@ def _dream_chunks(ray, pool: _Workers, todo: list[Chunk], store: _Store, flicker
             while pending or running:
                 while pool.idle and pending:
                     worker, c = pool.take(), pending.popleft()
-                    running[worker.dream.remote(info, settings, c, start, end, mask)] = (worker, c)
+                    running[worker.dream.remote(info, settings, c, start, end, mask, audio)] = (worker, c)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
                 for gen in ready:
                     worker, c = running[gen]

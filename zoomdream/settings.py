@@ -24,14 +24,14 @@ class DreamSettings:
 
     model: str = DEFAULT_MODEL  # backbone name from the registry (`zoomdream layers` lists them)
     weights: str | None = None  # weights file for the backbone; None = bundled or Keras cache/download
-    layers: Mapping[str, float] = field(default_factory=lambda: {"block4_conv3": 1.0})  # layer -> weight in the loss
+    layers: Mapping[str, Any] = field(default_factory=lambda: {"block4_conv3": 1.0})  # layer -> weight (or schedule)
     channels: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # layer -> only these channels count
     guide: str | None = None  # guide image: maximise the match to its features (on the objective's deepest layer)
     guide_weight: float = 1.0  # weight of the guide term when layers are also given
     octaves: int = 4  # number of scales, smallest processed first (clamped to what the backbone accepts)
     octave_scale: float = 1.4  # size ratio between consecutive octaves
-    iterations: int = 10  # gradient-ascent steps per octave
-    step: float = 0.01  # step size, in units of the [-1, 1] image range, applied to the normalised gradient
+    iterations: int = 10  # gradient-ascent steps per octave; 0 = no dreaming at all (renders the motion alone)
+    step: Any = 0.01  # step size in [-1, 1] image units, applied to the normalised gradient; or a schedule
     max_loss: float | None = None  # an octave stops early once the loss exceeds this (None = never)
     border: int = 0  # activation cells dropped at each edge of a layer in the loss (the seed uses 2)
     grad_norm: str = "mean_abs"  # gradient normalisation: "mean_abs" (the seed) or "std"
@@ -47,25 +47,30 @@ class DreamSettings:
 class VideoSettings:
     """How consecutive video frames are tied together."""
 
-    blend: float = 0.5  # 0..1: share of the previous frame's flow-warped dream delta carried into this frame
+    blend: Any = 0.5  # 0..1: share of the previous frame's flow-warped dream delta carried over; or a schedule
     flow: str = "dis"  # optical flow: "dis" (fast, default) or "farneback"
     iterations_per_frame: int = 2  # steps per octave for frames that carry a dream (the first frame uses `iterations`)
     occlusion: float = 1.0  # forward-backward flow check strictness (higher tolerates more); 0 disables the mask
     scene_cut: float = 0.5  # scene-cut score above which the carried dream is reset (1 disables)
+    colour_lock: Any = 0.0  # 0..1: pull each dreamed frame's colours toward its source frame's; or a schedule
+    zoom: Any = 1.0  # camera zoom of each source frame (absolute, 1 = as shot, >1 closer); or a schedule
+    rotate: Any = 0.0  # camera rotation in degrees (absolute), positive = counter-clockwise; or a schedule
+    pan: Any = (0.0, 0.0)  # camera offset (x, y) in px (absolute; content moves the other way); or schedules
+    center: Any = (0.5, 0.5)  # zoom/rotation centre as a fraction of (width, height); or schedules
 
 
 @dataclass(frozen=True)
 class ZoomSettings:
     """The infinite-zoom motion. Motion values are per frame at 24 fps (REFERENCE_FPS), or keyframe maps."""
 
-    zoom: Any = 1.02  # zoom factor per frame at 24 fps (>1 moves in); or {frame: value} keyframes
-    rotate: Any = 0.0  # degrees per frame at 24 fps, positive = counter-clockwise; or keyframes
-    pan: Any = (0.0, 0.0)  # camera movement (x, y) in px per frame at 24 fps; or keyframes
-    center: Any = (0.5, 0.5)  # zoom/rotation centre as a fraction of (width, height); or keyframes
+    zoom: Any = 1.02  # zoom factor per frame at 24 fps (>1 moves in); or keyframes / a schedule
+    rotate: Any = 0.0  # degrees per frame at 24 fps, positive = counter-clockwise; or keyframes / a schedule
+    pan: Any = (0.0, 0.0)  # camera movement (x, y) in px per frame at 24 fps; or keyframes / schedules
+    center: Any = (0.5, 0.5)  # zoom/rotation centre as a fraction of (width, height); or keyframes / schedules
     layers: Any = None  # optional {frame: {layer: weight}} keyframes that override the dream layers over time
     iterations_per_frame: int = 3  # steps per octave for frames after the first (which uses `iterations`)
     octaves_per_frame: int = 1  # octaves for frames after the first: the feedback loop is the pyramid
-    colour_lock: float = 0.7  # 0..1: pull each frame's colour statistics toward the source photo's
+    colour_lock: Any = 0.7  # 0..1: pull each frame's colour statistics toward the source photo's; or a schedule
     dream_every: int = 1  # dream every Nth frame; frames in between are pure motion
     fps: float = 24.0  # output frame rate
     frames: int = 72  # number of frames to render
