@@ -188,8 +188,7 @@ def build(name: str, *, include_top: bool = False):
 
 def _torch_names(name: str) -> dict[str, tuple[str, str]]:
     """{Keras layer: (PyTorch module prefix, kind)} for every layer with weights."""
-    names = {"stem_conv": ("_conv_stem", "conv"), "stem_bn": ("_bn0", "bn"),
-             "top_conv": ("_conv_head", "conv"), "top_bn": ("_bn1", "bn"), "predictions": ("_fc", "linear")}
+    names = {"stem_conv": ("_conv_stem", "conv"), "stem_bn": ("_bn0", "bn")}  # in network order
     for b in blocks(name):
         t = f"_blocks.{b.index}."
         if b.expand != 1:
@@ -199,6 +198,7 @@ def _torch_names(name: str) -> dict[str, tuple[str, str]]:
         names[f"{b.name}_bn"] = (t + "_bn1", "bn")
         names[f"{b.name}_project_conv"] = (t + "_project_conv", "conv")
         names[f"{b.name}_project_bn"] = (t + "_bn2", "bn")
+    names.update(top_conv=("_conv_head", "conv"), top_bn=("_bn1", "bn"), predictions=("_fc", "linear"))
     return names
 
 
