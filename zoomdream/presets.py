@@ -159,8 +159,9 @@ def _read_yaml(path: Path) -> dict:
         raise ZoomdreamError(f"{path}{where}: invalid YAML: {_short(problem)}") from None
     except yaml.YAMLError as e:
         raise ZoomdreamError(f"{path}: invalid YAML: {_short(e)}") from None
-    except (ValueError, OverflowError, RecursionError) as e:  # e.g. an integer over Python's 4300-digit limit
-        raise ZoomdreamError(f"{path}: invalid YAML: {_short(e)}") from None
+    except (ValueError, OverflowError) as e:  # e.g. an integer over Python's 4300-digit limit
+        problem = "an integer with thousands of digits" if "digits" in str(e) else _short(e)
+        raise ZoomdreamError(f"{path}: invalid YAML: {problem}") from None
     if data is None:
         raise ZoomdreamError(f"{path}: preset is empty (expected a mapping of settings)")
     if not isinstance(data, dict):

@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import __version__
+from .checks import check_budget, check_render, frame_size
 from .errors import Interrupted, Terminated, ZoomdreamError
 from .fileio import PARTIAL_TAG, check_output_path, write_text_atomic
 from .settings import Settings
@@ -98,8 +99,10 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
     from .dream import dream_image, total_steps  # noqa: PLC0415
     from .images import load_image, save_image  # noqa: PLC0415
 
+    check_render(settings, input=input)
     out = _check_still_output(output, (input, settings.dream.guide), overwrite)
     image = load_image(input, max_size=settings.dream.max_size)
+    check_budget(out, frames=1, size=image.shape[1::-1])
     backbone, objective = _load_backbone_and_objective(settings)
     steps = total_steps(image.shape[:2], settings.dream, backbone.min_size)
     with _progress(steps, quiet=quiet, unit="step", desc="dreaming") as bar:
@@ -119,8 +122,10 @@ def render_sheet(input, output, *, settings: Settings, layers: list[str] | None 
     from .images import load_image, save_image, resize_max  # noqa: PLC0415
     from .objectives import layer as layer_objective  # noqa: PLC0415
 
+    check_render(settings, input=input, cell=cell)
     out = _check_still_output(output, (input,), overwrite)
     image = resize_max(load_image(input), cell)
+    check_budget(out, frames=1, size=image.shape[1::-1])
     d = settings.dream
     backbone = load_backbone(d.model, weights=d.weights, precision=d.precision)
     layers = layers or list(backbone.spec.interesting)
@@ -179,6 +184,11 @@ def file_identity(path) -> dict:
             f.seek(max(mib, st.st_size - mib))
             h.update(f.read(mib))
     return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "digest": h.hexdigest()}
+
+
+def work_folder(output: Path) -> Path:
+    """The work folder of ``output``: ``.<output name>.zoomdream-work`` beside it."""
+    return output.parent / f".{output.name}{WORK_SUFFIX}"
 
 
 class FrameCache:
@@ -411,6 +421,8 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     """
     from . import media  # noqa: PLC0415
 
+    check_render(settings, input=input, input_folder_ok=True, mask=mask, start=start, end=end, preview=preview,
+                 fps=fps, crf=crf)
     out = _prepare_output(output, (input, mask), overwrite)
     if start < 0 or (end is not None and end <= start):
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
@@ -419,6 +431,8 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
         log.warning("%s: %s", Path(input).name, note)
     n = media.frame_count(info, start=start, end=end, max_frames=preview)
     d = settings.dream
+    check_budget(out, frames=n, size=frame_size((info.width, info.height), d.max_size),
+                 flow_cache=_cache_dir() / "flow", work_frames=work_folder(out) / "frames")
     manifest = _render_manifest("video", input, settings, {"start": start, "end": end, "fps": str(info.fps),
                                                           "max_size": d.max_size, "mask": mask and file_identity(mask)})
     cache = FrameCache(out, manifest, restart=restart)
@@ -556,11 +570,13 @@ def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames
     from . import media, motion  # noqa: PLC0415
     from .images import load_image  # noqa: PLC0415
 
+    check_render(settings, input=input, audio=audio, crf=crf)
     out = _prepare_output(output, (input, audio), overwrite)
     z = settings.zoom
     if audio is not None and not media.has_audio(audio):
         raise ZoomdreamError(f"{audio}: no audio stream found")
     photo = load_image(input, max_size=settings.dream.max_size)
+    check_budget(out, frames=z.frames, size=tuple(z.size or photo.shape[1::-1]), work_frames=work_folder(out) / "frames")
     if z.size is not None:
         photo = motion.fit_size(photo, tuple(z.size))
     n = z.frames

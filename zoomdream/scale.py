@@ -482,7 +482,12 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     from . import media  # noqa: PLC0415
     from .render import FrameCache, _finish, _prepare_output, _render_manifest, file_identity  # noqa: PLC0415
 
+    from .checks import check_budget, check_render, frame_size  # noqa: PLC0415
+    from .render import _cache_dir, work_folder  # noqa: PLC0415
+
     started = time.perf_counter()
+    check_render(settings, input=input, input_folder_ok=True, mask=mask, start=start, end=end, preview=preview,
+                 fps=fps, crf=crf, workers=workers, chunk=chunk, warmup=warmup, fade=fade)
     ray = _import_ray()
     for flag, value, least in (("--workers", workers, 1), ("--chunk", chunk, 1), ("--warmup", warmup, 0),
                                ("--fade", fade, 0)):
@@ -497,6 +502,8 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
         log.warning("%s: %s", Path(input).name, note)
     n = media.frame_count(info, start=start, end=end, max_frames=preview)
     d = settings.dream
+    check_budget(out, frames=n, size=frame_size((info.width, info.height), d.max_size),
+                 flow_cache=_cache_dir() / "flow", work_frames=work_folder(out) / "frames")
     # The chunking decides the frames at seams, so it is part of the cache's identity: a sequential
     # run's frames (or another chunking's) are refused as "render options changed", never mixed in.
     manifest = _render_manifest("video", input, settings, {

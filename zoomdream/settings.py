@@ -86,7 +86,9 @@ def _finite(v) -> bool:
 
 
 def _g(x: float) -> str:
-    return f"{int(x)}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+    if isinstance(x, int):
+        return str(x)
+    return f"{int(x)}" if x.is_integer() and abs(x) < 1e6 else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -368,7 +370,7 @@ class Keyframed:
 class FrameRate:
     """A frame rate: a number or a fraction such as ``30000/1001``; returned as a Fraction."""
 
-    what = f"a frame rate > 0 and <= {MAX_FPS:g} (like 24, 29.97 or 30000/1001)"
+    what = f"a frame rate > 0 and <= {MAX_FPS:g}, e.g. 24, 29.97 or 30000/1001"
     metavar = "FPS"
     nullable: bool = True
 
