@@ -240,8 +240,11 @@ def test_flags_are_derived_from_the_declarations():
 
 
 def test_presets_show_and_the_sidecar_list_every_declared_setting(capsys):
-    assert main(["presets", "--show", "default"]) == 0
-    data = yaml.safe_load(capsys.readouterr().out)
+    assert main(["presets", "--show", "zoom-spiral"]) == 0
+    text = capsys.readouterr().out
+    data = yaml.safe_load(text)
+    assert f"  # {S.declarations()['zoom.colour_lock'].help}" in text  # each line ends in its declared help
+    assert presets.from_dict(data) == presets.load_preset("zoom-spiral")  # and the listing is itself a preset
     keys = {k for k in data if k not in ("video", "zoom")} | {f"{s}.{k}" for s in ("video", "zoom") for k in data[s]}
     assert keys == set(S.declarations())
 

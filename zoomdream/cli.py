@@ -191,7 +191,7 @@ def cmd_presets(args) -> int:
     from . import presets  # noqa: PLC0415
 
     if args.show:
-        print(presets.dump(presets.load_preset(args.show)), end="")
+        print(presets.dump(presets.load_preset(args.show), comments=True), end="")
         return 0
     bundled = presets.bundled_presets()
     width = max(map(len, bundled), default=0)

@@ -213,7 +213,8 @@ def preset_path(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
         path = relative_to / path
     if path.suffix.lower() in (".yaml", ".yml") or path.exists():
         return path.resolve()
-    raise ZoomdreamError(f"unknown preset {S.quote(text)}; bundled presets: {', '.join(bundled)} (or give a .yaml file)")
+    raise ZoomdreamError(f"unknown preset {S.quote(text)}; bundled presets: {', '.join(bundled)} "
+                         f"(or give a .yaml file)")
 
 
 def _raw_merged(path: Path, seen: tuple = ()) -> tuple[dict, dict]:
@@ -351,9 +352,29 @@ def describe(path: Path) -> str:
         return "(unreadable)"
 
 
-def dump(settings: S.Settings, meta: dict | None = None) -> str:
-    """The YAML text of fully resolved settings: itself a valid preset."""
+def dump(settings: S.Settings, meta: dict | None = None, *, comments: bool = False) -> str:
+    """The YAML text of fully resolved settings: itself a valid preset.
+
+    ``comments``: one line per setting, ending in its declared help (``presets --show``).
+    """
     data = S.to_dict(settings)
     if meta:
         data[META_KEY] = meta
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    if not comments:
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    specs = S.declarations()
+
+    def line(indent: str, key: str, value, full: str) -> str:
+        text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**9)
+        text = text.removesuffix("\n...\n").strip()  # a bare scalar ends with the document marker
+        spec = specs.get(full)
+        return f"{indent}{key}: {text}" + (f"  # {spec.help}" if spec else "")
+
+    out = []
+    for key, value in data.items():
+        if key in SECTION_SCHEMAS or key == META_KEY:
+            out.append(f"{key}:")
+            out += [line("  ", k, v, f"{key}.{k}") for k, v in value.items()]
+        else:
+            out.append(line("", key, value, key))
+    return "\n".join(out) + "\n"

@@ -576,7 +576,8 @@ def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames
     if audio is not None and not media.has_audio(audio):
         raise ZoomdreamError(f"{audio}: no audio stream found")
     photo = load_image(input, max_size=settings.dream.max_size)
-    check_budget(out, frames=z.frames, size=tuple(z.size or photo.shape[1::-1]), work_frames=work_folder(out) / "frames")
+    check_budget(out, frames=z.frames, size=tuple(z.size or photo.shape[1::-1]),
+                 work_frames=work_folder(out) / "frames")
     if z.size is not None:
         photo = motion.fit_size(photo, tuple(z.size))
     n = z.frames

@@ -480,19 +480,14 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     back; nan when nothing was dreamed) and ``total``.
     """
     from . import media  # noqa: PLC0415
-    from .render import FrameCache, _finish, _prepare_output, _render_manifest, file_identity  # noqa: PLC0415
-
     from .checks import check_budget, check_render, frame_size  # noqa: PLC0415
-    from .render import _cache_dir, work_folder  # noqa: PLC0415
+    from .render import (FrameCache, _cache_dir, _finish, _prepare_output, _render_manifest,  # noqa: PLC0415
+                         file_identity, work_folder)
 
     started = time.perf_counter()
     check_render(settings, input=input, input_folder_ok=True, mask=mask, start=start, end=end, preview=preview,
                  fps=fps, crf=crf, workers=workers, chunk=chunk, warmup=warmup, fade=fade)
     ray = _import_ray()
-    for flag, value, least in (("--workers", workers, 1), ("--chunk", chunk, 1), ("--warmup", warmup, 0),
-                               ("--fade", fade, 0)):
-        if value is not None and value < least:
-            raise ZoomdreamError(f"{flag} {value}: expected {least} or more")
     # 1) output, input and the work folder, checked exactly as render_video checks them
     out = _prepare_output(output, (input, mask), overwrite)
     if start < 0 or (end is not None and end <= start):
