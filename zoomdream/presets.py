@@ -5,6 +5,13 @@ line and what was expected: unknown keys, wrong types, out-of-range values, dupl
 keys (PyYAML would silently keep the last one), tabs, and the YAML 1.1 traps (``1e-2``
 is read as a *string*, ``010`` as 8, ``no``/``on`` as booleans).
 
+The value checks are not written here: each key's check is the declaration beside its
+field in ``settings.py``. What is here is the file side, which assumes a hostile file: only
+a regular file under MAX_PRESET_BYTES is read (stat before open, so a FIFO or /dev/zero is
+never read), YAML aliases are refused (an alias bomb expands a few hundred bytes into
+gigabytes) and nesting stops at MAX_DEPTH (no RecursionError), and every value an error
+repeats is cut short.
+
 This module does not import TensorFlow: listing and checking presets is instant.
 """
 
@@ -306,7 +313,7 @@ def check_layers(settings: S.Settings, fail: Callable[[str, str], None]) -> None
 
     spec = REGISTRY.get(settings.dream.model)
     if spec is None:
-        fail("model", f"unknown model '{settings.dream.model}'; choose one of: {', '.join(REGISTRY)}")
+        fail("model", f"unknown model {S.quote(settings.dream.model)}; choose one of: {', '.join(REGISTRY)}")
     if not spec.static_layers:
         return  # checked when the network is built
     table = {name: ch for name, _, ch in spec.static_layers}

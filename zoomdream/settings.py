@@ -50,6 +50,7 @@ MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any int >= 0; 32 bits is plen
 MAX_LAYERS = 64  # layers in one objective
 MAX_CHANNELS = 65536  # a channel index is below this (the backbone table then checks the real count)
 MAX_FPS = 240.0
+MAX_NAME_CHARS = 200  # a layer or model name
 QUOTE_CHARS = 60  # how much of a bad value an error message repeats
 
 
@@ -234,8 +235,8 @@ class Layers:
             raise Invalid(f"expected at most {MAX_LAYERS} layers, got {len(v)}")
         out = {}
         for name, w in v.items():
-            if not isinstance(name, str) or not name.strip():
-                raise Invalid(f"layer names must be text, got {quote(name)}")
+            if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
+                raise Invalid(f"layer names must be text of 1 to {MAX_NAME_CHARS} characters, got {quote(name)}")
             if isinstance(w, str):
                 raise Invalid(f"layer {quote(name)[1:-1]}: weight {quote(w)} is not a number")
             try:
@@ -456,7 +457,7 @@ class _Validated:
 class DreamSettings(_Validated):
     """What one still dream does (the seed's octave algorithm and its knobs)."""
 
-    model: str = setting(DEFAULT_MODEL, check=Text(), flags="--model",
+    model: str = setting(DEFAULT_MODEL, check=Text(max_chars=MAX_NAME_CHARS), flags="--model",
                          help="backbone name from the registry (`zoomdream layers` lists them)")
     weights: str | None = setting(None, check=Path_(nullable=True), flags="--weights", metavar="FILE",
                                   help="weights file (.h5 / .weights.h5) for the backbone; "
