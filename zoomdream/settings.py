@@ -49,7 +49,7 @@ MAX_OCTAVES = 12
 MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any int >= 0; 32 bits is plenty and prints short
 MAX_LAYERS = 64  # layers in one objective
 MAX_CHANNELS = 65536  # a channel index is below this (the backbone table then checks the real count)
-MAX_FPS = 240.0
+MIN_FPS, MAX_FPS = 0.1, 240.0  # below 0.1 fps the encoder's rate rounds to 0
 MAX_NAME_CHARS = 200  # a layer or model name
 QUOTE_CHARS = 60  # how much of a bad value an error message repeats
 
@@ -371,24 +371,25 @@ class Keyframed:
 class FrameRate:
     """A frame rate: a number or a fraction such as ``30000/1001``; returned as a Fraction."""
 
-    what = f"a frame rate > 0 and <= {MAX_FPS:g}, e.g. 24, 29.97 or 30000/1001"
+    what = f"a frame rate in {MIN_FPS:g}..{MAX_FPS:g}, e.g. 24, 29.97 or 30000/1001"
     metavar = "FPS"
     nullable: bool = True
 
     def __call__(self, v):
         if v is None and self.nullable:
             return None
+        shown = v
         if isinstance(v, str):
-            v = self.parse(v)
-        if not _is_real(v) or (isinstance(v, float) and not _finite(v)) or not 0 < v <= MAX_FPS:
-            raise Invalid(f"expected {self.what}, got {quote(v)}")
+            try:
+                v = Fraction(v.strip())
+            except (ValueError, ZeroDivisionError):
+                pass
+        if not _is_real(v) or (isinstance(v, float) and not _finite(v)) or not MIN_FPS <= v <= MAX_FPS:
+            raise Invalid(f"expected {self.what}, got {quote(shown)}")
         return Fraction(v).limit_denominator(1001000)
 
     def parse(self, text: str):
-        try:
-            return Fraction(text.strip())
-        except (ValueError, ZeroDivisionError):
-            return text
+        return text  # the check reads text itself, so its message can quote what was typed
 
 
 # ---------------------------------------------------------------- declarations
@@ -542,7 +543,7 @@ class ZoomSettings(_Validated):
                                  help="pull each frame's colour statistics toward the source photo's (0 = off)")
     dream_every: int = setting(1, check=Number(1, MAX_FRAMES, integer=True), flags="--dream-every",
                                help="dream every Nth frame; frames in between are pure motion")
-    fps: float = setting(24.0, check=Number(0.0, MAX_FPS, lo_open=True), flags="--fps",
+    fps: float = setting(24.0, check=Number(MIN_FPS, MAX_FPS), flags="--fps",
                          help="output frame rate (motion per second stays the same)")
     frames: int = setting(72, check=Number(1, MAX_FRAMES, integer=True), flags="--frames",
                           help="number of frames to render")
