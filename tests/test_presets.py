@@ -58,10 +58,9 @@ def test_dump_is_itself_a_valid_preset(tmp_path):
 
 ERRORS = [
     ("octave_scal: 1.4\n", r"mine\.yaml:1: octave_scal: unknown key \(did you mean 'octave_scale'\?\)"),
-    ("iterations: ten\n", r"mine\.yaml:1: iterations: expected an integer >= 0"),
-    ("iterations: -1\n", r"mine\.yaml:1: iterations: expected an integer >= 0, got -1"),
-    ("step: -0.01\n", r"mine\.yaml:1: step: expected a number > 0"),
-    ("step: 0\n", r"mine\.yaml:1: step: expected a number > 0"),
+    ("iterations: ten\n", r"mine\.yaml:1: iterations: expected an integer in 0\.\.10000"),
+    ("iterations: -1\n", r"mine\.yaml:1: iterations: expected an integer in 0\.\.10000, got -1"),
+    ("step: -0.01\n", r"mine\.yaml:1: step: expected a number in 0\.\.1"),
     ("step: 1e-2\n", r"mine\.yaml:1: step: .*YAML 1\.1 reads '1e-2' as text"),
     ("octaves: 010\n", r"mine\.yaml:1: .*leading zero.*octal"),
     ("video:\n  blend: no\n", r"mine\.yaml:2: video\.blend: expected a number"),
@@ -71,7 +70,7 @@ ERRORS = [
     ("channels: {block3_conv1: [3, 999]}\n", r"mine\.yaml:1: channels: channels \[999\] out of range .*256 channels"),
     ("model: alexnet\n", r"mine\.yaml:1: model: unknown model 'alexnet'"),
     ("video: {flow: lucas}\n", r"mine\.yaml:1: video\.flow: expected one of dis, farneback"),
-    ("zoom: {zoom: {-1: 1.02}}\n", r"mine\.yaml:1: zoom\.zoom: keyframe -1: frames must be integers >= 0"),
+    ("zoom: {zoom: {-1: 1.02}}\n", r"mine\.yaml:1: zoom\.zoom: keyframe -1: frames must be integers in 0\.\.1000000"),
     ("zoom: {pan: [1]}\n", r"mine\.yaml:1: zoom\.pan: expected a pair"),
     ("zoom: {warp: 2}\n", r"mine\.yaml:1: zoom\.warp: unknown key"),
     ("- a\n- b\n", r"mine\.yaml: expected a mapping of settings"),

@@ -12,12 +12,11 @@ import logging
 import os
 import signal
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 from . import __version__
+from . import settings as S
 from .errors import Interrupted, Terminated, ZoomdreamError
-from .settings import DEFAULT_MODEL
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -25,120 +24,53 @@ EXIT_TERMINATED = 143
 
 
 # ---------------------------------------------------------------- argument parsing
-def _layers_arg(text: str) -> dict:
-    from .presets import parse_layers  # noqa: PLC0415
-
-    try:
-        return parse_layers(text)
-    except ZoomdreamError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _pair_arg(text: str) -> tuple[float, float]:
-    try:
-        x, y = (float(p) for p in text.replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two numbers like 1,0 - got '{text}'") from None
-    return (x, y)
-
-
-def _size_arg(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(p) for p in text.lower().split("x"))
-        if w < 16 or h < 16:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 512x512 (each >= 16) - got '{text}'") from None
-    return (w, h)
-
-
-def _positive(kind):
-    def check(text):
+# Every settings flag, its type, range and help come from the declarations in settings.py;
+# the render options (--crf, --start, ...) from settings.OPTIONS. argparse reports a bad value
+# as its usage line plus "argument --step: expected ...", exit 2, before anything is read or written.
+def _arg_type(spec: S.Spec):
+    def convert(text: str):
         try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__} - got '{text}'") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__} - got '{text}'")
-        return v
+            value = spec.parse(text)
+            if spec.schedulable and S.is_schedule_text(value):
+                return value  # a schedule: `resolve_settings` checks it, in one line naming the flag
+            return spec.validate(value)
+        except S.Invalid as e:  # a flag cannot be null: the preset wording's "or null" does not apply
+            raise argparse.ArgumentTypeError(str(e).replace(" or null", "")) from None
 
-    return check
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 - got '{text}'") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 - got '{text}'")
-    return v
+    convert.__name__ = "value"
+    return convert
 
 
-def _scheduled(number):
-    """A number checked by ``number`` as before, or a schedule string (parsed and checked later, naming the flag)."""
-    def check(text):
-        try:
-            float(text)
-        except ValueError:
-            return text  # a schedule: `resolve_settings` parses it, so an error is one line naming the flag
-        return number(text)
-
-    return check
-
-
-def _scheduled_pair(text: str):
-    if "|" in text:
-        return text  # "X | Y": two schedules
-    try:
-        return _pair_arg(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected two numbers like 1,0 or two schedules 'X | Y' - got '{text}'") \
-            from None
+def _add_flag(g, spec: S.Spec, dest: str, **kwargs) -> None:
+    """One flag from a declaration: booleans get --x/--no-x, choices are listed, everything else is typed."""
+    if isinstance(spec.check, S.Boolean):
+        g.add_argument(*spec.flags, dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                       help=spec.help, **kwargs)
+    elif isinstance(spec.check, S.Choice):
+        g.add_argument(*spec.flags, dest=dest, choices=spec.check.choices, help=spec.help, **kwargs)
+    else:
+        check = spec.check.base if isinstance(spec.check, S.Keyframed) else spec.check  # a flag gives one value
+        what = f" ({check.what})" if isinstance(check, (S.Number, S.Pair, S.FrameRate)) else ""
+        g.add_argument(*spec.flags, dest=dest, type=_arg_type(spec), metavar=spec.metavar or spec.check.metavar,
+                       help=spec.help + what, **kwargs)
 
 
-def _fraction_arg(text: str) -> Fraction:
-    try:
-        v = Fraction(text).limit_denominator(1001000)
-        if v <= 0:
-            raise ValueError
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"expected a frame rate like 24, 29.97 or 30000/1001 - got '{text}'") from None
-    return v
+def _add_setting_flags(g, prefix: str) -> None:
+    """The flags of one section's settings (prefix "" for the dream, "video." or "zoom."); dest = the settings key."""
+    for key, spec in S.declarations().items():
+        name = key[len(prefix):]
+        if key.startswith(prefix) and "." not in name and spec.flags:
+            _add_flag(g, spec, key)
 
 
-def _unit(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in 0..1 - got '{text}'") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in 0..1 - got '{text}'")
-    return v
+def _add_option(g, name: str, **kwargs) -> None:
+    _add_flag(g, S.OPTIONS[name], name, **kwargs)
 
 
 def _add_dream_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dream settings (override the preset)")
     g.add_argument("--preset", default="default", help="bundled preset name or a .yaml file (default: default)")
-    g.add_argument("--model", help="backbone: efficientnet-lite0, vgg16-hed (bundled, offline), efficientnet-lite1, "
-                                   "efficientnet-lite2 (offline once installed), inception_v3, vgg16, vgg19, "
-                                   "resnet50, inception_resnet_v2, mobilenet_v2, xception")
-    g.add_argument("--weights", metavar="FILE", help="weights file for the backbone: Keras .h5 / .weights.h5, or a "
-                                                     "PyTorch .pth state dict for efficientnet-lite*")
-    g.add_argument("--layers", type=_layers_arg, metavar="L=W,...", help="layers and weights, e.g. mixed3=0.5,mixed4=1.5")
-    g.add_argument("--octaves", type=_positive(int), help="number of octaves (scales)")
-    g.add_argument("--octave-scale", type=_positive(float), help="size ratio between octaves (e.g. 1.4)")
-    g.add_argument("--iterations", type=_non_negative_int,
-                   help="gradient steps per octave (0 = no dreaming: preview the motion alone)")
-    g.add_argument("--step", type=_scheduled(_positive(float)),
-                   help="step size (in [-1, 1] image units); or a schedule, e.g. '0.01+0.02*beat'")
-    g.add_argument("--max-loss", type=_positive(float), help="stop an octave early above this loss")
-    g.add_argument("--jitter", type=int, help="max random roll in px per step (0 = off)")
-    g.add_argument("--tile", type=_positive(int), help="tile size in px for large images")
-    g.add_argument("--guide", metavar="IMAGE", help="guide image: dream toward its features")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="compute precision (default auto)")
-    g.add_argument("--seed", type=int, help="random seed (same seed + settings = same output)")
-    g.add_argument("--max-size", type=_positive(int), help="downscale inputs so the longer side is at most this")
+    _add_setting_flags(g, "")
 
 
 def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
@@ -152,7 +84,7 @@ def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rendering")
-    g.add_argument("--crf", type=int, default=18, help="H.264 quality for MP4 (lower is better; default 18)")
+    _add_option(g, "crf", default=18)
     g.add_argument("--keep-frames", action="store_true", help="keep the work folder of dreamed frames after success")
     g.add_argument("--restart", action="store_true", help="discard an earlier interrupted run's frames and start over")
 
@@ -179,37 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_dream_options(p)
     g = p.add_argument_group("video")
-    g.add_argument("--blend", type=_scheduled(_unit),
-                   help="0..1: how much of the previous frame's dream is carried (0 = independent); or a schedule")
-    g.add_argument("--flow", choices=("dis", "farneback"), help="optical flow method (default dis)")
-    g.add_argument("--iterations-per-frame", type=_positive(int), help="steps per octave on frames that carry a dream")
-    g.add_argument("--start", type=float, default=0.0, help="start time in seconds")
-    g.add_argument("--end", type=float, help="end time in seconds")
-    g.add_argument("--preview", type=_positive(int), metavar="N", help="render only the first N frames")
-    g.add_argument("--fps", type=_fraction_arg, help="frame rate for a folder of images (default 24)")
+    _add_setting_flags(g, "video.")
+    _add_option(g, "start", default=0.0)
+    _add_option(g, "end")
+    _add_option(g, "preview")
+    _add_option(g, "fps")
     g.add_argument("--mask", metavar="FILE", help="image or video: dream only where it is bright")
     g.add_argument("--audio", metavar="FILE",
                    help="soundtrack for the output and for audio features in schedules (default: the clip's own)")
-    g = p.add_argument_group("camera and colour (numbers or schedules; absolute per frame)")
-    g.add_argument("--zoom", type=_scheduled(_positive(float)), dest="video_zoom",
-                   help="camera zoom of each frame (1 = as shot, >1 closer), e.g. '1+0.05*beat'")
-    g.add_argument("--rotate", type=_scheduled(float), dest="video_rotate", help="camera rotation in degrees")
-    g.add_argument("--pan", type=_scheduled_pair, metavar="X,Y", dest="video_pan",
-                   help="camera offset in px (or 'X | Y' schedules)")
-    g.add_argument("--center", type=_scheduled_pair, metavar="X,Y", dest="video_center",
-                   help="zoom centre as fractions of width,height (or 'X | Y' schedules)")
-    g.add_argument("--colour-lock", "--color-lock", type=_scheduled(_unit), dest="video_colour_lock",
-                   help="0..1: hold each dreamed frame's colours to its source frame's (default 0)")
     _add_render_options(p)
     g = p.add_argument_group("scale-out")
-    g.add_argument("--workers", type=_positive(int), help="render chunks in N Ray worker processes")
+    _add_option(g, "workers")
     g.add_argument("--ray-address", help="connect to an existing Ray cluster (e.g. auto)")
-    g.add_argument("--chunk", type=_positive(int), metavar="N",
-                   help="most frames a worker dreams in one go (default 48; fewer = more parallel, more overhead)")
-    g.add_argument("--warmup", type=int, metavar="N",
-                   help="frames dreamed and dropped before a chunk that starts mid-shot (default 2)")
-    g.add_argument("--fade", type=int, metavar="N",
-                   help="frames over which one chunk's dream cross-fades into the next one's (default 6)")
+    _add_option(g, "chunk")
+    _add_option(g, "warmup")
+    _add_option(g, "fade")
 
     p = sub.add_parser("zoom", help="infinite zoom animation from one photo",
                        description="Dream a photo, zoom/rotate/pan a little, dream again, feeding each frame back in.")
@@ -217,25 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_dream_options(p)
     g = p.add_argument_group("motion and output")
-    g.add_argument("--frames", type=_positive(int), help="number of frames")
-    g.add_argument("--seconds", type=_positive(float), help="length in seconds (instead of --frames)")
-    g.add_argument("--fps", type=_positive(float), help="frames per second (motion per second stays the same)")
-    g.add_argument("--zoom", type=_scheduled(_positive(float)),
-                   help="zoom factor per frame at 24 fps (>1 moves in); or a schedule, e.g. '0:(1.01), 48:(1.03)'")
-    g.add_argument("--rotate", type=_scheduled(float),
-                   help="degrees per frame at 24 fps (positive = counter-clockwise); or a schedule")
-    g.add_argument("--pan", type=_scheduled_pair, metavar="X,Y",
-                   help="camera movement in px per frame at 24 fps (or 'X | Y' schedules)")
-    g.add_argument("--center", type=_scheduled_pair, metavar="X,Y",
-                   help="zoom centre as fractions of width,height (or 'X | Y' schedules)")
-    g.add_argument("--size", type=_size_arg, metavar="WxH", help="output size (the photo is cropped to fill it)")
-    g.add_argument("--colour-lock", "--color-lock", type=_scheduled(_unit), dest="colour_lock",
-                   help="0..1: hold colours to the photo's statistics (default from preset); or a schedule")
-    g.add_argument("--dream-every", type=_positive(int), metavar="N", help="dream every Nth frame; zoom only between")
-    g.add_argument("--iterations-per-frame", type=_positive(int), dest="zoom_iterations",
-                   help="steps per octave on frames after the first")
-    g.add_argument("--octaves-per-frame", type=_positive(int), help="octaves on frames after the first (default 1)")
-    g.add_argument("--pingpong", action="store_true", default=None, help="append the frames reversed (seamless loop)")
+    _add_option(g, "seconds")
+    _add_setting_flags(g, "zoom.")
     g.add_argument("--audio", metavar="FILE",
                    help="audio track for the animation (trimmed to its length), also for audio features in schedules")
     _add_render_options(p)
@@ -246,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="photo")
     _add_common(p)
     _add_dream_options(p)
-    p.add_argument("--cell", type=_positive(int), default=256, help="longer side of each cell in px (default 256)")
+    _add_option(p, "cell", default=256)
     p.add_argument("--sheet-layers", metavar="A,B,...", help="layers to show (default: the backbone's interesting ones)")
 
     p = sub.add_parser("audio", help="plot a soundtrack's features for writing schedules",
@@ -254,60 +153,43 @@ def build_parser() -> argparse.ArgumentParser:
                                    "0..1 per output frame, with seconds and frame numbers on the axis.")
     p.add_argument("input", help="audio or video file")
     _add_common(p)
-    p.add_argument("--fps", type=_positive(float), default=24.0, help="output frame rate the features are for (24)")
-    p.add_argument("--start", type=float, default=0.0, help="seconds into the file where frame 0 is (default 0)")
-    p.add_argument("--end", type=float, help="end time in seconds (default: the end of the track)")
+    p.add_argument("--fps", type=_arg_type(S.Spec(S.Number(S.MIN_FPS, S.MAX_FPS), "")), default=24.0,
+                   help="output frame rate the features are for (default 24)")
+    _add_option(p, "start", default=0.0)
+    _add_option(p, "end")
     p.add_argument("--csv", metavar="FILE", help="also write the numbers: frame, seconds, one column per feature")
-    p.add_argument("--width", type=_positive(int), default=1200, help="picture width in px (default 1200)")
+    p.add_argument("--width", type=_arg_type(S.Spec(S.Number(200, 8192, integer=True), "")), default=1200,
+                   help="picture width in px (default 1200)")
 
     p = sub.add_parser("presets", help="list the bundled presets", description="List the bundled presets.")
     p.add_argument("--show", metavar="NAME", help="print one preset's fully resolved settings as YAML")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     p = sub.add_parser("layers", help="list a backbone's layers", description="List the layers you can dream on.")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"backbone name (default {DEFAULT_MODEL})")
+    p.add_argument("--model", default=S.DEFAULT_MODEL, help=f"backbone name (default {S.DEFAULT_MODEL})")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 # ---------------------------------------------------------------- settings
-OVERRIDES = {  # argparse dest -> settings key
-    "model": "model", "weights": "weights", "layers": "layers", "octaves": "octaves", "octave_scale": "octave_scale",
-    "iterations": "iterations", "step": "step", "max_loss": "max_loss", "jitter": "jitter", "tile": "tile",
-    "guide": "guide", "precision": "precision", "seed": "seed", "max_size": "max_size",
-    "blend": "video.blend", "flow": "video.flow", "iterations_per_frame": "video.iterations_per_frame",
-    "zoom": "zoom.zoom", "rotate": "zoom.rotate", "pan": "zoom.pan", "center": "zoom.center", "size": "zoom.size",
-    "colour_lock": "zoom.colour_lock", "dream_every": "zoom.dream_every", "pingpong": "zoom.pingpong",
-    "frames": "zoom.frames", "zoom_iterations": "zoom.iterations_per_frame",
-    "octaves_per_frame": "zoom.octaves_per_frame",
-    "video_zoom": "video.zoom", "video_rotate": "video.rotate", "video_pan": "video.pan",
-    "video_center": "video.center", "video_colour_lock": "video.colour_lock",
-}
-SCHEDULE_FLAGS = {  # settings key -> the flag that sets it, for schedule errors
-    "step": "--step", "layers": "--layers", "video.blend": "--blend", "video.colour_lock": "--colour-lock",
-    "video.zoom": "--zoom", "video.rotate": "--rotate", "video.pan": "--pan", "video.center": "--center",
-    "zoom.zoom": "--zoom", "zoom.rotate": "--rotate", "zoom.pan": "--pan", "zoom.center": "--center",
-    "zoom.colour_lock": "--colour-lock",
-}
+OVERRIDES = {key: key for key, spec in S.declarations().items() if spec.flags}  # argparse dest -> settings key
+SCHEDULE_FLAGS = {key: spec.flags[0] for key, spec in S.declarations().items()  # key -> flag, for schedule errors
+                  if spec.schedulable and spec.flags}
 
 
 def resolve_settings(args: argparse.Namespace):
     """defaults -> preset -> flags; with -v each override is printed."""
-    from . import presets, settings  # noqa: PLC0415
+    from . import presets  # noqa: PLC0415
 
     base = presets.load_preset(args.preset)
-    given = {}
-    for dest, key in OVERRIDES.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            given[key] = value
-    if args.command == "zoom":
-        given.pop("zoom.fps", None)
-        if args.fps is not None:
-            given["zoom.fps"] = float(args.fps)
-        if args.seconds is not None:
-            fps = given.get("zoom.fps", base.zoom.fps)
-            given["zoom.frames"] = max(1, round(args.seconds * fps))
+    given = {key: getattr(args, dest) for dest, key in OVERRIDES.items() if getattr(args, dest, None) is not None}
+    if getattr(args, "seconds", None) is not None:
+        fps = given.get("zoom.fps", base.zoom.fps)
+        frames = max(1, round(args.seconds * fps))
+        try:
+            given["zoom.frames"] = S.check_value("zoom.frames", frames)
+        except S.Invalid as e:
+            raise ZoomdreamError(f"--seconds {args.seconds:g}: {frames} frames at {fps:g} fps; {e}") from None
     if given.get("model") and given["model"] != base.dream.model and "layers" not in given:
         from .backbones import get_spec  # noqa: PLC0415
 
@@ -315,15 +197,34 @@ def resolve_settings(args: argparse.Namespace):
         given["layers"] = {spec.interesting[len(spec.interesting) // 2]: 1.0}
         logging.getLogger("zoomdream").info("model %s: dreaming on layer %s (choose with --layers)",
                                             spec.name, next(iter(given["layers"])))
+    _check_schedules(given)
     if args.verbose:
         for key, value in given.items():
             print(f"zoomdream: override {key} = {value!r}", file=sys.stderr)
-    resolved = settings.merge(base, given)
-    presets.check_layers(resolved, lambda key, msg: _raise(f"--{key.replace('_', '-')}: {msg}"))
+    resolved = S.merge(base, given)
+    presets.check_layers(resolved, lambda key, msg: _raise(f"--{key.rpartition('.')[2].replace('_', '-')}: {msg}"))
     from .animation import check_settings  # noqa: PLC0415
 
     check_settings(resolved, flags={k: SCHEDULE_FLAGS[k] for k in given if k in SCHEDULE_FLAGS})
     return resolved
+
+
+def _check_schedules(given: dict) -> None:
+    """The syntax of every schedule given as a flag, before anything else (errors name the flag)."""
+    from . import schedule  # noqa: PLC0415
+
+    for key, value in given.items():
+        if key not in SCHEDULE_FLAGS or not S.is_schedule_text(value):
+            continue
+        flag = SCHEDULE_FLAGS[key]
+        if key == "layers":
+            for name, w in value.items():
+                if isinstance(w, str):
+                    schedule.parse(w, where=f"{flag} {name}")
+        elif S.schedule_is_pair(key):
+            schedule.parse_pair(value, where=flag)
+        else:
+            schedule.parse(value, where=flag)
 
 
 def _raise(message: str):
@@ -345,7 +246,7 @@ def cmd_presets(args) -> int:
     from . import presets  # noqa: PLC0415
 
     if args.show:
-        print(presets.dump(presets.load_preset(args.show)), end="")
+        print(presets.dump(presets.load_preset(args.show), comments=True), end="")
         return 0
     bundled = presets.bundled_presets()
     width = max(map(len, bundled), default=0)

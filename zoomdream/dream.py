@@ -31,7 +31,7 @@ from ._tf import tf as _tf
 from .backbones import Backbone, load_backbone
 from .errors import ZoomdreamError
 from .objectives import Objective, from_settings
-from .settings import DreamSettings
+from .settings import DreamSettings, validate
 
 log = logging.getLogger("zoomdream")
 
@@ -273,6 +273,7 @@ def dream_image(image: np.ndarray, *, settings: DreamSettings | None = None, bac
     ``settings.layers``/``channels`` (plus ``guide``, an RGB uint8 image) unless given.
     """
     settings = settings or DreamSettings()
+    validate(settings)  # also catches a settings object whose fields were changed behind the dataclass's back
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"dream_image expects (H, W, 3) uint8 RGB; got {image.shape} {image.dtype}")

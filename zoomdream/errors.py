@@ -11,10 +11,14 @@ class ZoomdreamError(Exception):
     """A problem with the user's input, preset, weights or output location (exit code 2)."""
 
     exit_code = 2
+    max_chars = 1000  # a backstop: messages quote bounded values, but one line never grows without limit
 
     def __init__(self, message: str):
         # One line, always: a multi-line message from a subprocess is folded.
-        super().__init__(" ".join(str(message).split()))
+        text = " ".join(str(message).split())
+        if len(text) > self.max_chars:
+            text = text[:self.max_chars - 3] + "..."
+        super().__init__(text)
 
 
 class Interrupted(BaseException):

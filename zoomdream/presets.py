@@ -5,13 +5,22 @@ line and what was expected: unknown keys, wrong types, out-of-range values, dupl
 keys (PyYAML would silently keep the last one), tabs, and the YAML 1.1 traps (``1e-2``
 is read as a *string*, ``010`` as 8, ``no``/``on`` as booleans).
 
+The value checks are not written here: each key's check is the declaration beside its
+field in ``settings.py``. What is here is the file side, which assumes a hostile file: only
+a regular file under MAX_PRESET_BYTES is read (stat before open, so a FIFO or /dev/zero is
+never read), YAML aliases are refused (an alias bomb expands a few hundred bytes into
+gigabytes) and nesting stops at MAX_DEPTH (no RecursionError), and every value an error
+repeats is cut short.
+
 This module does not import TensorFlow: listing and checking presets is instant.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +36,12 @@ _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
 
 
 # ---------------------------------------------------------------- YAML with lines and duplicate checks
+MAX_PRESET_BYTES = 256 * 1024  # the bundled presets are < 1 KiB; a sidecar with long keyframe lists stays far below
+MAX_DEPTH = 16  # nesting levels (a preset needs 4: top, section, keyframes, layers)
+MAX_EXTENDS = 16  # presets in one `extends` chain
+MAX_MESSAGE_CHARS = 200  # how much of a YAML parser message is repeated
+
+
 class _Node(dict):
     """A mapping that remembers each key's line and raw scalar text."""
 
@@ -35,7 +50,24 @@ class _Node(dict):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    """SafeLoader that refuses aliases (a 300-byte alias bomb expands to gigabytes) and deep nesting."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise _PresetSyntax(mark.line + 1, "YAML aliases (*name) are not allowed in presets; write the value out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _PresetSyntax(mark.line + 1, f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> _Node:
@@ -43,16 +75,21 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     out.lines, out.raw = {}, {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise _PresetSyntax(key_node.start_mark.line + 1, f"a key must be text, got {S.quote(key)}") from None
         if key in out:
-            raise _PresetSyntax(key_node.start_mark.line + 1, f"duplicate key '{key}' (first at line {out.lines[key]})")
+            raise _PresetSyntax(key_node.start_mark.line + 1,
+                                f"duplicate key {S.quote(key)} (first at line {out.lines[key]})")
         out[key] = loader.construct_object(value_node, deep=True)
         out.lines[key] = key_node.start_mark.line + 1
         out.raw[key] = value_node.value if isinstance(value_node, yaml.ScalarNode) else None
         if isinstance(value_node, yaml.ScalarNode) and value_node.tag == "tag:yaml.org,2002:int" \
                 and _OCTAL_LIKE.match(value_node.value):
             raise _PresetSyntax(key_node.start_mark.line + 1,
-                                f"{key}: '{value_node.value}' has a leading zero, which YAML 1.1 reads as octal; "
-                                f"write it without the zero")
+                                f"{S.quote(key)[1:-1]}: {S.quote(value_node.value)} has a leading zero, which YAML 1.1 "
+                                f"reads as octal; write it without the zero")
     return out
 
 
@@ -65,28 +102,73 @@ class _PresetSyntax(Exception):
         self.line = line
 
 
-def _read_yaml(path: Path) -> dict:
+def read_text(path: Path, what: str = "preset") -> str:
+    """A preset's text, read only from a regular file under MAX_PRESET_BYTES.
+
+    The file is stat'ed before it is opened, so a FIFO (which would block), a device such as
+    /dev/zero (endless) or a folder is refused without reading; the open itself is non-blocking
+    and re-checked with fstat, in case the name was swapped in between.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        st = os.stat(path)
     except FileNotFoundError:
-        raise ZoomdreamError(f"{path}: preset file not found") from None
-    except IsADirectoryError:
-        raise ZoomdreamError(f"{path}: is a directory, not a preset file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ZoomdreamError(f"{path}: cannot read preset ({e})") from None
+        raise ZoomdreamError(f"{path}: {what} file not found") from None
+    except OSError as e:
+        raise ZoomdreamError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    _regular(path, st, what)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ZoomdreamError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    try:
+        _regular(path, os.fstat(fd), what)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_PRESET_BYTES + 1)
+    except OSError as e:
+        raise ZoomdreamError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PRESET_BYTES:
+        raise ZoomdreamError(f"{path}: {what} is larger than {MAX_PRESET_BYTES // 1024} KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ZoomdreamError(f"{path}: {what} is not UTF-8 text (byte {e.start})") from None
+
+
+def _regular(path: Path, st: os.stat_result, what: str) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise ZoomdreamError(f"{path}: is a directory, not a {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ZoomdreamError(f"{path}: not a regular file (a FIFO, device or socket); "
+                             f"a {what} is read only from a regular file")
+    if st.st_size > MAX_PRESET_BYTES:
+        raise ZoomdreamError(f"{path}: {what} is {st.st_size} bytes, over the {MAX_PRESET_BYTES // 1024} KiB limit")
+
+
+def _short(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def _read_yaml(path: Path) -> dict:
+    text = read_text(path)
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
     except _PresetSyntax as e:
-        raise ZoomdreamError(f"{path}:{e.line}: {e}") from None
+        raise ZoomdreamError(f"{path}:{e.line}: {_short(e)}") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = e.problem or str(e)
         if "'\\t'" in problem or "\t" in problem or "tab" in problem.lower():
             problem = "tab character (indent with spaces)"
-        raise ZoomdreamError(f"{path}{where}: invalid YAML: {problem}") from None
+        raise ZoomdreamError(f"{path}{where}: invalid YAML: {_short(problem)}") from None
     except yaml.YAMLError as e:
-        raise ZoomdreamError(f"{path}: invalid YAML: {e}") from None
+        raise ZoomdreamError(f"{path}: invalid YAML: {_short(e)}") from None
+    except (ValueError, OverflowError) as e:  # e.g. an integer over Python's 4300-digit limit
+        problem = "an integer with thousands of digits" if "digits" in str(e) else _short(e)
+        raise ZoomdreamError(f"{path}: invalid YAML: {problem}") from None
     if data is None:
         raise ZoomdreamError(f"{path}: preset is empty (expected a mapping of settings)")
     if not isinstance(data, dict):
@@ -94,13 +176,12 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-# ---------------------------------------------------------------- value checks
-class _Bad(Exception):
-    """A value problem; the caller adds file, key and line."""
+# ---------------------------------------------------------------- value checks (derived from settings.py)
+_Bad = S.Invalid  # a value problem; the caller adds file, key and line
 
 
 def _trap_hint(raw: Any) -> str:
-    if isinstance(raw, str):
+    if isinstance(raw, str) and len(raw) < 40:
         try:
             float(raw)
             return f" (YAML 1.1 reads '{raw}' as text: write it with a decimal point, e.g. 1.0e-2)"
@@ -111,201 +192,15 @@ def _trap_hint(raw: Any) -> str:
     return ""
 
 
-def _number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False, integer: bool = False,
-            nullable: bool = False) -> Callable:
-    what = "an integer" if integer else "a number"
-    if lo is not None:
-        what += f" {'>' if lo_open else '>='} {lo:g}"
-    if hi is not None:
-        what += f" and <= {hi:g}" if lo is not None else f" <= {hi:g}"
-
-    def check(v):
-        if v is None and nullable:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
-            raise _Bad(f"expected {what}{' or null' if nullable else ''}, got {v!r}{_trap_hint(v)}")
-        if lo is not None and (v <= lo if lo_open else v < lo) or hi is not None and v > hi:
-            raise _Bad(f"expected {what}, got {v!r}")
-        return int(v) if integer else float(v)
-
-    check.what = what
-    return check
+def _schema(prefix: str) -> dict[str, Callable]:
+    return {k[len(prefix):]: spec.validate for k, spec in S.declarations().items()
+            if k.startswith(prefix) and "." not in k[len(prefix):] and k != "description"}
 
 
-def _string(nullable: bool = False, choices: tuple | None = None) -> Callable:
-    def check(v):
-        if v is None and nullable:
-            return None
-        if not isinstance(v, str):
-            raise _Bad(f"expected text, got {v!r}{_trap_hint(v)}")
-        if choices and v not in choices:
-            raise _Bad(f"expected one of {', '.join(choices)}, got '{v}'")
-        return v
-
-    return check
-
-
-def _boolean(v):
-    if not isinstance(v, bool):
-        raise _Bad(f"expected true or false, got {v!r}")
-    return v
-
-
-def _layers(v):
-    if not isinstance(v, dict) or not v:
-        raise _Bad(f"expected a mapping of layer names to weights (e.g. {{block4_conv3: 1.0}}), got {v!r}")
-    out = {}
-    for name, w in v.items():
-        if not isinstance(name, str):
-            raise _Bad(f"layer names must be text, got {name!r}")
-        try:
-            out[name] = _scheduled(_number())(w)
-        except _Bad as e:
-            raise _Bad(f"layer {name}: {e}") from None
-    return out
-
-
-def _channels(v):
-    if not isinstance(v, dict):
-        raise _Bad(f"expected a mapping of layer names to channel lists, got {v!r}")
-    out = {}
-    for name, chans in v.items():
-        if isinstance(chans, int) and not isinstance(chans, bool):
-            chans = [chans]
-        if not isinstance(chans, list) or not chans or not all(
-                isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in chans):
-            raise _Bad(f"layer {name}: expected a list of channel indices >= 0, got {chans!r}")
-        out[str(name)] = tuple(chans)
-    return out
-
-
-def _pair(kind: Callable) -> Callable:
-    def check(v):
-        if isinstance(v, str) and re.fullmatch(r"\s*-?[\d.]+\s*[x,]\s*-?[\d.]+\s*", v):
-            v = [float(p) for p in re.split(r"[x,]", v)]
-        if not isinstance(v, (list, tuple)) or len(v) != 2:
-            raise _Bad(f"expected a pair [x, y], got {v!r}")
-        return tuple(kind(p) for p in v)
-
-    return check
-
-
-def _scheduled(check: Callable, *, pair: bool = False) -> Callable:
-    """A value as ``check`` takes it, or a schedule: a string or a keyframe map with expressions.
-
-    The schedule's syntax is checked here (with the file and line); its values, which may depend
-    on the audio and the frame count, are checked for range when a render starts.
-    """
-    from . import schedule  # noqa: PLC0415
-
-    def is_text_schedule(v):
-        if isinstance(v, str):
-            if _trap_hint(v):  # '1e-2' or 'no': the YAML 1.1 traps keep their own message
-                return False
-            return not (pair and re.fullmatch(r"\s*-?[\d.]+\s*[x,]\s*-?[\d.]+\s*", v))
-        if isinstance(v, dict):
-            return any(isinstance(x, str) or (isinstance(x, list) and any(isinstance(y, str) for y in x))
-                       for x in v.values())
-        return isinstance(v, (list, tuple)) and any(isinstance(x, (str, dict)) for x in v)
-
-    def f(v):
-        if not is_text_schedule(v):
-            return check(v)
-        try:
-            (schedule.parse_pair if pair else schedule.parse)(v)
-        except ZoomdreamError as e:
-            raise _Bad(str(e)) from None
-        return tuple(v) if isinstance(v, list) else v
-
-    return f
-
-
-def _size(v):
-    if v is None:
-        return None
-    w, h = _pair(_number(16, integer=True))(v)
-    return (w, h)
-
-
-def _keyframed(check: Callable) -> Callable:
-    """A value, or {frame: value} keyframes with integer frames >= 0."""
-
-    def keyed(v):
-        if isinstance(v, dict):
-            if not v:
-                raise _Bad("keyframes must not be empty")
-            out = {}
-            for k, x in v.items():
-                if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-                    raise _Bad(f"keyframe {k!r}: frames must be integers >= 0")
-                try:
-                    out[k] = check(x)
-                except _Bad as e:
-                    raise _Bad(f"keyframe {k}: {e}") from None
-            return dict(sorted(out.items()))
-        return check(v)
-
-    return keyed
-
-
-DREAM_SCHEMA: dict[str, Callable] = {
-    "model": _string(),
-    "weights": _string(nullable=True),
-    "layers": _layers,
-    "channels": _channels,
-    "guide": _string(nullable=True),
-    "guide_weight": _number(),
-    "octaves": _number(1, 12, integer=True),
-    "octave_scale": _number(1.0, 4.0, lo_open=True),
-    "iterations": _number(0, integer=True),
-    "step": _scheduled(_number(0.0, lo_open=True)),
-    "max_loss": _number(0.0, lo_open=True, nullable=True),
-    "border": _number(0, integer=True),
-    "grad_norm": _string(choices=S.GRAD_NORMS),
-    "clip": _boolean,
-    "jitter": _number(0, integer=True),
-    "tile": _number(64, integer=True),
-    "precision": _string(choices=S.PRECISIONS),
-    "seed": _number(0, integer=True),
-    "max_size": _number(16, integer=True, nullable=True),
-}
-VIDEO_SCHEMA: dict[str, Callable] = {
-    "blend": _scheduled(_number(0.0, 1.0)),
-    "flow": _string(choices=S.FLOW_METHODS),
-    "iterations_per_frame": _number(1, integer=True),
-    "occlusion": _number(0.0),
-    "scene_cut": _number(0.0, 1.0),
-    "colour_lock": _scheduled(_number(0.0, 1.0)),
-    "zoom": _scheduled(_keyframed(_number(0.0, lo_open=True))),
-    "rotate": _scheduled(_keyframed(_number())),
-    "pan": _scheduled(_keyframed(_pair(_number())), pair=True),
-    "center": _scheduled(_keyframed(_pair(_number(0.0, 1.0))), pair=True),
-}
-ZOOM_SCHEMA: dict[str, Callable] = {
-    "zoom": _scheduled(_keyframed(_number(0.0, lo_open=True))),
-    "rotate": _scheduled(_keyframed(_number())),
-    "pan": _scheduled(_keyframed(_pair(_number())), pair=True),
-    "center": _scheduled(_keyframed(_pair(_number(0.0, 1.0))), pair=True),
-    "layers": lambda v: _zoom_layers(v),
-    "iterations_per_frame": _number(1, integer=True),
-    "octaves_per_frame": _number(1, 12, integer=True),
-    "colour_lock": _scheduled(_number(0.0, 1.0)),
-    "dream_every": _number(1, integer=True),
-    "fps": _number(0.0, 240.0, lo_open=True),
-    "frames": _number(1, integer=True),
-    "size": _size,
-    "pingpong": _boolean,
-}
+DREAM_SCHEMA: dict[str, Callable] = _schema("")
+VIDEO_SCHEMA: dict[str, Callable] = _schema("video.")
+ZOOM_SCHEMA: dict[str, Callable] = _schema("zoom.")
 SECTION_SCHEMAS = {"video": VIDEO_SCHEMA, "zoom": ZOOM_SCHEMA}
-
-
-def _zoom_layers(v):
-    """{frame: {layer: weight}} keyframes that override the dream layers over time."""
-    if v is None:
-        return None
-    if not isinstance(v, dict) or not all(isinstance(x, dict) for x in v.values()):
-        raise _Bad(f"expected {{frame: {{layer: weight}}}} keyframes, got {v!r}")
-    return _keyframed(_layers)(v)
 
 
 # ---------------------------------------------------------------- loading
@@ -325,7 +220,8 @@ def preset_path(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
         path = relative_to / path
     if path.suffix.lower() in (".yaml", ".yml") or path.exists():
         return path.resolve()
-    raise ZoomdreamError(f"unknown preset '{text}'; bundled presets: {', '.join(bundled)} (or give a .yaml file)")
+    raise ZoomdreamError(f"unknown preset {S.quote(text)}; bundled presets: {', '.join(bundled)} "
+                         f"(or give a .yaml file)")
 
 
 def _raw_merged(path: Path, seen: tuple = ()) -> tuple[dict, dict]:
@@ -333,6 +229,8 @@ def _raw_merged(path: Path, seen: tuple = ()) -> tuple[dict, dict]:
 
     Returns (data, origin) where origin maps each key to (path, line) for error messages.
     """
+    if len(seen) >= MAX_EXTENDS:
+        raise ZoomdreamError(f"{path}: 'extends' chain longer than {MAX_EXTENDS} presets")
     if path in seen:
         raise ZoomdreamError(f"{path}: 'extends' forms a cycle ({' -> '.join(p.name for p in seen + (path,))})")
     data = _read_yaml(path)
@@ -345,7 +243,8 @@ def _raw_merged(path: Path, seen: tuple = ()) -> tuple[dict, dict]:
     if parent_name is None:
         return dict(data), origin
     if not isinstance(parent_name, str):
-        raise ZoomdreamError(f"{path}:{data.lines.get('extends')}: extends: expected a preset name or file")
+        raise ZoomdreamError(f"{path}:{data.lines.get('extends')}: extends: expected a preset name or file, "
+                             f"got {S.quote(parent_name)}")
     parent, parent_origin = _raw_merged(preset_path(parent_name, relative_to=path.parent), seen + (path,))
     merged = dict(parent)
     for k, v in data.items():
@@ -367,35 +266,38 @@ def from_dict(data: dict, *, origin: dict | None = None, source: Path | str = "<
     """Validate plain preset data into Settings."""
     origin = origin or {}
 
-    def fail(key: str, message: str):
+    def fail(key, message: str):
         where, line = origin.get(key, (source, None))
-        raise ZoomdreamError(f"{where}{f':{line}' if line else ''}: {key}: {message}")
+        shown = key if isinstance(key, str) and len(key) <= S.QUOTE_CHARS else S.quote(key)
+        raise ZoomdreamError(f"{where}{f':{line}' if line else ''}: {shown}: {message}")
+
+    def check(key: str, validate: Callable, value):
+        spec = S.declarations().get(key)
+        if spec is not None and spec.schedulable and _trap_hint(value):
+            # '1e-2' would parse as a schedule; the YAML 1.1 trap is what the user needs to hear about
+            fail(key, f"expected {spec.what}, got text {S.quote(value)}{_trap_hint(value)}")
+        try:
+            return validate(value)
+        except S.Invalid as e:
+            fail(key, f"{e}{_trap_hint(value)}")
 
     dream, sections, description = {}, {s: {} for s in SECTION_SCHEMAS}, ""
     for key, value in data.items():
         if key == META_KEY:
             continue
         if key == "description":
-            if not isinstance(value, str):
-                fail(key, f"expected text, got {value!r}")
-            description = value
+            description = check(key, S.declarations()["description"].validate, value)
         elif key in SECTION_SCHEMAS:
             if not isinstance(value, dict):
-                fail(key, f"expected a mapping of {key} settings, got {value!r}")
+                fail(key, f"expected a mapping of {key} settings, got {S.quote(value)}")
             schema = SECTION_SCHEMAS[key]
             for sub, v in value.items():
                 full = f"{key}.{sub}"
                 if sub not in schema:
                     fail(full, f"unknown key{_suggest(sub, schema)}; allowed: {', '.join(schema)}")
-                try:
-                    sections[key][sub] = schema[sub](v)
-                except _Bad as e:
-                    fail(full, str(e))
+                sections[key][sub] = check(full, schema[sub], v)
         elif key in DREAM_SCHEMA:
-            try:
-                dream[key] = DREAM_SCHEMA[key](value)
-            except _Bad as e:
-                fail(key, str(e))
+            dream[key] = check(key, DREAM_SCHEMA[key], value)
         else:
             allowed = ["description", "extends", *DREAM_SCHEMA, *SECTION_SCHEMAS, META_KEY]
             fail(key, f"unknown key{_suggest(key, allowed)}; allowed: {', '.join(allowed)}")
@@ -415,7 +317,7 @@ def check_layers(settings: S.Settings, fail: Callable[[str, str], None]) -> None
 
     spec = REGISTRY.get(settings.dream.model)
     if spec is None:
-        fail("model", f"unknown model '{settings.dream.model}'; choose one of: {', '.join(REGISTRY)}")
+        fail("model", f"unknown model {S.quote(settings.dream.model)}; choose one of: {', '.join(REGISTRY)}")
     if not spec.static_layers:
         return  # checked when the network is built
     table = {name: ch for name, _, ch in spec.static_layers}
@@ -444,44 +346,46 @@ def _suggest(word: str, choices) -> str:
 
 
 def parse_layers(spec: str) -> dict[str, float]:
-    """The CLI shorthand ``mixed3=0.5,mixed4=1.5`` (a bare name means weight 1).
-
-    A weight may be an expression without commas (``mixed4=1-beat``); keyframed layer weights go in a preset.
-    """
-    out = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, weight = part.partition("=")
-        name = name.strip()
-        if not name:
-            raise ZoomdreamError(f"--layers: empty layer name in '{spec}' (expected name=weight,name=weight)")
-        try:
-            out[name] = float(weight) if weight else 1.0
-        except ValueError:
-            from . import schedule  # noqa: PLC0415
-
-            try:
-                schedule.parse(weight)  # an expression, e.g. mixed4=0.5+0.5*bass
-            except ZoomdreamError as e:
-                raise ZoomdreamError(f"--layers: weight '{weight}' for {name} is not a number nor a schedule "
-                                     f"({e})") from None
-            out[name] = weight.strip()
-    if not out:
-        raise ZoomdreamError("--layers: expected name=weight[,name=weight...], e.g. block4_conv3=1.0")
-    return out
+    """The CLI shorthand ``mixed3=0.5,mixed4=1.5`` (a bare name means weight 1)."""
+    check = S.Layers()
+    try:
+        return check(check.parse(spec))
+    except S.Invalid as e:
+        raise ZoomdreamError(f"--layers: {e}") from None
 
 
 def describe(path: Path) -> str:
     """A preset's one-line description, read without full validation (for listings)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = _read_yaml(path)
         return str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""
-    except (OSError, yaml.YAMLError, AttributeError):
+    except (ZoomdreamError, AttributeError):
         return "(unreadable)"
 
 
-def dump(settings: S.Settings, meta: dict | None = None) -> str:
-    """The YAML text of fully resolved settings: itself a valid preset."""
+def dump(settings: S.Settings, meta: dict | None = None, *, comments: bool = False) -> str:
+    """The YAML text of fully resolved settings: itself a valid preset.
+
+    ``comments``: one line per setting, ending in its declared help (``presets --show``).
+    """
     data = S.to_dict(settings)
     if meta:
         data[META_KEY] = meta
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    if not comments:
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    specs = S.declarations()
+
+    def line(indent: str, key: str, value, full: str) -> str:
+        text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**9)
+        text = text.removesuffix("\n...\n").strip()  # a bare scalar ends with the document marker
+        spec = specs.get(full)
+        return f"{indent}{key}: {text}" + (f"  # {spec.help}" if spec else "")
+
+    out = []
+    for key, value in data.items():
+        if key in SECTION_SCHEMAS or key == META_KEY:
+            out.append(f"{key}:")
+            out += [line("  ", k, v, f"{key}.{k}") for k, v in value.items()]
+        else:
+            out.append(line("", key, value, key))
+    return "\n".join(out) + "\n"

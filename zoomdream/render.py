@@ -31,6 +31,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import __version__
+from .checks import check_budget, check_render, frame_size
 from .errors import Interrupted, Terminated, ZoomdreamError
 from .fileio import PARTIAL_TAG, check_output_path, output_lock, sidecar_path, temp_stem, write_text_atomic
 from .settings import Settings
@@ -150,10 +151,12 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
     from .dream import dream_image, total_steps  # noqa: PLC0415
     from .images import load_image, save_image  # noqa: PLC0415
 
+    check_render(settings, input=input)
     out = _check_still_output(output, render_inputs(settings, input), overwrite)
     settings = _still(settings)
     with output_lock(out):
         image = load_image(input, max_size=settings.dream.max_size)
+        check_budget(out, frames=1, size=image.shape[1::-1])
         backbone, objective = _load_backbone_and_objective(settings)
         steps = total_steps(image.shape[:2], settings.dream, backbone.min_size)
         with _progress(steps, quiet=quiet, unit="step", desc="dreaming") as bar:
@@ -168,6 +171,7 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
 def render_sheet(input, output, *, settings: Settings, layers: list[str] | None = None, cell: int = 256,
                  overwrite: bool = False, quiet: bool = False) -> np.ndarray:
     """One dream per layer (the backbone's interesting ones by default), as a labelled grid."""
+    check_render(settings, input=input, cell=cell)
     out = _check_still_output(output, render_inputs(settings, input), overwrite)
     with output_lock(out):
         return _sheet(input, out, settings=settings, layers=layers, cell=cell, quiet=quiet)
@@ -181,6 +185,7 @@ def _sheet(input, out: Path, *, settings: Settings, layers: list[str] | None, ce
 
     settings = _still(settings)
     image = resize_max(load_image(input), cell)
+    check_budget(out, frames=1, size=image.shape[1::-1])
     d = settings.dream
     backbone = load_backbone(d.model, weights=d.weights, precision=d.precision)
     layers = layers or list(backbone.spec.interesting)
@@ -261,6 +266,11 @@ def _digest(path: str, *stat_key) -> str:
 MANIFEST = "manifest.json"
 
 
+def work_folder(output: Path) -> Path:
+    """The work folder of ``output``: ``.<output name>.zoomdream-work`` beside it (a long name is shortened)."""
+    return output.parent / f".{temp_stem(output.name)}{WORK_SUFFIX}"
+
+
 class FrameCache:
     """The work folder: ``frames/000000.png ...`` plus ``manifest.json``.
 
@@ -271,7 +281,7 @@ class FrameCache:
     """
 
     def __init__(self, output: Path, manifest: dict, *, restart: bool = False):
-        self.folder = output.parent / f".{temp_stem(output.name)}{WORK_SUFFIX}"
+        self.folder = work_folder(output)
         self.frames = self.folder / "frames"
         self.manifest = manifest
         manifest_path = self.folder / MANIFEST
@@ -526,6 +536,8 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     feeds the audio features of schedules; without it they come from the clip's own soundtrack.
     Returns a summary: frames, fps, the mean added flicker and the dreamed frames' (width, height).
     """
+    check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start, end=end,
+                 preview=preview, fps=fps, crf=crf)
     out = _prepare_output(output, render_inputs(settings, input, mask, audio), overwrite)
     if start < 0 or (end is not None and end <= start):
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
@@ -546,6 +558,8 @@ def _render_video(input, out: Path, *, settings: Settings, start, end, preview, 
     track = video_track(info, start=start, audio=audio)
     n_all = media.frame_count(info, start=start, end=end)  # schedules see the whole range, --preview or not
     anim = _animation(settings, kind="video", n=n_all, fps=info.fps, audio=track)
+    check_budget(out, frames=n, size=frame_size((info.width, info.height), d.max_size),
+                 flow_cache=_cache_dir() / "flow", work_frames=work_folder(out) / "frames")
     manifest = _render_manifest("video", input, settings, {"start": start, "end": end, "fps": str(info.fps),
                                                           "max_size": d.max_size,
                                                           **_audio_manifest(settings, "video", track, n_all)},
@@ -732,6 +746,7 @@ def _cache_dir() -> Path:
 def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames: bool = False,
                 restart: bool = False, overwrite: bool = False, audio=None, quiet: bool = False) -> dict:
     """The infinite zoom: dream a photo, move it a little, dream again, feeding each frame back in."""
+    check_render(settings, input=input, audio=audio, crf=crf)
     out = _prepare_output(output, render_inputs(settings, input, audio), overwrite)
     with output_lock(out):
         return _render_zoom(input, out, settings=settings, crf=crf, keep_frames=keep_frames, restart=restart,
@@ -746,6 +761,8 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     if audio is not None and not media.has_audio(audio):
         raise ZoomdreamError(f"{audio}: no audio stream found")
     photo = load_image(input, max_size=settings.dream.max_size)
+    check_budget(out, frames=z.frames, size=tuple(z.size or photo.shape[1::-1]),
+                 work_frames=work_folder(out) / "frames")
     if z.size is not None:
         photo = motion.fit_size(photo, tuple(z.size))
     n = z.frames

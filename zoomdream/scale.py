@@ -481,15 +481,14 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     and ``workers``; ``seconds``: ``to_first_frame``, ``dreaming`` (first to last frame handed
     back; nan when nothing was dreamed) and ``total``.
     """
+    from .checks import check_render  # noqa: PLC0415
     from .fileio import output_lock  # noqa: PLC0415
     from .render import _prepare_output, render_inputs  # noqa: PLC0415
 
     started = time.perf_counter()
+    check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start, end=end,
+                 preview=preview, fps=fps, crf=crf, workers=workers, chunk=chunk, warmup=warmup, fade=fade)
     ray = _import_ray()
-    for flag, value, least in (("--workers", workers, 1), ("--chunk", chunk, 1), ("--warmup", warmup, 0),
-                               ("--fade", fade, 0)):
-        if value is not None and value < least:
-            raise ZoomdreamError(f"{flag} {value}: expected {least} or more")
     # 1) output, input and the work folder, checked exactly as render_video checks them
     out = _prepare_output(output, render_inputs(settings, input, mask, audio), overwrite)
     if start < 0 or (end is not None and end <= start):
@@ -504,8 +503,9 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
 def _render_chunked(ray, input, out: Path, *, settings: Settings, workers, address, chunk, warmup, fade, start, end,
                     preview, fps, crf, keep_frames, restart, mask, audio, quiet, started) -> dict:
     from . import media  # noqa: PLC0415
-    from .render import (FrameCache, _animation, _audio_manifest, _finish, _render_manifest,  # noqa: PLC0415
-                         output_soundtrack, video_track)
+    from .checks import check_budget, frame_size  # noqa: PLC0415
+    from .render import (FrameCache, _animation, _audio_manifest, _cache_dir, _finish,  # noqa: PLC0415
+                         _render_manifest, output_soundtrack, video_track, work_folder)
 
     info = media.probe(input, fps=fps)
     for note in info.notes:
@@ -516,6 +516,8 @@ def _render_chunked(ray, input, out: Path, *, settings: Settings, workers, addre
     track = video_track(info, start=start, audio=audio)
     n_all = media.frame_count(info, start=start, end=end)
     _animation(settings, kind="video", n=n_all, fps=info.fps, audio=track)
+    check_budget(out, frames=n, size=frame_size((info.width, info.height), d.max_size),
+                 flow_cache=_cache_dir() / "flow", work_frames=work_folder(out) / "frames")
     # The chunking decides the frames at seams, so it is part of the cache's identity: a sequential
     # run's frames (or another chunking's) are refused as "render options changed", never mixed in.
     manifest = _render_manifest("video", input, settings, {

@@ -1,4 +1,21 @@
-"""Settings: frozen dataclasses, one comment per field (unit and effect).
+"""Settings: frozen dataclasses whose fields each carry their whole declaration.
+
+Every setting is declared once, beside its field, with :func:`setting`: its check (type and
+range or choices), default, help text (unit and effect) and whether it can change over time
+(``schedulable``). Everything else is derived from that declaration: the command-line flags
+and their help (``cli.py``), the preset check (``presets.py``), ``presets --show`` and the
+settings sidecar (:func:`to_dict`), and the Python API's check (constructing a settings
+object validates every field, so ``dataclasses.replace`` and :func:`merge` do too).
+
+Why ``dataclasses.field(metadata=...)`` and not pydantic: the settings stay the plain frozen
+dataclasses the rest of the code already uses (``dataclasses.replace``, equality for resume
+checks), no dependency is added, and one small validator gives messages that name the flag,
+the preset's file:line:key or the keyword, which is what a user needs to see.
+
+A check is a callable ``value -> normalised value`` that raises :class:`Invalid` with a short
+reason; the caller adds where the value came from. Numbers must be finite (``math.isfinite``
+is asked first, so NaN is out of every range) and integers are bounded. Values are quoted
+through :func:`quote`, so an error never echoes an unbounded value.
 
 Layers apply in order: defaults (here) → preset YAML → command-line flags. Nothing
 mutates a settings object; ``dataclasses.replace`` (via :func:`merge`) makes new ones.
@@ -9,98 +26,656 @@ A preset file is the YAML form of :class:`Settings`: top-level dream keys, plus 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import re
+import reprlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from fractions import Fraction
+from typing import Any, Callable, Mapping
+
+from .errors import ZoomdreamError
 
 DEFAULT_MODEL = "vgg16-hed"
 PRECISIONS = ("auto", "fp32", "bf16")
 GRAD_NORMS = ("mean_abs", "std")
 FLOW_METHODS = ("dis", "farneback")
 
+# Bounds that keep every integer (and every size) something the machine can act on.
+MAX_FRAMES = 1_000_000  # frames in one render (11.5 h at 24 fps); the disk budget usually refuses far fewer
+MAX_SIDE = 16384  # px, longest side of an output or a downscale target (the memory budget refuses most of these)
+MAX_STEPS = 10_000  # gradient steps per octave
+MAX_OCTAVES = 12
+MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any int >= 0; 32 bits is plenty and prints short
+MAX_LAYERS = 64  # layers in one objective
+MAX_CHANNELS = 65536  # a channel index is below this (the backbone table then checks the real count)
+MIN_FPS, MAX_FPS = 0.1, 240.0  # below 0.1 fps the encoder's rate rounds to 0
+MAX_NAME_CHARS = 200  # a layer or model name
+QUOTE_CHARS = 60  # how much of a bad value an error message repeats
+
+
+class Invalid(ValueError):
+    """A value outside its declaration; the caller adds where it came from (flag, file:line:key, keyword)."""
+
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = _repr.maxlong = QUOTE_CHARS
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 4
+_repr.maxlevel = 3
+
+
+def quote(value: Any) -> str:
+    """A bounded repr of ``value`` for an error message (long text, deep or big containers are cut)."""
+    text = _repr.repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS - 3] + "..."
+
+
+# ---------------------------------------------------------------- checks
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except (OverflowError, ValueError):  # Fraction(10**400): too big for a float
+        return False
+
+
+def _g(x: float) -> str:
+    if isinstance(x, int):
+        return str(x)
+    return f"{int(x)}" if x.is_integer() and abs(x) < 1e6 else f"{x:g}"
+
 
 @dataclass(frozen=True)
-class DreamSettings:
+class Number:
+    """A finite number (or integer) in a range; ``nullable``: None is allowed too."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    integer: bool = False
+    nullable: bool = False
+
+    @property
+    def what(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.lo is not None and self.hi is not None and not self.lo_open:
+            return f"{kind} in {_g(self.lo)}..{_g(self.hi)}"
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.lo_open else '>='} {_g(self.lo)}")
+        if self.hi is not None:
+            parts.append(f"<= {_g(self.hi)}")
+        return f"{kind} {' and '.join(parts)}" if parts else "a finite number"
+
+    @property
+    def metavar(self) -> str:
+        return "N" if self.integer else "X"
+
+    def __call__(self, v):
+        if v is None and self.nullable:
+            return None
+        what = self.what + (" or null" if self.nullable else "")
+        if not (_is_int(v) if self.integer else _is_real(v)):
+            raise Invalid(f"expected {what}, got {quote(v)}")
+        if not self.integer and not _finite(v):  # NaN passes every <=: ask first
+            raise Invalid(f"expected {what}, got {quote(v)}")
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo) or \
+                self.hi is not None and v > self.hi:
+            raise Invalid(f"expected {what}, got {quote(v)}")
+        return int(v) if self.integer else float(v)
+
+    def parse(self, text: str):
+        """Command-line text -> the value to check (the text itself when it is no number: the check says why)."""
+        for kind in ((int,) if self.integer else (int, float)):
+            try:
+                return kind(text)
+            except ValueError:  # includes int('1' * 5000): over Python's digit limit
+                pass
+        if self.integer:
+            try:
+                return float(text)  # '1e30' or '2.5': refused as "expected an integer"
+            except ValueError:
+                pass
+        return text
+
+
+@dataclass(frozen=True)
+class Choice:
+    choices: tuple[str, ...]
+
+    @property
+    def what(self) -> str:
+        return f"one of {', '.join(self.choices)}"
+
+    metavar = None
+
+    def __call__(self, v):
+        if not isinstance(v, str) or v not in self.choices:
+            raise Invalid(f"expected {self.what}, got {quote(v)}")
+        return v
+
+    def parse(self, text: str):
+        return text
+
+
+@dataclass(frozen=True)
+class Text:
+    nullable: bool = False
+    max_chars: int = 4096
+
+    @property
+    def what(self) -> str:
+        return "text" + (" or null" if self.nullable else "")
+
+    metavar = None
+
+    def __call__(self, v):
+        if v is None and self.nullable:
+            return None
+        if not isinstance(v, str):
+            raise Invalid(f"expected {self.what}, got {quote(v)}")
+        if len(v) > self.max_chars:
+            raise Invalid(f"expected at most {self.max_chars} characters, got {len(v)}")
+        return v
+
+    def parse(self, text: str):
+        return text
+
+
+@dataclass(frozen=True)
+class Path_(Text):
+    """A file name (text); the file itself is checked when a command uses it (``checks.check_file``)."""
+
+    @property
+    def what(self) -> str:
+        return "a file name" + (" or null" if self.nullable else "")
+
+    def __call__(self, v):
+        v = super().__call__(v)
+        if v is not None and (not v or "\0" in v):
+            raise Invalid(f"expected {self.what}, got {quote(v)}")
+        return v
+
+
+@dataclass(frozen=True)
+class Boolean:
+    what = "true or false"
+    metavar = None
+
+    def __call__(self, v):
+        if not isinstance(v, bool):
+            raise Invalid(f"expected true or false, got {quote(v)}")
+        return v
+
+    def parse(self, text: str):
+        return {"true": True, "false": False}.get(text.lower(), text)
+
+
+LAYER_WEIGHT = Number(-1000.0, 1000.0)
+
+
+@dataclass(frozen=True)
+class Layers:
+    """{layer name: weight}; on the command line ``a=0.5,b=1.5`` (a bare name means weight 1)."""
+
+    what = "a mapping of layer names to weights (e.g. {block4_conv3: 1.0})"
+    metavar = "L=W,..."
+
+    def __call__(self, v):
+        if not isinstance(v, Mapping) or not v:
+            raise Invalid(f"expected {self.what}, got {quote(v)}")
+        if len(v) > MAX_LAYERS:
+            raise Invalid(f"expected at most {MAX_LAYERS} layers, got {len(v)}")
+        out = {}
+        for name, w in v.items():
+            if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
+                raise Invalid(f"layer names must be text of 1 to {MAX_NAME_CHARS} characters, got {quote(name)}")
+            if isinstance(w, str):  # a schedule (expression) of the frame and the soundtrack
+                out[name] = _schedule_text(w, pair=False, what=f"layer {quote(name)[1:-1]}: weight {quote(w)}")
+                continue
+            try:
+                out[name] = LAYER_WEIGHT(w)
+            except Invalid as e:
+                raise Invalid(f"layer {quote(name)[1:-1]}: {e}") from None
+        return out
+
+    def parse(self, text: str):
+        out = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, weight = part.partition("=")
+            if not name.strip():
+                raise Invalid(f"empty layer name in {quote(text)} (expected name=weight,name=weight)")
+            out[name.strip()] = Number().parse(weight.strip()) if weight else 1.0
+        if not out:
+            raise Invalid("expected name=weight[,name=weight...], e.g. block4_conv3=1.0")
+        return out
+
+
+@dataclass(frozen=True)
+class Channels:
+    what = "a mapping of layer names to channel lists (e.g. {block4_conv3: [12, 40]})"
+    metavar = None
+
+    def __call__(self, v):
+        if not isinstance(v, Mapping):
+            raise Invalid(f"expected {self.what}, got {quote(v)}")
+        if len(v) > MAX_LAYERS:
+            raise Invalid(f"expected at most {MAX_LAYERS} layers, got {len(v)}")
+        out = {}
+        index = Number(0, MAX_CHANNELS - 1, integer=True)
+        for name, chans in v.items():
+            if not isinstance(name, str):
+                raise Invalid(f"layer names must be text, got {quote(name)}")
+            if _is_int(chans):
+                chans = [chans]
+            if not isinstance(chans, (list, tuple)) or not chans or len(chans) > MAX_CHANNELS:
+                raise Invalid(f"layer {quote(name)[1:-1]}: expected a list of channel indices, got {quote(chans)}")
+            try:
+                out[name] = tuple(index(c) for c in chans)
+            except Invalid as e:
+                raise Invalid(f"layer {quote(name)[1:-1]}: channel {e}") from None
+        return out
+
+    def parse(self, text: str):
+        return text
+
+
+_PAIR_TEXT = re.compile(r"\s*([^,x]+?)\s*[x,]\s*([^,x]+?)\s*")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two values ``[x, y]``; on the command line ``X,Y`` (or ``WxH``)."""
+
+    item: Number
+    nullable: bool = False
+
+    @property
+    def what(self) -> str:
+        return f"a pair [x, y] of {self.item.what.replace('an integer', 'integers').replace('a number', 'numbers')}"
+
+    @property
+    def metavar(self) -> str:
+        return "WxH" if self.item.integer else "X,Y"
+
+    def __call__(self, v):
+        if v is None and self.nullable:
+            return None
+        if isinstance(v, str):
+            v = self.parse(v)
+        if not isinstance(v, (list, tuple)) or len(v) != 2:
+            raise Invalid(f"expected {self.what}, got {quote(v)}")
+        try:
+            return tuple(self.item(p) for p in v)
+        except Invalid:
+            raise Invalid(f"expected {self.what}, got {quote(v)}") from None
+
+    def parse(self, text: str):
+        if isinstance(text, str) and "|" in text:
+            return text  # "X | Y": two schedules
+        m = _PAIR_TEXT.fullmatch(text.lower()) if isinstance(text, str) else None
+        return [self.item.parse(p) for p in m.groups()] if m else text
+
+
+FRAME_INDEX = Number(0, MAX_FRAMES, integer=True)
+
+
+@dataclass(frozen=True)
+class Keyframed:
+    """A value, or ``{frame: value}`` keyframes (integer frames >= 0); ``keys_only``: keyframes are required."""
+
+    base: Any
+    keys_only: bool = False
+    nullable: bool = False
+
+    @property
+    def what(self) -> str:
+        return ("" if self.keys_only else f"{self.base.what}, or ") + "{frame: value} keyframes"
+
+    @property
+    def metavar(self):
+        return getattr(self.base, "metavar", None)
+
+    def __call__(self, v):
+        if v is None and self.nullable:
+            return None
+        if not isinstance(v, Mapping):
+            if self.keys_only:
+                raise Invalid(f"expected {{frame: {{layer: weight}}}} keyframes, got {quote(v)}")
+            return self.base(v)
+        if not v:
+            raise Invalid("keyframes must not be empty")
+        out = {}
+        for k, x in v.items():
+            try:
+                k = FRAME_INDEX(k)
+            except Invalid:
+                raise Invalid(f"keyframe {quote(k)}: frames must be integers in 0..{MAX_FRAMES}") from None
+            if self.keys_only and not isinstance(x, Mapping):
+                raise Invalid(f"expected {{frame: {{layer: weight}}}} keyframes, got {quote(v)}")
+            try:
+                out[k] = self.base(x)
+            except Invalid as e:
+                raise Invalid(f"keyframe {k}: {e}") from None
+        return dict(sorted(out.items()))
+
+    def parse(self, text: str):
+        return self.base.parse(text)
+
+
+@dataclass(frozen=True)
+class FrameRate:
+    """A frame rate: a number or a fraction such as ``30000/1001``; returned as a Fraction."""
+
+    what = f"a frame rate in {MIN_FPS:g}..{MAX_FPS:g}, e.g. 24, 29.97 or 30000/1001"
+    metavar = "FPS"
+    nullable: bool = True
+
+    def __call__(self, v):
+        if v is None and self.nullable:
+            return None
+        shown = v
+        if isinstance(v, str):
+            try:
+                v = Fraction(v.strip())
+            except (ValueError, ZeroDivisionError):
+                pass
+        if not _is_real(v) or (isinstance(v, float) and not _finite(v)) or not MIN_FPS <= v <= MAX_FPS:
+            raise Invalid(f"expected {self.what}, got {quote(shown)}")
+        return Fraction(v).limit_denominator(1001000)
+
+    def parse(self, text: str):
+        return text  # the check reads text itself, so its message can quote what was typed
+
+
+# ---------------------------------------------------------------- declarations
+@dataclass(frozen=True)
+class Spec:
+    """One setting's declaration: its check, help, command-line names and whether it can be scheduled."""
+
+    check: Any  # a callable value -> normalised value with .what, .metavar and .parse(text)
+    help: str
+    flags: tuple[str, ...] = ()  # command-line names; () = preset (and Python) only
+    schedulable: bool = False  # can change over time: keyframes and schedule strings (``schedule``)
+    metavar: str | None = None
+
+    def validate(self, value):
+        """The one validator: the normalised value, or :class:`Invalid` with the reason."""
+        if self.schedulable:
+            return _check_schedulable(value, self.check)
+        return self.check(value)
+
+    def parse(self, text: str):
+        """Command-line text -> value (not yet checked)."""
+        return self.check.parse(text)
+
+    @property
+    def what(self) -> str:
+        return self.check.what
+
+
+def _check_schedulable(value, base_check: Callable):
+    """The one place a schedulable value is checked: a plain value or keyframe map as ``base_check``
+    takes it, or a schedule (a string, or keyframes whose values are expressions).
+
+    A schedule's syntax is checked here; its values, which may depend on the soundtrack and the
+    frame count, are checked for range over every frame when a render starts (``animation``).
+    """
+    base = base_check.base if isinstance(base_check, Keyframed) else base_check
+    if isinstance(base, Layers):
+        return base_check(value)  # Layers takes expression weights itself
+    pair = isinstance(base, Pair)
+    if _is_schedule(value, pair):
+        return _schedule_text(value, pair=pair)
+    return base_check(value)
+
+
+_PAIR_OF_NUMBERS = re.compile(r"\s*-?[\d.]+\s*[x,]\s*-?[\d.]+\s*")
+
+
+def _is_schedule(v, pair: bool) -> bool:
+    if isinstance(v, str):
+        return not (pair and _PAIR_OF_NUMBERS.fullmatch(v))  # "1,0" is a pair of numbers
+    if isinstance(v, Mapping):
+        return any(isinstance(x, str) or (isinstance(x, (list, tuple)) and any(isinstance(y, str) for y in x))
+                   for x in v.values())
+    return isinstance(v, (list, tuple)) and any(isinstance(x, (str, Mapping)) for x in v)
+
+
+def is_schedule_text(value) -> bool:
+    """True when a value holds schedule text (a string, or a string inside keyframes or a pair)."""
+    return _is_schedule(value, pair=False) or (isinstance(value, Mapping) and any(
+        isinstance(x, str) for x in value.values()))
+
+
+def schedule_is_pair(key: str) -> bool:
+    """The setting ``key`` takes two schedules (x, y)."""
+    check = declarations()[key].check
+    return isinstance(check.base if isinstance(check, Keyframed) else check, Pair)
+
+
+def _schedule_text(value, *, pair: bool, what: str = ""):
+    from . import schedule  # noqa: PLC0415
+
+    try:
+        (schedule.parse_pair if pair else schedule.parse)(value)
+    except ZoomdreamError as e:
+        raise Invalid(f"{what} is not a number nor a schedule ({e})" if what else str(e)) from None
+    return tuple(value) if isinstance(value, list) else value
+
+
+def setting(default=dataclasses.MISSING, *, check, help: str, flags: tuple[str, ...] | str = (),
+            schedulable: bool = False, factory: Callable | None = None, metavar: str | None = None):
+    """A dataclass field carrying its declaration (read back with :func:`spec_of`)."""
+    flags = (flags,) if isinstance(flags, str) else tuple(flags)
+    meta = {"setting": Spec(check=check, help=help, flags=flags, schedulable=schedulable, metavar=metavar)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def spec_of(f: dataclasses.Field) -> Spec | None:
+    return f.metadata.get("setting")
+
+
+class _Validated:
+    """Constructing (or ``dataclasses.replace``-ing) a settings object checks and normalises every field."""
+
+    def __post_init__(self):
+        prefix = _PREFIX.get(type(self).__name__, "")
+        for f in dataclasses.fields(self):
+            spec = spec_of(f)
+            if spec is None:
+                continue
+            try:
+                value = spec.validate(getattr(self, f.name))
+            except Invalid as e:
+                raise ZoomdreamError(f"settings: {prefix}{f.name}: {e}") from None
+            object.__setattr__(self, f.name, value)
+
+
+@dataclass(frozen=True)
+class DreamSettings(_Validated):
     """What one still dream does (the seed's octave algorithm and its knobs)."""
 
-    model: str = DEFAULT_MODEL  # backbone name from the registry (`zoomdream layers` lists them)
-    weights: str | None = None  # weights file for the backbone; None = bundled or Keras cache/download
-    layers: Mapping[str, Any] = field(default_factory=lambda: {"block4_conv3": 1.0})  # layer -> weight (or schedule)
-    channels: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # layer -> only these channels count
-    guide: str | None = None  # guide image: maximise the match to its features (on the objective's deepest layer)
-    guide_weight: float = 1.0  # weight of the guide term when layers are also given
-    octaves: int = 4  # number of scales, smallest processed first (clamped to what the backbone accepts)
-    octave_scale: float = 1.4  # size ratio between consecutive octaves
-    iterations: int = 10  # gradient-ascent steps per octave; 0 = no dreaming at all (renders the motion alone)
-    step: Any = 0.01  # step size in [-1, 1] image units, applied to the normalised gradient; or a schedule
-    max_loss: float | None = None  # an octave stops early once the loss exceeds this (None = never)
-    border: int = 0  # activation cells dropped at each edge of a layer in the loss (the seed uses 2)
-    grad_norm: str = "mean_abs"  # gradient normalisation: "mean_abs" (the seed) or "std"
-    clip: bool = True  # keep the image in range after every step (the seed clips only at the end)
-    jitter: int = 32  # max random roll in pixels per step, undone after, so no fixed grid shows
-    tile: int = 512  # tile side in pixels; larger frames are dreamed in overlapping feathered tiles
-    precision: str = "auto"  # compute precision: fp32, bf16, or auto (whichever runs this backbone faster here)
-    seed: int = 0  # all randomness (jitter) derives from (seed, frame index, octave)
-    max_size: int | None = None  # inputs larger than this (longer side, px) are downscaled first
+    model: str = setting(DEFAULT_MODEL, check=Text(max_chars=MAX_NAME_CHARS), flags="--model",
+                         help="backbone name from the registry (`zoomdream layers` lists them)")
+    weights: str | None = setting(None, check=Path_(nullable=True), flags="--weights", metavar="FILE",
+                                  help="weights file for the backbone: Keras .h5 / .weights.h5, or a PyTorch .pth "
+                                       "state dict for efficientnet-lite*; none = bundled or Keras cache/download")
+    layers: Mapping[str, float] = setting(check=Layers(), flags="--layers", schedulable=True,
+                                          factory=lambda: {"block4_conv3": 1.0},
+                                          help="layers and their weights in the loss, e.g. mixed3=0.5,mixed4=1.5")
+    channels: Mapping[str, tuple[int, ...]] = setting(check=Channels(), factory=dict,
+                                                      help="layer -> only these channels count")
+    guide: str | None = setting(None, check=Path_(nullable=True), flags="--guide", metavar="IMAGE",
+                                help="guide image: maximise the match to its features (on the deepest layer)")
+    guide_weight: float = setting(1.0, check=Number(-1000.0, 1000.0), flags="--guide-weight",
+                                  help="weight of the guide term when layers are also given")
+    octaves: int = setting(4, check=Number(1, MAX_OCTAVES, integer=True), flags="--octaves",
+                           help="number of scales, smallest first (clamped to what the backbone accepts)")
+    octave_scale: float = setting(1.4, check=Number(1.0, 4.0, lo_open=True), flags="--octave-scale",
+                                  help="size ratio between consecutive octaves")
+    iterations: int = setting(10, check=Number(0, MAX_STEPS, integer=True), flags="--iterations",
+                              help="gradient-ascent steps per octave (0 = no dreaming: renders the motion alone)")
+    step: float = setting(0.01, check=Number(0.0, 1.0), flags="--step", schedulable=True,
+                          help="step size, in units of the [-1, 1] image range, applied to the normalised gradient (0 = none); "
+                               "or a schedule, e.g. '0.01+0.02*beat'")
+    max_loss: float | None = setting(None, check=Number(0.0, 1e12, lo_open=True, nullable=True), flags="--max-loss",
+                                     help="an octave stops early once the loss exceeds this (none = never)")
+    border: int = setting(0, check=Number(0, 64, integer=True), flags="--border",
+                          help="activation cells dropped at each edge of a layer in the loss (the seed uses 2)")
+    grad_norm: str = setting("mean_abs", check=Choice(GRAD_NORMS), flags="--grad-norm",
+                             help="gradient normalisation: mean_abs (the seed) or std")
+    clip: bool = setting(True, check=Boolean(), flags="--clip",
+                         help="keep the image in range after every step (the seed clips only at the end)")
+    jitter: int = setting(32, check=Number(0, 4096, integer=True), flags="--jitter",
+                          help="max random roll in px per step, undone after, so no fixed grid shows (0 = off)")
+    tile: int = setting(512, check=Number(64, MAX_SIDE, integer=True), flags="--tile",
+                        help="tile side in px; larger frames are dreamed in overlapping feathered tiles")
+    precision: str = setting("auto", check=Choice(PRECISIONS), flags="--precision",
+                             help="compute precision: fp32, bf16, or auto (whichever runs this backbone faster here)")
+    seed: int = setting(0, check=Number(0, MAX_SEED, integer=True), flags="--seed",
+                        help="all randomness (jitter) derives from (seed, frame index, octave)")
+    max_size: int | None = setting(None, check=Number(16, MAX_SIDE, integer=True, nullable=True), flags="--max-size",
+                                   help="inputs larger than this (longer side, px) are downscaled first")
+
+
+ZOOM_FACTOR = Number(0.0, 10.0, lo_open=True)
 
 
 @dataclass(frozen=True)
-class VideoSettings:
+class VideoSettings(_Validated):
     """How consecutive video frames are tied together."""
 
-    blend: Any = 0.5  # 0..1: share of the previous frame's flow-warped dream delta carried over; or a schedule
-    flow: str = "dis"  # optical flow: "dis" (fast, default) or "farneback"
-    iterations_per_frame: int = 2  # steps per octave for frames that carry a dream (the first frame uses `iterations`)
-    occlusion: float = 1.0  # forward-backward flow check strictness (higher tolerates more); 0 disables the mask
-    scene_cut: float = 0.5  # scene-cut score above which the carried dream is reset (1 disables)
-    colour_lock: Any = 0.0  # 0..1: pull each dreamed frame's colours toward its source frame's; or a schedule
-    zoom: Any = 1.0  # camera zoom of each source frame (absolute, 1 = as shot, >1 closer); or a schedule
-    rotate: Any = 0.0  # camera rotation in degrees (absolute), positive = counter-clockwise; or a schedule
-    pan: Any = (0.0, 0.0)  # camera offset (x, y) in px (absolute; content moves the other way); or schedules
-    center: Any = (0.5, 0.5)  # zoom/rotation centre as a fraction of (width, height); or schedules
+    blend: float = setting(0.5, check=Number(0.0, 1.0), flags="--blend", schedulable=True,
+                           help="share of the previous frame's flow-warped dream carried into this one (0 = none)")
+    flow: str = setting("dis", check=Choice(FLOW_METHODS), flags="--flow",
+                        help="optical flow: dis (fast, default) or farneback")
+    iterations_per_frame: int = setting(2, check=Number(1, MAX_STEPS, integer=True), flags="--iterations-per-frame",
+                                        help="steps per octave on frames that carry a dream "
+                                             "(the first uses iterations)")
+    occlusion: float = setting(1.0, check=Number(0.0, 1000.0), flags="--occlusion",
+                               help="forward-backward flow check strictness (higher tolerates more); 0 disables it")
+    scene_cut: float = setting(0.5, check=Number(0.0, 1.0), flags="--scene-cut",
+                               help="scene-cut score above which the carried dream is reset (1 disables)")
+    colour_lock: float = setting(0.0, check=Number(0.0, 1.0), flags=("--colour-lock", "--color-lock"),
+                                 schedulable=True,
+                                 help="pull each dreamed frame's colours toward its source frame's (0 = off)")
+    # The camera of a video is absolute per frame (1 = as shot), applied to each source frame before
+    # flow, carry-over and dreaming, so the dream stays on the moved picture.
+    zoom: Any = setting(1.0, check=Keyframed(ZOOM_FACTOR), flags="--zoom", schedulable=True,
+                        help="camera zoom of each frame (1 = as shot, >1 closer), e.g. '1+0.05*beat'")
+    rotate: Any = setting(0.0, check=Keyframed(Number(-360.0, 360.0)), flags="--rotate", schedulable=True,
+                          help="camera rotation of each frame in degrees, positive = counter-clockwise")
+    pan: Any = setting((0.0, 0.0), check=Keyframed(Pair(Number(-MAX_SIDE, MAX_SIDE))), flags="--pan",
+                       schedulable=True, help="camera offset (x, y) in px; or 'X | Y' schedules")
+    center: Any = setting((0.5, 0.5), check=Keyframed(Pair(Number(0.0, 1.0))), flags="--center", schedulable=True,
+                          help="zoom/rotation centre as fractions of (width, height); or 'X | Y' schedules")
 
 
 @dataclass(frozen=True)
-class ZoomSettings:
+class ZoomSettings(_Validated):
     """The infinite-zoom motion. Motion values are per frame at 24 fps (REFERENCE_FPS), or keyframe maps."""
 
-    zoom: Any = 1.02  # zoom factor per frame at 24 fps (>1 moves in); or keyframes / a schedule
-    rotate: Any = 0.0  # degrees per frame at 24 fps, positive = counter-clockwise; or keyframes / a schedule
-    pan: Any = (0.0, 0.0)  # camera movement (x, y) in px per frame at 24 fps; or keyframes / schedules
-    center: Any = (0.5, 0.5)  # zoom/rotation centre as a fraction of (width, height); or keyframes / schedules
-    layers: Any = None  # optional {frame: {layer: weight}} keyframes that override the dream layers over time
-    iterations_per_frame: int = 3  # steps per octave for frames after the first (which uses `iterations`)
-    octaves_per_frame: int = 1  # octaves for frames after the first: the feedback loop is the pyramid
-    colour_lock: Any = 0.7  # 0..1: pull each frame's colour statistics toward the source photo's; or a schedule
-    dream_every: int = 1  # dream every Nth frame; frames in between are pure motion
-    fps: float = 24.0  # output frame rate
-    frames: int = 72  # number of frames to render
-    size: tuple[int, int] | None = None  # output (width, height); None = the photo's size (after max_size)
-    pingpong: bool = False  # append the frames in reverse for a seamless back-and-forth loop
+    zoom: Any = setting(1.02, check=Keyframed(ZOOM_FACTOR), flags="--zoom", schedulable=True,
+                        help="zoom factor per frame at 24 fps (>1 moves in); or keyframes, or a schedule")
+    rotate: Any = setting(0.0, check=Keyframed(Number(-360.0, 360.0)), flags="--rotate", schedulable=True,
+                          help="degrees per frame at 24 fps, positive = counter-clockwise; or a schedule")
+    pan: Any = setting((0.0, 0.0), check=Keyframed(Pair(Number(-4096.0, 4096.0))), flags="--pan", schedulable=True,
+                       help="camera movement (x, y) in px per frame at 24 fps; or 'X | Y' schedules")
+    center: Any = setting((0.5, 0.5), check=Keyframed(Pair(Number(0.0, 1.0))), flags="--center", schedulable=True,
+                          help="zoom/rotation centre as fractions of (width, height); or 'X | Y' schedules")
+    layers: Any = setting(None, check=Keyframed(Layers(), keys_only=True, nullable=True), schedulable=True,
+                          help="optional {frame: {layer: weight}} keyframes that override the dream layers over time")
+    iterations_per_frame: int = setting(3, check=Number(1, MAX_STEPS, integer=True), flags="--iterations-per-frame",
+                                        help="steps per octave for frames after the first (which uses iterations)")
+    octaves_per_frame: int = setting(1, check=Number(1, MAX_OCTAVES, integer=True), flags="--octaves-per-frame",
+                                     help="octaves for frames after the first: the feedback loop is the pyramid")
+    colour_lock: float = setting(0.7, check=Number(0.0, 1.0), flags=("--colour-lock", "--color-lock"),
+                                 schedulable=True,
+                                 help="pull each frame's colour statistics toward the source photo's (0 = off)")
+    dream_every: int = setting(1, check=Number(1, MAX_FRAMES, integer=True), flags="--dream-every",
+                               help="dream every Nth frame; frames in between are pure motion")
+    fps: float = setting(24.0, check=Number(MIN_FPS, MAX_FPS), flags="--fps",
+                         help="output frame rate (motion per second stays the same)")
+    frames: int = setting(72, check=Number(1, MAX_FRAMES, integer=True), flags="--frames",
+                          help="number of frames to render")
+    size: tuple[int, int] | None = setting(None, check=Pair(Number(16, MAX_SIDE, integer=True), nullable=True),
+                                           flags="--size",
+                                           help="output (width, height); none = the photo's size (after max_size); "
+                                                "the photo is cropped to fill it")
+    pingpong: bool = setting(False, check=Boolean(), flags="--pingpong",
+                             help="append the frames in reverse for a seamless back-and-forth loop")
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(_Validated):
     """A whole preset: a description, the dream, and the video and zoom sections."""
 
-    description: str = ""  # one line, shown by `zoomdream presets`
+    description: str = setting("", check=Text(), help="one line, shown by `zoomdream presets`")
     dream: DreamSettings = field(default_factory=DreamSettings)
     video: VideoSettings = field(default_factory=VideoSettings)
     zoom: ZoomSettings = field(default_factory=ZoomSettings)
 
+    def __post_init__(self):
+        super().__post_init__()
+        for name, cls in (("dream", DreamSettings), ("video", VideoSettings), ("zoom", ZoomSettings)):
+            if not isinstance(getattr(self, name), cls):
+                raise ZoomdreamError(f"settings: {name}: expected a {cls.__name__}, got {quote(getattr(self, name))}")
+
 
 SECTIONS = {"video": VideoSettings, "zoom": ZoomSettings}
+_PREFIX = {"DreamSettings": "", "VideoSettings": "video.", "ZoomSettings": "zoom.", "Settings": ""}
+
+
+def declarations() -> dict[str, Spec]:
+    """Every setting's declaration by key: dream fields bare, then ``video.x`` and ``zoom.x``; plus ``description``."""
+    out = {"description": spec_of(dataclasses.fields(Settings)[0])}
+    for prefix, cls in (("", DreamSettings), *((f"{k}.", c) for k, c in SECTIONS.items())):
+        for f in dataclasses.fields(cls):
+            if spec_of(f) is not None:  # an undeclared field is a bug that test_settings names
+                out[prefix + f.name] = spec_of(f)
+    return out
+
+
+def check_value(key: str, value):
+    """Validate one setting by key (``step``, ``video.blend``): the normalised value, or :class:`Invalid`."""
+    spec = declarations().get(key)
+    if spec is None:
+        raise Invalid(f"unknown setting{_suggest(key, declarations())}")
+    return spec.validate(value)
+
+
+def _suggest(word: str, choices) -> str:
+    import difflib  # noqa: PLC0415
+
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def merge(base: Settings, overrides: Mapping[str, Any]) -> Settings:
     """Return ``base`` with ``overrides`` applied; keys are dream fields or ``video.x`` / ``zoom.x``.
 
     None values mean "not given" and are skipped, so argparse defaults of None pass through.
+    Every value is checked against its declaration; a bad one raises ZoomdreamError naming the key.
     """
     dream, sections = {}, {name: {} for name in SECTIONS}
     top = {}
     for key, value in overrides.items():
         if value is None:
             continue
+        try:
+            value = check_value(key, value)
+        except Invalid as e:
+            raise ZoomdreamError(f"{key}: {e}") from None
         section, _, name = key.rpartition(".")
         if section in SECTIONS:
             sections[section][name] = value
@@ -117,8 +692,22 @@ def merge(base: Settings, overrides: Mapping[str, Any]) -> Settings:
     )
 
 
+def validate(settings) -> None:
+    """Check a settings object built elsewhere (e.g. with fields changed through ``object.__setattr__``).
+
+    Construction already validates; this re-runs the same checks for the Python API's entry points.
+    """
+    if isinstance(settings, Settings):
+        for part in (settings, settings.dream, settings.video, settings.zoom):
+            _Validated.__post_init__(part)
+    elif isinstance(settings, _Validated):
+        _Validated.__post_init__(settings)
+    else:
+        raise ZoomdreamError(f"settings: expected a Settings object, got {quote(settings)}")
+
+
 def to_dict(settings: Settings) -> dict:
-    """The settings as plain YAML-ready data (the preset format)."""
+    """The settings as plain YAML-ready data (the preset format, and the sidecar's)."""
 
     def plain(v):
         if isinstance(v, Mapping):
@@ -133,4 +722,40 @@ def to_dict(settings: Settings) -> dict:
     for name in SECTIONS:
         section = getattr(settings, name)
         out[name] = {f.name: plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
+    return out
+
+
+# ---------------------------------------------------------------- render options (per command, not presets)
+MAX_SECONDS = 1e7  # ~115 days: a bound, so inf and 1e300 are refused as numbers, not as frame counts
+
+OPTIONS: dict[str, Spec] = {
+    "crf": Spec(Number(0, 51, integer=True), "H.264 quality for MP4 (lower is better; default 18)", ("--crf",)),
+    "start": Spec(Number(0.0, MAX_SECONDS), "start time in seconds", ("--start",)),
+    "end": Spec(Number(0.0, MAX_SECONDS, lo_open=True, nullable=True), "end time in seconds", ("--end",)),
+    "preview": Spec(Number(1, MAX_FRAMES, integer=True, nullable=True), "render only the first N frames",
+                    ("--preview",)),
+    "fps": Spec(FrameRate(), "frame rate for a folder of images (default 24)", ("--fps",)),
+    "seconds": Spec(Number(0.0, MAX_SECONDS, lo_open=True, nullable=True),
+                    "length in seconds (instead of --frames)", ("--seconds",)),
+    "cell": Spec(Number(16, 4096, integer=True), "longer side of each cell in px (default 256)", ("--cell",)),
+    "workers": Spec(Number(1, 1024, integer=True, nullable=True), "render chunks in N Ray worker processes",
+                    ("--workers",)),
+    "chunk": Spec(Number(1, MAX_FRAMES, integer=True, nullable=True),
+                  "most frames a worker dreams in one go (default 48; fewer = more parallel, more overhead)",
+                  ("--chunk",)),
+    "warmup": Spec(Number(0, 1000, integer=True, nullable=True),
+                   "frames dreamed and dropped before a chunk that starts mid-shot (default 2)", ("--warmup",)),
+    "fade": Spec(Number(0, 1000, integer=True, nullable=True),
+                 "frames over which one chunk's dream cross-fades into the next one's (default 6)", ("--fade",)),
+}
+
+
+def check_options(**values) -> dict:
+    """Validate render options passed to the Python API by keyword; returns them normalised."""
+    out = {}
+    for name, value in values.items():
+        try:
+            out[name] = OPTIONS[name].validate(value)
+        except Invalid as e:
+            raise ZoomdreamError(f"{name}: {e}") from None
     return out
