@@ -94,6 +94,9 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iterations", type=_positive(int), help="gradient steps per octave")
     g.add_argument("--step", type=_positive(float), help="step size (in [-1, 1] image units)")
     g.add_argument("--max-loss", type=_positive(float), help="stop an octave early above this loss")
+    g.add_argument("--grad-levels", type=int, metavar="N",
+                   help="Laplacian-pyramid bands of the gradient scaled to unit spread (0 = off; against hatching)")
+    g.add_argument("--grad-blur", type=float, metavar="SIGMA", help="Gaussian blur of the gradient in px (0 = off)")
     g.add_argument("--jitter", type=int, help="max random roll in px per step (0 = off)")
     g.add_argument("--tile", type=_positive(int), help="tile size in px for large images")
     g.add_argument("--guide", metavar="IMAGE", help="guide image: dream toward its features")
@@ -206,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 OVERRIDES = {  # argparse dest -> settings key
     "model": "model", "weights": "weights", "layers": "layers", "octaves": "octaves", "octave_scale": "octave_scale",
     "iterations": "iterations", "step": "step", "max_loss": "max_loss", "jitter": "jitter", "tile": "tile",
+    "grad_levels": "grad_levels", "grad_blur": "grad_blur",
     "guide": "guide", "precision": "precision", "seed": "seed", "max_size": "max_size",
     "blend": "video.blend", "flow": "video.flow", "iterations_per_frame": "video.iterations_per_frame",
     "zoom": "zoom.zoom", "rotate": "zoom.rotate", "pan": "zoom.pan", "center": "zoom.center", "size": "zoom.size",
@@ -225,6 +229,12 @@ def resolve_settings(args: argparse.Namespace):
         value = getattr(args, dest, None)
         if value is not None:
             given[key] = value
+    for key in ("grad_levels", "grad_blur"):  # range-checked by the preset schema, so both say the same
+        if key in given:
+            try:
+                given[key] = presets.DREAM_SCHEMA[key](given[key])
+            except presets.ValueProblem as e:
+                raise ZoomdreamError(f"--{key.replace('_', '-')}: {e}") from None
     if args.command == "zoom":
         given.pop("zoom.fps", None)
         if args.fps is not None:

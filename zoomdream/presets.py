@@ -95,8 +95,11 @@ def _read_yaml(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------- value checks
-class _Bad(Exception):
-    """A value problem; the caller adds file, key and line."""
+class ValueProblem(Exception):
+    """A value problem found by a schema check; the caller adds file (or flag), key and line."""
+
+
+_Bad = ValueProblem
 
 
 def _trap_hint(raw: Any) -> str:
@@ -232,6 +235,8 @@ DREAM_SCHEMA: dict[str, Callable] = {
     "max_loss": _number(0.0, lo_open=True, nullable=True),
     "border": _number(0, integer=True),
     "grad_norm": _string(choices=S.GRAD_NORMS),
+    "grad_levels": _number(0, S.MAX_GRAD_LEVELS, integer=True),
+    "grad_blur": _number(0.0, S.MAX_GRAD_BLUR),
     "clip": _boolean,
     "jitter": _number(0, integer=True),
     "tile": _number(64, integer=True),

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 DEFAULT_MODEL = "vgg16-hed"
 PRECISIONS = ("auto", "fp32", "bf16")
 GRAD_NORMS = ("mean_abs", "std")
+MAX_GRAD_LEVELS = 8  # Laplacian bands: 8 halvings take a 4K frame's gradient down to ~15 px
+MAX_GRAD_BLUR = 8.0  # px; a wider blur leaves only the coarsest shapes to dream
 FLOW_METHODS = ("dis", "farneback")
 
 
@@ -35,6 +37,8 @@ class DreamSettings:
     max_loss: float | None = None  # an octave stops early once the loss exceeds this (None = never)
     border: int = 0  # activation cells dropped at each edge of a layer in the loss (the seed uses 2)
     grad_norm: str = "mean_abs"  # gradient normalisation: "mean_abs" (the seed) or "std"
+    grad_levels: int = 4  # Laplacian-pyramid bands of the gradient each scaled to unit spread (0 = off): no hatching
+    grad_blur: float = 0.0  # Gaussian blur of the gradient after that, sigma in px (0 = off): removes the finest hatch
     clip: bool = True  # keep the image in range after every step (the seed clips only at the end)
     jitter: int = 32  # max random roll in pixels per step, undone after, so no fixed grid shows
     tile: int = 512  # tile side in pixels; larger frames are dreamed in overlapping feathered tiles
