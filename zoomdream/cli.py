@@ -15,6 +15,7 @@ from fractions import Fraction
 
 from . import __version__
 from .errors import Interrupted, Terminated, ZoomdreamError
+from .settings import DEFAULT_MODEL
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -85,9 +86,11 @@ def _unit(text: str) -> float:
 def _add_dream_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dream settings (override the preset)")
     g.add_argument("--preset", default="default", help="bundled preset name or a .yaml file (default: default)")
-    g.add_argument("--model", help="backbone: vgg16-hed (bundled, offline), inception_v3, vgg16, vgg19, resnet50, "
-                                   "inception_resnet_v2, mobilenet_v2, xception")
-    g.add_argument("--weights", metavar="FILE", help="Keras weights file (.h5 / .weights.h5) for the backbone")
+    g.add_argument("--model", help="backbone: efficientnet-lite0, vgg16-hed (bundled, offline), efficientnet-lite1, "
+                                   "efficientnet-lite2 (offline once installed), inception_v3, vgg16, vgg19, "
+                                   "resnet50, inception_resnet_v2, mobilenet_v2, xception")
+    g.add_argument("--weights", metavar="FILE", help="weights file for the backbone: Keras .h5 / .weights.h5, or a "
+                                                     "PyTorch .pth state dict for efficientnet-lite*")
     g.add_argument("--layers", type=_layers_arg, metavar="L=W,...", help="layers and weights, e.g. mixed3=0.5,mixed4=1.5")
     g.add_argument("--octaves", type=_positive(int), help="number of octaves (scales)")
     g.add_argument("--octave-scale", type=_positive(float), help="size ratio between octaves (e.g. 1.4)")
@@ -200,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     p = sub.add_parser("layers", help="list a backbone's layers", description="List the layers you can dream on.")
-    p.add_argument("--model", default="vgg16-hed", help="backbone name (default vgg16-hed)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"backbone name (default {DEFAULT_MODEL})")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 

@@ -42,7 +42,7 @@ class DreamSettings:
     clip: bool = True  # keep the image in range after every step (the seed clips only at the end)
     jitter: int = 32  # max random roll in pixels per step, undone after, so no fixed grid shows
     tile: int = 512  # tile side in pixels; larger frames are dreamed in overlapping feathered tiles
-    precision: str = "auto"  # compute precision: fp32, bf16, or auto (bf16 where the hardware runs it fast)
+    precision: str = "auto"  # compute precision: fp32, bf16, or auto (whichever runs this backbone faster here)
     seed: int = 0  # all randomness (jitter) derives from (seed, frame index, octave)
     max_size: int | None = None  # inputs larger than this (longer side, px) are downscaled first
 
