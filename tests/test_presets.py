@@ -68,8 +68,9 @@ ERRORS = [
     ("video:\n  blend: no\n", r"mine\.yaml:2: video\.blend: expected a number"),
     ("iterations: 3\niterations: 4\n", r"mine\.yaml:2: duplicate key 'iterations' \(first at line 1\)"),
     ("layers:\n\tblock4_conv3: 1\n", r"mine\.yaml:2:1: invalid YAML: tab character"),
-    ("layers: {block9_conv1: 1.0}\n", r"mine\.yaml:1: layers: model vgg16-hed has no layer 'block9_conv1'"),
-    ("channels: {block3_conv1: [3, 999]}\n", r"mine\.yaml:1: channels: channels \[999\] out of range .*256 channels"),
+    ("layers: {block9_conv1: 1.0}\n", r"mine\.yaml:1: layers: model efficientnet-lite0 has no layer 'block9_conv1'"),
+    ("channels: {block5c_expand_activation: [3, 999]}\n",
+     r"mine\.yaml:1: channels: channels \[999\] out of range .*672 channels"),
     ("model: alexnet\n", r"mine\.yaml:1: model: unknown model 'alexnet'"),
     ("video: {flow: lucas}\n", r"mine\.yaml:1: video\.flow: expected one of dis, farneback"),
     ("zoom: {zoom: {-1: 1.02}}\n", r"mine\.yaml:1: zoom\.zoom: keyframe -1: frames must be integers >= 0"),
@@ -109,10 +110,10 @@ def test_flags_override_preset_values(tmp_path):
     from zoomdream.cli import build_parser, resolve_settings
 
     args = build_parser().parse_args(["image", "x.jpg", "-o", "y.png", "--iterations", "2", "--octave-scale", "1.3",
-                                      "--layers", "block3_conv1=0.5,block4_conv1=1.5", "--seed", "9", "--tile", "256"])
+                                      "--layers", "block3b_add=0.5,block4c_add=1.5", "--seed", "9", "--tile", "256"])
     s = resolve_settings(args)
     assert (s.dream.iterations, s.dream.octave_scale, s.dream.seed, s.dream.tile) == (2, 1.3, 9, 256)
-    assert dict(s.dream.layers) == {"block3_conv1": 0.5, "block4_conv1": 1.5}
+    assert dict(s.dream.layers) == {"block3b_add": 0.5, "block4c_add": 1.5}
     assert s.dream.step == presets.load_preset("default").dream.step  # untouched keys keep the preset's values
 
 

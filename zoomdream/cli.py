@@ -86,7 +86,7 @@ def _unit(text: str) -> float:
 def _add_dream_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dream settings (override the preset)")
     g.add_argument("--preset", default="default", help="bundled preset name or a .yaml file (default: default)")
-    g.add_argument("--model", help="backbone: efficientnet-lite0, vgg16-hed (bundled, offline), efficientnet-lite1, "
+    g.add_argument("--model", help="backbone: efficientnet-lite0 (the default), vgg16-hed (bundled, offline), efficientnet-lite1, "
                                    "efficientnet-lite2 (offline once installed), inception_v3, vgg16, vgg19, "
                                    "resnet50, inception_resnet_v2, mobilenet_v2, xception")
     g.add_argument("--weights", metavar="FILE", help="weights file for the backbone: Keras .h5 / .weights.h5, or a "

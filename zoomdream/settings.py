@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-DEFAULT_MODEL = "vgg16-hed"
+DEFAULT_MODEL = "efficientnet-lite0"
 PRECISIONS = ("auto", "fp32", "bf16")
 GRAD_NORMS = ("mean_abs", "std")
 MAX_GRAD_LEVELS = 8  # Laplacian bands: 8 halvings take a 4K frame's gradient down to ~15 px
@@ -26,7 +26,7 @@ class DreamSettings:
 
     model: str = DEFAULT_MODEL  # backbone name from the registry (`zoomdream layers` lists them)
     weights: str | None = None  # weights file for the backbone; None = bundled or Keras cache/download
-    layers: Mapping[str, float] = field(default_factory=lambda: {"block4_conv3": 1.0})  # layer -> weight in the loss
+    layers: Mapping[str, float] = field(default_factory=lambda: {"block5c_expand_activation": 1.0})  # layer -> weight in the loss
     channels: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # layer -> only these channels count
     guide: str | None = None  # guide image: maximise the match to its features (on the objective's deepest layer)
     guide_weight: float = 1.0  # weight of the guide term when layers are also given
@@ -38,7 +38,7 @@ class DreamSettings:
     border: int = 0  # activation cells dropped at each edge of a layer in the loss (the seed uses 2)
     grad_norm: str = "mean_abs"  # gradient normalisation: "mean_abs" (the seed) or "std"
     grad_levels: int = 4  # Laplacian-pyramid bands of the gradient each scaled to unit spread (0 = off): no hatching
-    grad_blur: float = 0.0  # Gaussian blur of the gradient after that, sigma in px (0 = off): removes the finest hatch
+    grad_blur: float = 0.7  # Gaussian blur of the gradient after that, sigma in px (0 = off): removes the finest hatch
     clip: bool = True  # keep the image in range after every step (the seed clips only at the end)
     jitter: int = 32  # max random roll in pixels per step, undone after, so no fixed grid shows
     tile: int = 512  # tile side in pixels; larger frames are dreamed in overlapping feathered tiles
