@@ -198,9 +198,9 @@ class GradientFilter:
         def gauss(x):  # (1, h, w, 3) -> same; zero padding, renormalised so borders keep their level
             blur_x = tf.nn.depthwise_conv2d(x, ky, [1, 1, 1, 1], "SAME")
             blur_x = tf.nn.depthwise_conv2d(blur_x, kx, [1, 1, 1, 1], "SAME")
-            weight = tf.nn.depthwise_conv2d(tf.nn.depthwise_conv2d(
-                tf.ones_like(x), ky, [1, 1, 1, 1], "SAME"), kx, [1, 1, 1, 1], "SAME")  # kernel mass inside
-            return blur_x / weight
+            wy = tf.nn.depthwise_conv2d(tf.ones_like(x[:, :, :1]), ky, [1, 1, 1, 1], "SAME")  # (1, h, 1, 3)
+            wx = tf.nn.depthwise_conv2d(tf.ones_like(x[:, :1]), kx, [1, 1, 1, 1], "SAME")  # (1, 1, w, 3)
+            return blur_x / (wy * wx)  # the kernel's mass inside the image, separable too
 
         def rms(x):
             return tf.sqrt(tf.reduce_mean(tf.square(x)))
