@@ -36,6 +36,34 @@ def log(msg: str = "") -> None:
     print(msg, flush=True)
 
 
+def lite_shape_flops(name: str, layers, h: int, w: int) -> float:
+    """EfficientNet-Lite forward FLOPs from the block table (2 * MACs of every conv), up to the deepest layer.
+
+    A cross-check on the graph count: TensorFlow registers no FLOP statistic for the depthwise
+    convolution's input gradient, so the graph count misses that part of the backward pass.
+    """
+    from zoomdream import efficientnet as E  # noqa: PLC0415
+
+    order = [n for n, _, _ in E.layer_table(name)]
+    deepest = max(order.index(n) for n in layers)
+    h, w = -(-h // 2), -(-w // 2)  # the stem's stride 2, TF "same"
+    fwd = 2 * h * w * 3 * 3 * 3 * E.STEM_WIDTH
+    def used(layer: str) -> bool:
+        return order.index(layer) <= deepest
+
+    for b in E.blocks(name):
+        if b.expand != 1 and used(f"{b.name}_expand_conv"):
+            fwd += 2 * h * w * b.inputs * b.hidden
+        h, w = -(-h // b.stride), -(-w // b.stride)
+        if used(f"{b.name}_dwconv"):
+            fwd += 2 * h * w * b.kernel * b.kernel * b.hidden
+        if used(f"{b.name}_project_conv"):
+            fwd += 2 * h * w * b.hidden * b.outputs
+    if used("top_conv"):
+        fwd += 2 * h * w * E.blocks(name)[-1].outputs * E.HEAD_WIDTH
+    return float(fwd)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated (default {','.join(MODELS)})")
@@ -64,8 +92,15 @@ def main(argv: list[str] | None = None) -> int:
             obj = from_settings(classic_settings(m, layers, pr, None), bb)
             step, wt = GradientStep.get(bb, obj), obj.weight_tensor()
             if pr == "fp32":
-                flops[m] = count_flops(step, h, w)["executed"]
+                counted = count_flops(step, h, w)
+                flops[m] = counted["executed"]
                 log(f"  {m:<19} {C.weights_note(bb)}; layers {layers}; {flops[m] / 1e9:.2f} GFLOP per step")
+                if m.startswith("efficientnet-lite"):
+                    fwd = lite_shape_flops(m, layers, h, w)
+                    dw = sum(v for k, v in counted["by_type"].items() if k.startswith("DepthwiseConv2dNative"))
+                    log(f"      layer-shape cross-check: forward {fwd / 1e9:.2f} GFLOP, x2 with the backward to the "
+                        f"input = {2 * fwd / 1e9:.2f}; graph: depthwise ops {dw / 1e9:.3f} GFLOP "
+                        f"({', '.join(k for k in counted['by_type'] if k.startswith('Depthwise')) or 'none counted'})")
             cases[f"{m} {pr}"] = (lambda st=step, wt=wt: st.fn(x, wt)[1][0, 0, 0].numpy())
 
     log(f"\n{len(cases)} cases round-robin, 1 warm-up + {args.repeats} repeats each")

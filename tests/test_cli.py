@@ -150,6 +150,9 @@ def test_presets_and_layers_listings(capsys):
     assert main(["layers", "--model", "vgg16-hed"]) == 0
     out = capsys.readouterr().out
     assert "block4_conv3" in out and "512 channels" in out
+    assert main(["layers", "--model", "efficientnet-lite0"]) == 0
+    out = capsys.readouterr().out
+    assert "# interesting: block2b_add" in out and "\nblock5c_add " in out and "112 channels" in out
     assert main(["presets", "--show", "inception-classic"]) == 0
     assert "mixed5: 2.0" in capsys.readouterr().out
 
@@ -162,7 +165,8 @@ def _run(args, **kw):
 
 def test_help_and_listings_never_import_tensorflow():
     code = ("import sys; from zoomdream.cli import main\n"
-            "for argv in (['presets'], ['layers'], ['layers', '--model', 'vgg16']):\n"
+            "for argv in (['presets'], ['layers'], ['layers', '--model', 'vgg16'],\n"
+            "             ['layers', '--model', 'efficientnet-lite0']):\n"
             "    assert main(argv) == 0\n"
             "try:\n    main(['--help'])\nexcept SystemExit: pass\n"
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n")

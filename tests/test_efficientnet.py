@@ -29,11 +29,6 @@ def lite0_state():
     return torchweights.load_state_dict(efficientnet.packaged_weights_path(LITE0))
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    return backbones.load_backbone(LITE0, precision="fp32")
-
-
 def _installed(name: str) -> bool:
     return importlib.util.find_spec(efficientnet.VARIANTS[name].package) is not None
 

@@ -71,6 +71,16 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path, wher
     assert not marker.exists()
 
 
+def test_a_pickle_cannot_rewrite_the_stand_ins_it_is_given(tmp_path, lite0_path):
+    # GLOBAL torch.FloatStorage, then BUILD {"name": "DoubleStorage"} on it: would make later files misread
+    build = b"\x80\x02ctorch\nFloatStorage\n}X\x04\x00\x00\x00nameX\x0d\x00\x00\x00DoubleStoragesb."
+    path = tmp_path / "build.pth"
+    path.write_bytes(_header() + build)
+    with pytest.raises(ZoomdreamError, match="build.pth: refused: the file names a BUILD of an object"):
+        torchweights.load_state_dict(path)
+    assert torchweights.load_state_dict(lite0_path)["_fc.weight"].dtype == np.float32
+
+
 def test_a_file_that_holds_anything_but_a_state_dict_is_refused(tmp_path):
     for name, obj, reason in [("list.pth", [1, 2, 3], "holds a list, not a state dict"),
                               ("numbers.pth", {"a": 1.5}, "entry 'a' is a float, not a tensor"),
@@ -103,7 +113,7 @@ def test_truncated_and_foreign_files_are_refused(tmp_path, lite0_path):
 def fake_torch(monkeypatch):
     """`torch.FloatStorage`, `torch.LongStorage` and `torch._utils._rebuild_tensor_v2` as pickle sees them."""
     torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
-    for name in ("FloatStorage", "LongStorage"):
+    for name in ("FloatStorage", "LongStorage", "BFloat16Storage"):
         setattr(torch, name, type(name, (), {"__module__": "torch"}))
 
     def _rebuild_tensor_v2(*args):
@@ -132,7 +142,8 @@ class _Tensor:
 
 
 def _pickle_state(torch, state) -> bytes:
-    kinds = {np.dtype(np.float32): torch.FloatStorage, np.dtype(np.int64): torch.LongStorage}
+    kinds = {np.dtype(np.float32): torch.FloatStorage, np.dtype(np.int64): torch.LongStorage,
+             np.dtype(np.uint16): torch.BFloat16Storage}  # bfloat16 as its bit patterns
 
     class Pickler(pickle.Pickler):
         def persistent_id(self, obj):
@@ -146,19 +157,22 @@ def _pickle_state(torch, state) -> bytes:
 
 
 def _views(torch):
-    """One shared storage seen through an offset, a transpose and a strided slice, plus an int64 one."""
+    """One shared storage seen through an offset, a transpose and a strided slice, plus int64 and bfloat16 ones."""
     base = np.arange(24, dtype=np.float32) * 0.5
     shared, longs = _Storage("140", base), _Storage("7", np.array([3, -4], np.int64))
+    halves = _Storage("9", np.array([0x3F80, 0xC000, 0x3EC0], np.uint16))  # bfloat16 1, -2, 0.375
     state = collections.OrderedDict([
         ("a.weight", _Tensor(shared, 0, (2, 3, 4), (12, 4, 1))),
         ("a.transposed", _Tensor(shared, 0, (4, 6), (1, 4))),
         ("a.tail", _Tensor(shared, 20, (4,), (1,))),
         ("a.every_third", _Tensor(shared, 1, (2, 2), (9, 3))),
         ("count", _Tensor(longs, 0, (2,), (1,))),
+        ("half", _Tensor(halves, 0, (3,), (1,))),
     ])
     want = {"a.weight": base.reshape(2, 3, 4), "a.transposed": base.reshape(6, 4).T, "a.tail": base[20:],
-            "a.every_third": np.array([[base[1], base[4]], [base[10], base[13]]]), "count": np.array([3, -4])}
-    return state, [shared, longs], want
+            "a.every_third": np.array([[base[1], base[4]], [base[10], base[13]]]), "count": np.array([3, -4]),
+            "half": np.array([1, -2, 0.375], np.float32)}
+    return state, [shared, longs, halves], want
 
 
 def test_offsets_strides_and_shared_storages_read_as_pytorch_would(tmp_path, fake_torch):

@@ -129,15 +129,15 @@ def layer_table(name: str) -> tuple[tuple[str, str, int], ...]:
     rows = [("stem_conv", "Conv2D", STEM_WIDTH), ("stem_bn", "BatchNormalization", STEM_WIDTH),
             ("stem_activation", "ReLU", STEM_WIDTH)]
     for b in blocks(name):
+        p = b.name
         if b.expand != 1:
-            rows += [(f"{b.name}_expand_conv", "Conv2D", b.hidden), (f"{b.name}_expand_bn", "BatchNormalization",
-                                                                    b.hidden),
-                     (f"{b.name}_expand_activation", "ReLU", b.hidden)]
-        rows += [(f"{b.name}_dwconv", "DepthwiseConv2D", b.hidden), (f"{b.name}_bn", "BatchNormalization", b.hidden),
-                 (f"{b.name}_activation", "ReLU", b.hidden), (f"{b.name}_project_conv", "Conv2D", b.outputs),
-                 (f"{b.name}_project_bn", "BatchNormalization", b.outputs)]
+            rows += [(f"{p}_expand_conv", "Conv2D", b.hidden), (f"{p}_expand_bn", "BatchNormalization", b.hidden),
+                     (f"{p}_expand_activation", "ReLU", b.hidden)]
+        rows += [(f"{p}_dwconv", "DepthwiseConv2D", b.hidden), (f"{p}_bn", "BatchNormalization", b.hidden),
+                 (f"{p}_activation", "ReLU", b.hidden), (f"{p}_project_conv", "Conv2D", b.outputs),
+                 (f"{p}_project_bn", "BatchNormalization", b.outputs)]
         if b.residual:
-            rows.append((f"{b.name}_add", "Add", b.outputs))
+            rows.append((f"{p}_add", "Add", b.outputs))
     rows += [("top_conv", "Conv2D", HEAD_WIDTH), ("top_bn", "BatchNormalization", HEAD_WIDTH),
              ("top_activation", "ReLU", HEAD_WIDTH)]
     return tuple(rows)

@@ -42,6 +42,7 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the legacy format's first pickle
 LEGACY_PROTOCOL = 1001  # its second
 
 # torch.<Name>Storage -> numpy dtype (little-endian). The only classes a state dict's pickle names.
+# numpy has no bfloat16: those storages are read as their 16-bit patterns and widened to float32.
 STORAGE_DTYPES = {
     "DoubleStorage": "<f8", "FloatStorage": "<f4", "HalfStorage": "<f2", "BFloat16Storage": "<u2",
     "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1",
@@ -49,7 +50,11 @@ STORAGE_DTYPES = {
 }
 
 
-@dataclass(frozen=True)
+class _Refused(Exception):
+    """Something in the file that a state dict does not hold; becomes a one-line ZoomdreamError."""
+
+
+@dataclass(frozen=True, slots=True)
 class _StorageType:
     """Stands in for ``torch.FloatStorage`` and friends: only the dtype matters."""
 
@@ -60,7 +65,7 @@ class _StorageType:
         return np.dtype(STORAGE_DTYPES[self.name])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _StorageRef:
     """A storage the pickle points at by persistent id; its bytes come later (legacy) or from a zip member."""
 
@@ -68,9 +73,10 @@ class _StorageRef:
     dtype: np.dtype
     numel: int
     view: tuple | None = None  # legacy views: (view key, offset in elements, size in elements)
+    bfloat16: bool = False  # the elements are bfloat16 bit patterns (uint16)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _TensorRef:
     """What ``torch._utils._rebuild_tensor_v2`` was asked to build; made real once the storages are read."""
 
@@ -78,6 +84,18 @@ class _TensorRef:
     offset: int
     size: tuple[int, ...]
     stride: tuple[int, ...]
+
+
+def _refuse_build(self, state):
+    raise _Refused("a BUILD of an object after it was made, which a state dict never needs")
+
+
+# A pickle's BUILD opcode sets an object's state after it was made, through ``__setstate__`` or
+# else its ``__dict__``. The stand-ins have no ``__dict__`` (slots) and refuse ``__setstate__``
+# (which slotted frozen dataclasses would otherwise get), so nothing in the file alters one
+# after it was checked.
+for _cls in (_StorageType, _StorageRef, _TensorRef):
+    _cls.__setstate__ = _refuse_build
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
@@ -99,15 +117,10 @@ def _ints(values) -> bool:
                                              for v in values)
 
 
-class _Refused(Exception):
-    """Something in the file that a state dict does not hold; becomes a one-line ZoomdreamError."""
-
-
 _ALLOWED = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    **{("torch", name): _StorageType(name) for name in STORAGE_DTYPES},
 }
 
 
@@ -115,6 +128,8 @@ class _StateDictUnpickler(pickle.Unpickler):
     """An unpickler that knows only the names above; ``find_class`` refuses the rest before anything runs."""
 
     def find_class(self, module, name):
+        if module == "torch" and name in STORAGE_DTYPES:
+            return _StorageType(name)  # a fresh one per file
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -129,7 +144,7 @@ class _StateDictUnpickler(pickle.Unpickler):
         view = pid[5] if len(pid) == 6 else None
         if view is not None and not (isinstance(view, tuple) and len(view) == 3 and _ints(view[1:])):
             raise _Refused("a malformed storage view")
-        return _StorageRef(pid[2], pid[1].dtype, pid[4], view)
+        return _StorageRef(pid[2], pid[1].dtype, pid[4], view, pid[1].name == "BFloat16Storage")
 
 
 def _unpickle(data, path) -> object:
@@ -138,7 +153,7 @@ def _unpickle(data, path) -> object:
     except _Refused as e:
         raise ZoomdreamError(f"{path}: refused: the file names {e}; only PyTorch state dicts are read") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
-            struct.error, MemoryError) as e:
+            struct.error, MemoryError, RecursionError) as e:
         raise ZoomdreamError(f"{path}: not a PyTorch weights file ({type(e).__name__}: {str(e)[:80]})") from None
 
 
@@ -166,10 +181,12 @@ def _tensor(ref: _TensorRef, storages: dict, path) -> np.ndarray:
             raise ZoomdreamError(f"{path}: a tensor reaches past the end of its storage "
                                  f"({last + 1} > {flat.size} elements); the file is damaged")
     else:
-        return np.zeros(ref.size, flat.dtype.newbyteorder("="))
+        return np.zeros(ref.size, np.float32 if ref.storage.bfloat16 else flat.dtype.newbyteorder("="))
     view = np.lib.stride_tricks.as_strided(flat[ref.offset:], shape=ref.size,
                                            strides=[s * flat.itemsize for s in ref.stride], writeable=False)
-    return np.ascontiguousarray(view, dtype=flat.dtype.newbyteorder("="))  # native byte order, own memory
+    if ref.storage.bfloat16:  # the top half of a float32
+        return (view.astype(np.uint32) << 16).view(np.float32)
+    return np.array(view, dtype=flat.dtype.newbyteorder("="), order="C")  # a copy: native byte order, own memory
 
 
 def _load_legacy(f, path) -> dict[str, np.ndarray]:
