@@ -159,4 +159,5 @@ def test_the_readme_preset_example_is_a_valid_preset(tmp_path):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
     s = presets.load_preset(_write(tmp_path, block, "readme.yaml"))
-    assert s.dream.channels == {"block4_conv3": (12, 40)} and s.zoom.octaves_per_frame == 1
+    assert s.dream.channels == {"block6a_expand_activation": (12, 40)} and s.zoom.octaves_per_frame == 1
+    assert (s.dream.model, s.dream.grad_levels, s.dream.grad_blur) == ("efficientnet-lite0", 4, 0.7)
