@@ -181,7 +181,9 @@ class GradientFilter:
     gradient (never per tile, so no tile seams), in one ``tf.function`` whose ``None``
     spatial dimensions serve every octave and frame size without retracing.
 
-    Convention: (H, W, 3) float32 in, same shape out; shift-equivariant away from the borders.
+    Convention: (H, W, 3) float32 in, same shape out. For given band weights it is a linear
+    filter, shift-equivariant up to the aliasing of the 2x subsampling (the antialiased
+    downscale keeps that small) and to the borders.
     """
 
     _cache: dict = {}
