@@ -14,8 +14,8 @@ One run measures, and prints as tables plus a final ``SUMMARY:`` line:
     and with colour lock 0. Deviation = |frame - photo| / photo per channel and statistic; the
     worst over all frames and channels is reported, and the first frame past 10%.
     240 frames at 512x512 would take ~1 h on 2 cores, so these runs are SMALLER: by default
-    --colour-size 128x128 with every dream setting left at the default preset (4 octaves, 3 steps of
-    0.008 per octave per frame: the per-pixel push per frame does not depend on the size, since the
+    --colour-size 128x128 with every dream setting left at the default preset (its step, and 3 steps
+    per octave per frame: the per-pixel push per frame does not depend on the size, since the
     step is applied to the mean-|g|-normalised gradient). The 512x512 run's frames are measured too.
 (c) PNG contact strips in --out-dir: the 512x512 frames, and colour lock vs none over 240 frames.
 

@@ -15,7 +15,7 @@ import yaml
 from zoomdream import presets
 from zoomdream.cli import main
 
-TINY = ["--octaves", "1", "--iterations", "2", "--layers", "block3_conv1=1", "--precision", "fp32", "-q"]
+TINY = ["--octaves", "1", "--iterations", "2", "--layers", "block3b_add=1", "--precision", "fp32", "-q"]  # on the default model
 
 
 @pytest.fixture()
@@ -132,7 +132,7 @@ def test_sheet_makes_a_labelled_grid(tmp_path, small_jpg):
     from zoomdream.images import load_image
 
     out = tmp_path / "sheet.png"
-    code = main(["sheet", str(small_jpg), "-o", str(out), "--sheet-layers", "block2_conv2,block3_conv1,block4_conv1",
+    code = main(["sheet", str(small_jpg), "-o", str(out), "--sheet-layers", "block2b_add,block3b_add,block4a_expand_activation",
                  "--cell", "64", "--octaves", "1", "--iterations", "2", "--precision", "fp32", "-q"])
     assert code == 0
     sheet = load_image(out)

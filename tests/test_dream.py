@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from zoomdream import objectives
-from zoomdream.dream import (GradientStep, _gradient, _tile_plan, dream, dream_image, octave_shapes, tile_spans,
+from zoomdream.dream import (GradientFilter, GradientStep, _gradient, _tile_plan, dream, dream_image, octave_shapes, tile_spans,
                              to_uint8, to_unit)
 from zoomdream.errors import ZoomdreamError
+from zoomdream.settings import DreamSettings
 
 
 def _history(photo, backbone, settings, objective):
@@ -199,3 +200,48 @@ def test_tiles_are_balanced_not_mostly_overlap():
     work = sum(b - a for a, b in spans)
     assert work <= 1.25 * 600  # full 512 px tiles would push 1024 px (1.71x) through the network
     assert spans[0][1] - spans[1][0] >= 128
+
+
+def _hatch_share(delta: np.ndarray) -> float:
+    """Share of the dream delta's energy near the Nyquist frequencies: the pixel-scale checkerboard hatch."""
+    d = delta.mean(axis=2)
+    spectrum = np.abs(np.fft.fft2(d - d.mean())) ** 2
+    fy, fx = np.abs(np.fft.fftfreq(d.shape[0]))[:, None], np.abs(np.fft.fftfreq(d.shape[1]))[None, :]
+    return float(spectrum[np.maximum(fy, fx) > 0.375].sum() / spectrum.sum())  # 0.5 cycles/px is Nyquist
+
+
+@pytest.mark.parametrize("levels,blur", [(4, 0.0), (0, 1.0), (4, 0.7)])
+def test_gradient_conditioning_lowers_the_hatch_and_still_climbs(sample_path, backbone, levels, blur):
+    import cv2
+
+    img = cv2.cvtColor(cv2.imread(str(sample_path)), cv2.COLOR_BGR2RGB)
+    img = to_unit(cv2.resize(img, (96, 64), interpolation=cv2.INTER_AREA))
+    raw = dataclasses.replace(DreamSettings(layers={"block3_conv1": 1.0}), octaves=1, iterations=8, step=0.02,
+                              jitter=0, precision="fp32", grad_levels=0, grad_blur=0.0)
+    obj = objectives.layer("block3_conv1")
+    plain = dream(img, obj, backbone, raw)
+    hist = []
+    smooth = dream(img, obj, backbone, dataclasses.replace(raw, grad_levels=levels, grad_blur=blur), history=hist)
+    assert _hatch_share(smooth - img) < 0.8 * _hatch_share(plain - img)
+    assert hist[-1] > 2 * hist[0], hist
+    assert np.abs(smooth - img).mean() > 0.02  # it did dream
+
+
+def test_gradient_filter_goldens():
+    flat = np.full((20, 30, 3), -0.25, np.float32)
+    np.testing.assert_allclose(GradientFilter.get(4, 0.0).fn(flat).numpy(), -1.0, atol=1e-3)  # one band, unit RMS
+    np.testing.assert_allclose(GradientFilter.get(0, 1.5).fn(flat).numpy(), -0.25, atol=1e-6)  # borders kept
+    checker = np.indices((20, 30)).sum(axis=0) % 2 * 2.0 - 1.0  # (20, 30) the Nyquist checkerboard
+    blurred = GradientFilter.get(0, 1.0).fn(np.repeat(checker[..., None], 3, 2).astype(np.float32)).numpy()
+    assert np.abs(blurred[3:-3, 3:-3]).max() < 0.05
+    assert GradientFilter.get(0, 0.0) is None  # both off: the seed's raw gradient
+
+
+def test_gradient_filter_does_not_retrace_across_sizes():
+    filt = GradientFilter.get(3, 0.5)
+    filt.fn(np.zeros((40, 50, 3), np.float32))
+    before = filt.fn.experimental_get_tracing_count()
+    for shape in [(41, 57, 3), (64, 33, 3), (7, 5, 3)]:
+        out = filt.fn(np.random.default_rng(0).normal(size=shape).astype(np.float32))
+        assert out.shape == shape
+    assert filt.fn.experimental_get_tracing_count() == before

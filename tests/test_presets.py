@@ -33,6 +33,7 @@ def test_inception_classic_is_exactly_the_seed():
     assert dict(d.layers) == {"mixed2": 0.2, "mixed3": 0.5, "mixed4": 1.5, "mixed5": 2.0}
     assert (d.border, d.grad_norm, d.step, d.octaves, d.octave_scale, d.iterations, d.max_loss, d.jitter, d.clip) == \
         (2, "mean_abs", 0.01, 4, 1.4, 5, 10.0, 0, False)
+    assert (d.grad_levels, d.grad_blur) == (0, 0.0)  # the seed's raw gradient
 
 
 def test_extends_overrides_a_few_keys(tmp_path):
@@ -66,8 +67,9 @@ ERRORS = [
     ("video:\n  blend: no\n", r"mine\.yaml:2: video\.blend: expected a number"),
     ("iterations: 3\niterations: 4\n", r"mine\.yaml:2: duplicate key 'iterations' \(first at line 1\)"),
     ("layers:\n\tblock4_conv3: 1\n", r"mine\.yaml:2:1: invalid YAML: tab character"),
-    ("layers: {block9_conv1: 1.0}\n", r"mine\.yaml:1: layers: model vgg16-hed has no layer 'block9_conv1'"),
-    ("channels: {block3_conv1: [3, 999]}\n", r"mine\.yaml:1: channels: channels \[999\] out of range .*256 channels"),
+    ("layers: {block9_conv1: 1.0}\n", r"mine\.yaml:1: layers: model efficientnet-lite0 has no layer 'block9_conv1'"),
+    ("channels: {block5c_expand_activation: [3, 999]}\n",
+     r"mine\.yaml:1: channels: channels \[999\] out of range .*672 channels"),
     ("model: alexnet\n", r"mine\.yaml:1: model: unknown model 'alexnet'"),
     ("video: {flow: lucas}\n", r"mine\.yaml:1: video\.flow: expected one of dis, farneback"),
     ("zoom: {zoom: {-1: 1.02}}\n", r"mine\.yaml:1: zoom\.zoom: keyframe -1: frames must be integers in 0\.\.1000000"),
@@ -78,6 +80,8 @@ ERRORS = [
     ("extends: mine.yaml\n", r"'extends' forms a cycle"),
     ("extends: nothere.yaml\n", r"nothere\.yaml: preset file not found"),
     ("layers: {}\n", r"layers: expected a mapping of layer names to weights"),
+    ("grad_levels: -1\n", r"mine\.yaml:1: grad_levels: expected an integer >= 0 and <= 8, got -1"),
+    ("grad_blur: 20.0\n", r"mine\.yaml:1: grad_blur: expected a number >= 0 and <= 8, got 20"),
 ]
 
 
@@ -105,11 +109,24 @@ def test_flags_override_preset_values(tmp_path):
     from zoomdream.cli import build_parser, resolve_settings
 
     args = build_parser().parse_args(["image", "x.jpg", "-o", "y.png", "--iterations", "2", "--octave-scale", "1.3",
-                                      "--layers", "block3_conv1=0.5,block4_conv1=1.5", "--seed", "9", "--tile", "256"])
+                                      "--layers", "block3b_add=0.5,block4c_add=1.5", "--seed", "9", "--tile", "256"])
     s = resolve_settings(args)
     assert (s.dream.iterations, s.dream.octave_scale, s.dream.seed, s.dream.tile) == (2, 1.3, 9, 256)
-    assert dict(s.dream.layers) == {"block3_conv1": 0.5, "block4_conv1": 1.5}
+    assert dict(s.dream.layers) == {"block3b_add": 0.5, "block4c_add": 1.5}
     assert s.dream.step == presets.load_preset("default").dream.step  # untouched keys keep the preset's values
+
+
+def test_gradient_conditioning_flags(capsys, tmp_path, sample_path):
+    from zoomdream.cli import build_parser, main, resolve_settings
+
+    s = resolve_settings(build_parser().parse_args(["image", "x.jpg", "-o", "y.png", "--grad-levels", "2",
+                                                    "--grad-blur", "0.5"]))
+    assert (s.dream.grad_levels, s.dream.grad_blur) == (2, 0.5)
+    out = tmp_path / "o.png"
+    code = main(["image", str(sample_path), "-o", str(out), "--grad-levels", "99"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--grad-levels" in err[0] and "<= 8" in err[0]
+    assert not out.exists()
 
 
 def test_unknown_layer_flag_is_exit_2(capsys, tmp_path, sample_path):
@@ -141,4 +158,5 @@ def test_the_readme_preset_example_is_a_valid_preset(tmp_path):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
     s = presets.load_preset(_write(tmp_path, block, "readme.yaml"))
-    assert s.dream.channels == {"block4_conv3": (12, 40)} and s.zoom.octaves_per_frame == 1
+    assert s.dream.channels == {"block6a_expand_activation": (12, 40)} and s.zoom.octaves_per_frame == 1
+    assert (s.dream.model, s.dream.grad_levels, s.dream.grad_blur) == ("efficientnet-lite0", 4, 0.7)

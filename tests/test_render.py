@@ -18,7 +18,8 @@ from zoomdream.cli import main
 from zoomdream.images import load_png_fast, save_image
 
 # Tiny dreams: one octave, one step; the loop, not the look, is under test here.
-FAST = ["--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1", "--precision", "fp32", "--jitter", "2"]
+FAST = ["--model", "vgg16-hed", "--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1",
+        "--precision", "fp32", "--jitter", "2"]
 VIDEO_FAST = [*FAST, "--iterations-per-frame", "1", "-q"]
 
 
@@ -341,7 +342,8 @@ def test_render_video_from_python_reports_what_it_made(tmp_path, clips):
     import zoomdream
 
     settings = zoomdream.merge(zoomdream.load_preset("default"), {
-        "octaves": 1, "iterations": 1, "layers": {"block3_conv1": 1.0}, "precision": "fp32", "max_size": 64,
+        "model": "vgg16-hed", "octaves": 1, "iterations": 1, "layers": {"block3_conv1": 1.0}, "precision": "fp32",
+        "max_size": 64,
         "video.iterations_per_frame": 1})
     summary = zoomdream.render_video(make_clip("basic", clips), tmp_path / "lib.mp4", settings=settings, preview=4,
                                      quiet=True)

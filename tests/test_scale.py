@@ -31,10 +31,10 @@ from zoomdream.scale import Chunk, find_cuts, plan_segments, render_video_ray
 
 # Tiny dreams, as tests/test_render.py's VIDEO_FAST. On the 12-frame clip, chunk 4, warm-up 1 and fade 1 make
 # chunks [0, 4), [4, 8) dreamed from 2 and [8, 12) from 6, with frames 3 and 7 cross-faded.
-FAST = {"octaves": 1, "iterations": 1, "layers": {"block3_conv1": 1.0}, "precision": "fp32", "jitter": 2,
-        "video.iterations_per_frame": 1}
-FAST_FLAGS = ["--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1", "--precision", "fp32",
-              "--jitter", "2", "--iterations-per-frame", "1"]
+FAST = {"model": "vgg16-hed", "octaves": 1, "iterations": 1, "layers": {"block3_conv1": 1.0}, "precision": "fp32",
+        "jitter": 2, "video.iterations_per_frame": 1}
+FAST_FLAGS = ["--model", "vgg16-hed", "--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1",
+              "--precision", "fp32", "--jitter", "2", "--iterations-per-frame", "1"]
 CHUNKING = {"chunk": 4, "warmup": 1, "fade": 1}
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

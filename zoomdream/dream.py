@@ -12,7 +12,11 @@ The algorithm (the seed post's, step by step):
    ``image += resize(original, shape) - resize(shrunk original, shape)``.
 Added here: a random roll (jitter) before each gradient, undone after; gradients of
 large images computed in overlapping tiles blended with feathered weights (memory
-is bounded by the tile); an optional mask that limits where the image changes.
+is bounded by the tile); gradient conditioning before the normalisation of 2) (each
+band of a Laplacian pyramid of g scaled to unit spread, the TF1 DeepDream tutorial's
+``lap_normalize``, and/or a small Gaussian blur), which stops strided and depthwise
+convolutions from painting a pixel-scale checkerboard hatch; an optional mask that
+limits where the image changes.
 
 Convention: images are (H, W, 3) RGB. ``dream_image`` takes and returns uint8
 [0, 255]; ``dream`` works on float32 in the unit range [-1, 1] (pixel/127.5 - 1).
@@ -38,6 +42,8 @@ log = logging.getLogger("zoomdream")
 GRAD_EPS = 1e-7  # the seed's floor under the gradient normaliser
 TILE_OVERLAP_FRACTION = 0.25
   # tiles overlap by a quarter of their side; the overlap is feathered
+BAND_FLOOR = 1e-3  # a Laplacian band is never boosted past 1000x: its spread is floored at this share of g's
+BLUR_RADIUS_SIGMAS = 3.0  # the Gaussian kernel reaches 3 sigma each side
 
 
 def to_unit(image: np.ndarray) -> np.ndarray:
@@ -163,6 +169,79 @@ class GradientStep:
         return cls._cache[key]
 
 
+class GradientFilter:
+    """The compiled gradient conditioning: Laplacian-band normalisation, then an optional blur.
+
+    ``levels`` > 0: split g into ``levels`` band-pass images plus a low-pass residual
+    (each level halves the size: antialiased bilinear down, bilinear back up), divide
+    every band by its RMS, and add them back together, so coarse shapes get as much of
+    the step as the pixel-scale detail that gradients through strided convolutions are
+    full of. ``blur`` > 0: a separable Gaussian of that sigma (px), normalised at the
+    borders, which removes the last checkerboard energy. Both run on the whole assembled
+    gradient (never per tile, so no tile seams), in one ``tf.function`` whose ``None``
+    spatial dimensions serve every octave and frame size without retracing.
+
+    Convention: (H, W, 3) float32 in, same shape out. For given band weights it is a linear
+    filter, shift-equivariant up to the aliasing of the 2x subsampling (the antialiased
+    downscale keeps that small) and to the borders.
+    """
+
+    _cache: dict = {}
+
+    def __init__(self, levels: int, blur: float):
+        tf = _tf()
+        self.levels, self.blur = levels, blur
+        radius = max(1, math.ceil(BLUR_RADIUS_SIGMAS * blur)) if blur > 0 else 0
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / max(blur, 1e-6)) ** 2) if radius else np.ones(1)
+        taps = (taps / taps.sum()).astype(np.float32)
+        ky = tf.constant(np.tile(taps[:, None, None, None], (1, 1, 3, 1)))  # (2r+1, 1, 3, 1) depthwise
+        kx = tf.constant(np.tile(taps[None, :, None, None], (1, 1, 3, 1)))  # (1, 2r+1, 3, 1)
+
+        def gauss(x):  # (1, h, w, 3) -> same; zero padding, renormalised so borders keep their level
+            blur_x = tf.nn.depthwise_conv2d(x, ky, [1, 1, 1, 1], "SAME")
+            blur_x = tf.nn.depthwise_conv2d(blur_x, kx, [1, 1, 1, 1], "SAME")
+            wy = tf.nn.depthwise_conv2d(tf.ones_like(x[:, :, :1]), ky, [1, 1, 1, 1], "SAME")  # (1, h, 1, 3)
+            wx = tf.nn.depthwise_conv2d(tf.ones_like(x[:, :1]), kx, [1, 1, 1, 1], "SAME")  # (1, 1, w, 3)
+            return blur_x / (wy * wx)  # the kernel's mass inside the image, separable too
+
+        def rms(x):
+            return tf.sqrt(tf.reduce_mean(tf.square(x)))
+
+        def condition(grad):
+            g = grad  # (h, w, 3)
+            floor = tf.maximum(BAND_FLOOR * rms(grad), 1e-30)  # rounding noise in an empty band stays noise
+
+            def unit_spread(x):
+                return x / tf.maximum(rms(x), floor)
+
+            if levels > 0:
+                bands = []
+                for _ in range(levels):
+                    size = tf.shape(g)[:2]
+                    low = tf.image.resize(g, (size + 1) // 2, method="bilinear", antialias=True)  # (ceil h/2, ..)
+                    bands.append(g - tf.image.resize(low, size, method="bilinear"))  # band-pass, (h_i, w_i, 3)
+                    g = low
+                g = unit_spread(g)  # the low-pass residual
+                for band in reversed(bands):  # merge, coarsest first
+                    g = tf.image.resize(g, tf.shape(band)[:2], method="bilinear") + unit_spread(band)
+            if radius:
+                g = gauss(g[None])[0]
+            return g
+
+        self.fn = tf.function(condition, input_signature=[tf.TensorSpec([None, None, 3], tf.float32)],
+                              reduce_retracing=True)
+
+    @classmethod
+    def get(cls, levels: int, blur: float) -> "GradientFilter | None":
+        """The filter for these settings, or None when both are off (the seed's raw gradient)."""
+        if levels <= 0 and blur <= 0:
+            return None
+        key = (int(levels), float(blur))
+        if key not in cls._cache:
+            cls._cache[key] = cls(*key)
+        return cls._cache[key]
+
+
 def _gradient(step: GradientStep, img, weights, shift: Sequence[int], plan: _TilePlan | None):
     """Loss and gradient of the whole (rolled) image, tile by tile when a plan is given."""
     tf = _tf()
@@ -210,6 +289,7 @@ def dream(image, objective: Objective, backbone: Backbone, settings: DreamSettin
     tf = _tf()
     seed = settings.seed if seed is None else seed
     step = GradientStep.get(backbone, objective)
+    conditioner = GradientFilter.get(settings.grad_levels, settings.grad_blur)
     weights = objective.weight_tensor()
     h, w = image.shape[:2]
     shapes = octave_shapes((h, w), settings.octaves, settings.octave_scale, backbone.min_size)
@@ -234,6 +314,8 @@ def dream(image, objective: Objective, backbone: Backbone, settings: DreamSettin
                     history.append(value)
                 if settings.max_loss is not None and value > settings.max_loss:
                     break
+            if conditioner is not None:
+                grad = conditioner.fn(grad)
             if settings.grad_norm == "std":
                 norm = tf.math.reduce_std(grad)
             else:

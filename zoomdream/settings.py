@@ -36,9 +36,11 @@ from typing import Any, Callable, Mapping
 
 from .errors import ZoomdreamError
 
-DEFAULT_MODEL = "vgg16-hed"
+DEFAULT_MODEL = "efficientnet-lite0"
 PRECISIONS = ("auto", "fp32", "bf16")
 GRAD_NORMS = ("mean_abs", "std")
+MAX_GRAD_LEVELS = 8  # Laplacian bands: 8 halvings take a 4K frame's gradient down to ~15 px
+MAX_GRAD_BLUR = 8.0  # px; a wider blur leaves only the coarsest shapes to dream
 FLOW_METHODS = ("dis", "farneback")
 
 # Bounds that keep every integer (and every size) something the machine can act on.
@@ -511,7 +513,7 @@ class DreamSettings(_Validated):
                                   help="weights file for the backbone: Keras .h5 / .weights.h5, or a PyTorch .pth "
                                        "state dict for efficientnet-lite*; none = bundled or Keras cache/download")
     layers: Mapping[str, float] = setting(check=Layers(), flags="--layers", schedulable=True,
-                                          factory=lambda: {"block4_conv3": 1.0},
+                                          factory=lambda: {"block5c_expand_activation": 1.0},
                                           help="layers and their weights in the loss, e.g. mixed3=0.5,mixed4=1.5")
     channels: Mapping[str, tuple[int, ...]] = setting(check=Channels(), factory=dict,
                                                       help="layer -> only these channels count")
@@ -534,6 +536,12 @@ class DreamSettings(_Validated):
                           help="activation cells dropped at each edge of a layer in the loss (the seed uses 2)")
     grad_norm: str = setting("mean_abs", check=Choice(GRAD_NORMS), flags="--grad-norm",
                              help="gradient normalisation: mean_abs (the seed) or std")
+    grad_levels: int = setting(4, check=Number(0, MAX_GRAD_LEVELS, integer=True), flags="--grad-levels",
+                               help="Laplacian-pyramid bands of the gradient, each scaled to unit spread "
+                                    "(0 = off): against hatching")
+    grad_blur: float = setting(0.7, check=Number(0.0, MAX_GRAD_BLUR), flags="--grad-blur", metavar="SIGMA",
+                               help="Gaussian blur of the gradient after that, sigma in px (0 = off): "
+                                    "removes the finest hatch")
     clip: bool = setting(True, check=Boolean(), flags="--clip",
                          help="keep the image in range after every step (the seed clips only at the end)")
     jitter: int = setting(32, check=Number(0, 4096, integer=True), flags="--jitter",
