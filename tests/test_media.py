@@ -493,8 +493,8 @@ def test_interrupt_during_encode_kills_ffmpeg_and_removes_temp(basic_frames, tmp
 def test_failed_verification_leaves_no_output(basic_frames, tmp_path, monkeypatch):
     # An ffmpeg that exits 0 but writes 1 frame where it was asked for more (rebuilds its arguments).
     real = imageio_ffmpeg.get_ffmpeg_exe()
-    fake = _fake_ffmpeg(tmp_path, f'prev=\nfor a do shift; [ "$prev" = -frames:v ] && a=1; set -- "$@" "$a"; prev=$a; done\n'
-                                  f'exec "{real}" "$@"')
+    rewrite = 'prev=\nfor a do shift; [ "$prev" = -frames:v ] && a=1; set -- "$@" "$a"; prev=$a; done\n'
+    fake = _fake_ffmpeg(tmp_path, rewrite + f'exec "{real}" "$@"')
     monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: fake)
     out_dir = tmp_path / "out"
     out_dir.mkdir()

@@ -22,8 +22,8 @@ import imageio_ffmpeg
 
 from ..errors import ZoomdreamError
 
-__all__ = ["ffmpeg_exe", "url", "popen", "stop", "stop_children", "capture", "capture_bytes", "run", "tail", "ffmpeg_version",
-           "STDERR_TAIL_CHARS"]
+__all__ = ["ffmpeg_exe", "url", "popen", "stop", "stop_children", "capture", "capture_bytes", "run", "tail",
+           "ffmpeg_version", "STDERR_TAIL_CHARS"]
 
 STDERR_TAIL_CHARS = 400  # how much of ffmpeg's stderr a ZoomdreamError carries
 
