@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import struct
 import time
 import warnings
@@ -502,8 +503,43 @@ def test_odd_file_names_work_relative_and_absolute(tmp_path, monkeypatch, name):
     np.testing.assert_array_equal(load_png_fast(f"cache {name}.png"), PATTERN)
 
 
-def test_photos_and_frames_share_one_alpha_background():
-    # A transparent PNG must look the same as a photo and as a frame of an image folder.
+def test_photos_and_frames_read_alike(tmp_path, caplog):
+    # One door for image files: a frame of an image folder is the photo's pixels (alpha over the
+    # same background), as stored (no EXIF turn: video frames, not photos) and without a note.
     from zoomdream import media
 
-    assert images.ALPHA_BACKGROUND == media.ALPHA_BACKGROUND
+    rgba = np.dstack([PATTERN, np.tile(np.array([0, 128, 255], np.uint8), (4, 2))])  # (4, 6, 4)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    _save_with_orientation(folder / "0.png", rgba, 6)
+    photo = load_image(folder / "0.png")  # may log its alpha note: what follows must not
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="zoomdream"):
+        frame = images.load_frame(folder / "0.png")
+        (from_folder,) = media.iter_frames(media.probe(folder))
+    assert caplog.text == ""
+    np.testing.assert_array_equal(UPRIGHT[6](frame), photo)
+    np.testing.assert_array_equal(from_folder, frame)
+    assert frame.flags.writeable and from_folder.flags.writeable
+    np.testing.assert_array_equal(frame, images.composite_alpha(rgba))
+    np.testing.assert_array_equal(frame[:, 0], np.tile(ALPHA_BACKGROUND, (4, 1)))  # alpha 0: background
+
+
+@pytest.mark.parametrize("kind", ["float01", "float255", "png16"])
+def test_frames_scale_high_depth_like_photos(tmp_path, kind):
+    path = tmp_path / ("ramp.png" if kind == "png16" else "ramp.tif")
+    _write_ramp(path, kind)
+    np.testing.assert_array_equal(images.load_frame(path), load_image(path))
+
+
+@pytest.mark.parametrize("what, missing, directory", [
+    ("image", "file not found", "is a directory, not an image"),
+    ("media", "no such file", "is a directory, not a media file"),
+])
+def test_check_file_names_the_file_and_the_problem(tmp_path, what, missing, directory):
+    (tmp_path / "empty.bin").write_bytes(b"")
+    (tmp_path / "ok.bin").write_bytes(b"x")
+    for name, problem in [("nope.bin", missing), ("empty.bin", "empty file"), (".", directory)]:
+        with pytest.raises(ZoomdreamError, match=re.escape(f"{tmp_path / name}: {problem}")):
+            images.check_file(tmp_path / name, what=what)
+    assert images.check_file(tmp_path / "ok.bin", what=what) == str(tmp_path / "ok.bin")

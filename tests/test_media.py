@@ -469,7 +469,7 @@ def test_ffmpeg_failure_is_reported_and_leaves_nothing(basic_frames, tmp_path, m
 
 def test_interrupt_during_encode_kills_ffmpeg_and_removes_temp(basic_frames, tmp_path, monkeypatch):
     fake = _fake_ffmpeg(tmp_path, "exec sleep 30")  # an ffmpeg that never finishes
-    monkeypatch.setattr(media, "_ffmpeg", lambda: fake)
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: fake)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
 
@@ -491,11 +491,16 @@ def test_interrupt_during_encode_kills_ffmpeg_and_removes_temp(basic_frames, tmp
 
 
 def test_failed_verification_leaves_no_output(basic_frames, tmp_path, monkeypatch):
-    real = media.probe_output
-    monkeypatch.setattr(media, "probe_output", lambda p: media.OutputProbe(**{**real(p).__dict__, "frames": 1}))
+    # An ffmpeg that exits 0 but writes 1 frame where it was asked for more (rebuilds its arguments).
+    real = imageio_ffmpeg.get_ffmpeg_exe()
+    rewrite = 'prev=\nfor a do shift; [ "$prev" = -frames:v ] && a=1; set -- "$@" "$a"; prev=$a; done\n'
+    fake = _fake_ffmpeg(tmp_path, rewrite + f'exec "{real}" "$@"')
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: fake)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
     with pytest.raises(ZoomdreamError, match="ffmpeg wrote 1 frames, expected 3"):
-        media.encode(basic_frames, "%06d.png", 3, tmp_path / "o.mp4", fps=Fraction(10))
-    assert os.listdir(tmp_path) == []
+        media.encode(basic_frames, "%06d.png", 3, out_dir / "o.mp4", fps=Fraction(10))
+    assert os.listdir(out_dir) == []
 
 
 # --------------------------------------------------------------------------- image folders
@@ -561,8 +566,8 @@ def test_any_legal_file_name_works_in_and_out(clips, tmp_path, monkeypatch, name
 
 def test_audio_source_matches_the_frames_it_goes_with(clips):
     info = media.probe(clips["audio"])
-    assert media.audio_source(info, start=0.5, max_frames=5) == media.AudioSource(info.path, 0.5, 0.5)
-    assert media.audio_source(info, start=1.0) == media.AudioSource(info.path, 1.0, 1.0)
+    assert media.audio_source(info, start=0.5, max_frames=5) == media.AudioSource(info.path, 0.5, 0.5, "aac")
+    assert media.audio_source(info, start=1.0) == media.AudioSource(info.path, 1.0, 1.0, info.audio_codec)
     assert media.audio_source(media.probe(clips["basic"])) is None
 
 
@@ -590,14 +595,34 @@ def test_public_api_is_present():
             "ffmpeg_version", "probe_output", "OutputProbe"} <= set(media.__all__)
 
 
+def _record_ffmpeg_commands(monkeypatch) -> list[list[str]]:
+    """Every command line zoomdream starts from now on (the processes still run)."""
+    commands, real = [], subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, **kw: commands.append(list(cmd)) or real(cmd, **kw))
+    return commands
+
+
 def test_probe_is_fast_and_counts_without_decoding_clean_files(clips, monkeypatch):
-    calls = []
-    real = media._decode_count
-    monkeypatch.setattr(media, "_decode_count", lambda *a: calls.append(a) or real(*a))
+    commands = _record_ffmpeg_commands(monkeypatch)
+
+    def decodes() -> int:  # full decodes, to ffmpeg's null muxer, among the commands so far
+        return sum(1 for cmd in commands if any(a == "-f" and b == "null" for a, b in zip(cmd, cmd[1:])))
+
     t0 = time.monotonic()
     for kind in ("basic", "audio", "odd", "rot90", "pcm", "av_mismatch"):
         media.probe(clips[kind])
-    assert calls == [] and time.monotonic() - t0 < PROBE_SECONDS
+    assert commands and decodes() == 0 and time.monotonic() - t0 < PROBE_SECONDS
     media.probe(clips["trunc_tail"])
-    assert len(calls) == 1  # damaged: counted by a real decode
+    assert decodes() == 1  # damaged: counted by a real decode
     assert math.isclose(media.probe(clips["vfr"]).duration, 2.0)
+
+
+def test_encode_takes_the_audio_codec_from_the_probe(clips, basic_frames, tmp_path, monkeypatch):
+    info = media.probe(clips["audio"])
+    commands = _record_ffmpeg_commands(monkeypatch)
+    media.encode(basic_frames, "%06d.png", 5, tmp_path / "o.mp4", fps=info.fps,
+                 audio=media.audio_source(info, max_frames=5))
+    got = media.probe_output(tmp_path / "o.mp4")
+    assert got.has_audio and got.audio_codec == info.audio_codec == "aac"  # copied, as probe said
+    header_reads = [cmd for cmd in commands if cmd[-2:] == ["-i", "file:" + info.path]]  # no outputs: a scan
+    assert header_reads == [] and len(commands) == 3  # the encode, its verification, the probe_output above

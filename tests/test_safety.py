@@ -358,7 +358,7 @@ def test_a_signal_during_process_creation_still_stops_the_child(data, monkeypatc
         raise Terminated()
 
     old = signal.signal(signal.SIGTERM, on_term)
-    monkeypatch.setattr(media.subprocess, "Popen", popen_then_signal)
+    monkeypatch.setattr(subprocess, "Popen", popen_then_signal)
     try:
         with pytest.raises((Terminated, KeyboardInterrupt)):
             media.probe(data / "clip.mp4")

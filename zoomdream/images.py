@@ -3,8 +3,9 @@
 ``load_image`` is the one door for photos (stills, zoom sources, guides, masks). Whatever
 the file holds (EXIF-rotated JPEG, palette or grayscale PNG, 16-bit or float TIFF, CMYK
 JPEG, alpha, an animated GIF) it returns the same thing, and every problem with the file
-is a one-line ``ZoomdreamError`` naming it. ``save_image`` writes stills atomically;
-``save_png_fast``/``load_png_fast`` are the frame cache's lossless round trip.
+is a one-line ``ZoomdreamError`` naming it. ``load_frame`` is the same door for the images
+of an image-folder video (``media`` reads them through it). ``save_image`` writes stills
+atomically; ``save_png_fast``/``load_png_fast`` are the frame cache's lossless round trip.
 
 Convention: images are (H, W, 3) uint8 RGB in [0, 255], row 0 at the top as the photo
 is meant to be seen (EXIF orientation applied). 16-bit samples become 8-bit by ``>> 8``
@@ -35,10 +36,13 @@ __all__ = [
     "MAX_PIXELS",
     "ALPHA_BACKGROUND",
     "load_image",
+    "load_frame",
     "save_image",
     "save_png_fast",
     "load_png_fast",
     "resize_max",
+    "composite_alpha",
+    "check_file",
 ]
 
 log = logging.getLogger("zoomdream")
@@ -49,7 +53,7 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 # can claim 20000x20000 (1.2 GB as RGB, several times that once dreamed). 100 MP still
 # admits any camera photo (a 61 MP full-frame shot, a 12000x8000 pano).
 MAX_PIXELS = 100_000_000
-ALPHA_BACKGROUND = (0, 0, 0)  # RGB under transparent pixels; black, as media.ALPHA_BACKGROUND for frames
+ALPHA_BACKGROUND = (0, 0, 0)  # RGB under transparent pixels; black, for photos and video frames alike
 PNG_FAST_COMPRESSION = 1  # zlib level for frame-cache PNGs: ~3x faster than the default 3, ~10% bigger
 PNG_COMPRESSION = 6  # zlib level for stills (Pillow's default): size matters more than speed there
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # every complete PNG ends with this IEND chunk
@@ -99,10 +103,26 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> np.nd
     Raises ZoomdreamError "<path>: <problem>" for a missing, empty, unreadable, non-image,
     truncated or over-``MAX_PIXELS`` file, before decoding pixels where it can.
     """
+    return _load(path, max_size=max_size, upright=True, notes=True)
+
+
+def load_frame(path: str | os.PathLike) -> np.ndarray:
+    """Read one image of an image-folder video as 8-bit RGB, as stored.
+
+    Convention: returns a fresh, writable (H, W, 3) uint8 RGB array in [0, 255] like
+    ``load_image``, mode by mode and error by error, with two differences that suit frames:
+    EXIF orientation is not applied (these are video frames, not photos), and nothing is
+    logged per file (an alpha or Pillow notice would repeat for every frame of the clip).
+    """
+    image = _load(path, max_size=None, upright=False, notes=False)
+    return image if image.flags.writeable else image.copy()  # Pillow's buffer is read-only
+
+
+def _load(path, *, max_size: int | None, upright: bool, notes: bool) -> np.ndarray:
     if max_size is not None and max_size < 1:
         raise ValueError(f"max_size must be a positive number of pixels, got {max_size}")
     name = os.fspath(path)
-    _check_file(name)
+    check_file(name)
     try:
         f = open(name, "rb")
     except OSError as e:
@@ -111,8 +131,8 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> np.nd
     # pass them on as one-line notes rather than letting them reach the terminal.
     with f, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        image = _decode(f, name, max_size)
-    for w in caught:
+        image = _decode(f, name, max_size, upright=upright, notes=notes)
+    for w in caught if notes else ():
         # Bomb size: MAX_PIXELS decides. Resource/Deprecation: for developers, not users.
         if not issubclass(w.category, (Image.DecompressionBombWarning, ResourceWarning, DeprecationWarning)):
             log.info("%s: %s", name, " ".join(str(w.message).split()) or w.category.__name__)
@@ -236,21 +256,33 @@ def _check_rgb(image: np.ndarray) -> None:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB array. Got: {got}")
 
 
-def _check_file(name: str) -> None:
-    """Refuse what is not a readable, non-empty regular file, before opening it."""
+# How check_file says "missing" for each kind of file; both wordings are what users have seen.
+_MISSING = {"image": "file not found", "media": "no such file"}
+
+
+def check_file(path: str | os.PathLike, *, what: str = "image") -> str:
+    """The absolute path of ``path`` if it is a non-empty regular file, before anything opens it.
+
+    ``what`` is the kind of file expected (``"image"``, or ``"media"`` for video and audio);
+    it words the messages. Raises ZoomdreamError "<path>: <problem>" for a missing,
+    unreadable, empty or non-regular file (a directory; a FIFO or device, which would
+    block or stream forever).
+    """
+    name = os.fspath(path)
+    noun = "an image" if what == "image" else f"a {what} file"
     try:
         st = os.stat(name)
     except (FileNotFoundError, NotADirectoryError):
-        raise ZoomdreamError(f"{name}: file not found") from None
+        raise ZoomdreamError(f"{name}: {_MISSING[what]}") from None
     except OSError as e:
         raise ZoomdreamError(f"{name}: cannot read the file ({e.strerror or e})") from None
     if stat.S_ISDIR(st.st_mode):
-        raise ZoomdreamError(f"{name}: is a directory, not an image")
+        raise ZoomdreamError(f"{name}: is a directory, not {noun}")
     if not stat.S_ISREG(st.st_mode):
-        # A FIFO or device would block or stream forever.
-        raise ZoomdreamError(f"{name}: not a regular file, not an image")
+        raise ZoomdreamError(f"{name}: not a regular file, not {noun}")
     if st.st_size == 0:
         raise ZoomdreamError(f"{name}: empty file")
+    return os.path.abspath(name)
 
 
 @contextlib.contextmanager
@@ -264,8 +296,11 @@ def _pillow_guard_off():
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _decode(f, name: str, max_size: int | None) -> np.ndarray:
-    """Open ``f`` with Pillow, refuse bombs from the header, decode frame 0 to RGB uint8."""
+def _decode(f, name: str, max_size: int | None, *, upright: bool, notes: bool) -> np.ndarray:
+    """Open ``f`` with Pillow, refuse bombs from the header, decode frame 0 to RGB uint8.
+
+    ``upright``: apply the EXIF orientation; ``notes``: log what was changed on the way.
+    """
     # 1) header only: Image.open is lazy, so no pixel data is read yet
     try:
         with _pillow_guard_off():
@@ -289,7 +324,8 @@ def _decode(f, name: str, max_size: int | None) -> np.ndarray:
         try:
             n_frames = getattr(im, "n_frames", 1)
             if n_frames > 1:
-                log.info("%s: %d frames (animated or multi-page); using the first", name, n_frames)
+                if notes:
+                    log.info("%s: %d frames (animated or multi-page); using the first", name, n_frames)
                 im.seek(0)
             if max_size is not None and im.format == "JPEG" and max(w, h) > max_size:
                 im.draft(None, _fit((w, h), max_size))  # DCT scaling: decode at 1/2, 1/4 or 1/8 size
@@ -301,8 +337,8 @@ def _decode(f, name: str, max_size: int | None) -> np.ndarray:
         except Exception as e:  # noqa: BLE001 - see above
             raise ZoomdreamError(f"{name}: image is truncated or corrupt ({_reason(e)})") from None
         # 3) to RGB uint8, then upright
-        rgb = _to_rgb(im, name)  # (h, w, 3) uint8
-        orientation = _orientation(im)
+        rgb = _to_rgb(im, name, notes)  # (h, w, 3) uint8
+        orientation = _orientation(im) if upright else 1
     if orientation in _UPRIGHT:
         rgb = np.asarray(Image.fromarray(rgb).transpose(_UPRIGHT[orientation]))  # (h, w, 3) or (w, h, 3)
     return np.ascontiguousarray(rgb)
@@ -322,7 +358,7 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _to_rgb(im: Image.Image, name: str) -> np.ndarray:
+def _to_rgb(im: Image.Image, name: str, notes: bool) -> np.ndarray:
     """Frame ``im`` (loaded) as (H, W, 3) uint8 RGB, mode by mode (see ``load_image``)."""
     mode = im.mode
     if mode in _SIXTEEN_BIT_MODES:
@@ -338,7 +374,7 @@ def _to_rgb(im: Image.Image, name: str) -> np.ndarray:
     try:
         if has_alpha:
             rgba = np.asarray(im.convert("RGBA"))  # (h, w, 4) uint8
-            return _composite(rgba, name)
+            return composite_alpha(rgba, note_for=name if notes else None)
         return np.asarray(im if mode == "RGB" else im.convert("RGB"))  # (h, w, 3) uint8
     except ValueError as e:  # a mode Pillow cannot convert (e.g. LAB)
         raise ZoomdreamError(f"{name}: unsupported pixel mode '{mode}' ({_reason(e)})") from None
@@ -352,12 +388,18 @@ def _float_to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
 
 
-def _composite(rgba: np.ndarray, name: str) -> np.ndarray:
-    """(h, w, 4) uint8 RGBA -> (h, w, 3) uint8 RGB over ALPHA_BACKGROUND (exact at alpha 0 and 255)."""
+def composite_alpha(rgba: np.ndarray, *, note_for: str | None = None) -> np.ndarray:
+    """Composite RGBA pixels onto ``ALPHA_BACKGROUND``: a new, writable RGB array.
+
+    Convention: (H, W, 4) uint8 RGBA in, (H, W, 3) uint8 RGB out, rounded to nearest and
+    exact at alpha 0 and 255. ``note_for``: a file name to log a notice for when any pixel
+    is not opaque (None: silent, as for video frames, whose probe reports alpha once).
+    """
     alpha = rgba[:, :, 3:4].astype(np.uint16)  # (h, w, 1)
     if alpha.min() == 255:
-        return np.ascontiguousarray(rgba[:, :, :3])
-    log.info("%s: transparent pixels composited onto RGB %s", name, ALPHA_BACKGROUND)
+        return np.ascontiguousarray(rgba[:, :, :3])  # (h, w, 3) copy
+    if note_for is not None:
+        log.info("%s: transparent pixels composited onto RGB %s", note_for, ALPHA_BACKGROUND)
     rgb = rgba[:, :, :3].astype(np.uint16)  # (h, w, 3)
     bg = np.asarray(ALPHA_BACKGROUND, dtype=np.uint16)  # (3,)
     return ((rgb * alpha + bg * (255 - alpha) + 127) // 255).astype(np.uint8)  # (h, w, 3)

@@ -1,0 +1,230 @@
+"""Writing: frames on disk encoded to .mp4, .gif or a PNG folder, atomically, with the soundtrack muxed in.
+
+``encode`` writes to a temporary name beside the target, checks ffmpeg's exit code, re-probes
+the result, fsyncs and renames. It muxes audio with an optional map and an input-side trim,
+so a silent or short source never shortens the video. The soundtrack is an ``AudioSource``;
+``audio_source`` builds the one that matches ``iter_frames`` from the probe, codec included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ..errors import ZoomdreamError
+from ..fileio import DIR_MODE, FOLDER_MARKER, FOLDER_MARKER_TEXT, atomic_path, is_own_folder, make_temp_dir
+from .probe import VideoInfo, audio_codec, probe_output
+from .process import ffmpeg_exe, run, tail, url
+from .rates import as_rate
+from .read import frame_count
+
+__all__ = ["AudioSource", "audio_source", "encode", "output_kind", "COPY_AUDIO_CODECS", "AAC_BITRATE"]
+
+COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "opus"})  # copied into MP4 as is; anything else -> AAC
+AAC_BITRATE = "192k"
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    """Where encode() takes its soundtrack from: ``duration`` seconds of ``path`` from ``start``.
+
+    ``start`` is container time, like ffmpeg's input ``-ss``. For a clip whose video starts
+    after its audio, frame 0 is at ``info.video_start``: build it with ``audio_source(info, ...)``,
+    which also carries the codec ``probe`` read, so encode() need not read the file's header again.
+    """
+
+    path: str  # a video or audio file
+    start: float  # seconds into it
+    duration: float  # seconds to take; clipped to the encoded video's duration
+    codec: str | None = None  # codec of its first audio stream; None: encode() reads it from the file
+
+
+def audio_source(info: VideoInfo, *, start: float = 0.0, end: float | None = None,
+                 max_frames: int | None = None) -> AudioSource | None:
+    """The soundtrack matching ``iter_frames(info, start=, end=, max_frames=)``; None without audio.
+
+    Starts at source time ``start`` (offset by ``info.video_start``) and lasts as long as the
+    frames that call yields, at ``info.fps``.
+    """
+    if not info.has_audio or info.images:
+        return None
+    count = frame_count(info, start=start, end=end, max_frames=max_frames)
+    return AudioSource(path=info.path, start=info.video_start + start, duration=float(count / info.fps),
+                       codec=info.audio_codec)
+
+
+def output_kind(out) -> str:
+    """``"mp4"``, ``"gif"`` or ``"folder"`` (no extension, or a trailing slash), by ``out``'s name."""
+    s = os.fspath(out)
+    if s.endswith(("/", os.sep)) or os.path.isdir(s):
+        return "folder"
+    ext = os.path.splitext(s)[1].lower()
+    if ext == "":
+        return "folder"
+    if ext in (".mp4", ".gif"):
+        return ext[1:]
+    raise ZoomdreamError(f"{out}: unsupported output format '{ext}' (use .mp4, .gif or a folder)")
+
+
+def _image2_input(frames_dir: str, pattern: str, fps: Fraction) -> list[str]:
+    # '%' in the folder name would be read as part of the sequence pattern.
+    src = url(os.path.join(frames_dir.replace("%", "%%"), pattern))
+    return ["-f", "image2", "-framerate", f"{fps.numerator}/{fps.denominator}", "-start_number", "0", "-i", src]
+
+
+def encode(frames_dir, pattern: str, n_frames: int, out, *, fps: Fraction, audio: AudioSource | None = None,
+           crf: int = 18, quiet: bool = True) -> None:
+    """Encode ``frames_dir/(pattern % i)`` for i in range(n_frames) into ``out``, atomically.
+
+    Convention: the frames are image files (PNG) of one size, RGB(A) 8- or 16-bit; they are
+    never resized. The format follows ``out``'s name:
+
+    * ``.mp4``: H.264 (libx264, yuv420p, BT.709 tags, ``crf``), ``+faststart``; an odd width or
+      height is padded by 1 px (black) to the next even number. Audio, when ``audio`` has any,
+      is cut to the video's duration with an input-side trim (never ``-shortest``): aac/mp3/opus
+      are copied, anything else is re-encoded to AAC 192k.
+    * ``.gif``: two passes, a palette from the frames themselves, then paletteuse. No audio.
+    * a folder (no extension or a trailing slash): PNG copies named 000000.png, ... No audio.
+
+    The output appears only when complete: it is written to a ``.<name>.XXXX.partial.<ext>``
+    temp beside it, ffmpeg's exit code is checked, the temp is re-probed (frame count, audio),
+    fsynced and renamed. On any failure or interrupt ffmpeg is killed and the temp removed.
+    The same frames give identical bytes (bitexact, no metadata). ``quiet=False`` shows ffmpeg's
+    log and progress on stderr.
+    """
+    kind = output_kind(out)
+    rate = as_rate(fps, out)
+    if not re.fullmatch(r"[^%]*%0?\d*d[^%]*", pattern):
+        raise ValueError(f"pattern must contain one %d-style field, like '%06d.png' (got {pattern!r})")
+    if n_frames < 1:
+        raise ZoomdreamError(f"{out}: nothing to encode (0 frames)")
+    frames_dir = os.path.abspath(os.fspath(frames_dir))
+    names = [pattern % i for i in range(n_frames)]
+    for i, name in enumerate(names):
+        if not os.path.isfile(os.path.join(frames_dir, name)):
+            raise ZoomdreamError(f"{os.path.join(frames_dir, name)}: frame {i} of {n_frames} is missing")
+    try:
+        if kind == "folder":
+            _write_folder(out, frames_dir, names)
+        elif kind == "gif":
+            _encode_gif(out, frames_dir, pattern, n_frames, rate, quiet)
+        else:
+            _encode_mp4(out, frames_dir, pattern, n_frames, rate, audio, crf, quiet)
+    except OSError as e:
+        raise ZoomdreamError(f"{out}: cannot write output ({e.strerror or e})") from None
+
+
+def _log_args(quiet: bool) -> list[str]:
+    return ["-loglevel", "error", "-nostats"] if quiet else ["-loglevel", "info", "-stats"]
+
+
+def _run_checked(cmd: list[str], out, quiet: bool) -> None:
+    rc, err = run(cmd, echo=not quiet)
+    if rc != 0:
+        raise ZoomdreamError(f"{out}: ffmpeg failed (exit {rc}): {tail(err)}")
+
+
+def _verify(tmp, out, n_frames: int, want_audio: bool) -> None:
+    got = probe_output(tmp)
+    if got.frames != n_frames:
+        raise ZoomdreamError(f"{out}: ffmpeg wrote {got.frames} frames, expected {n_frames}")
+    if want_audio and not got.has_audio:
+        raise ZoomdreamError(f"{out}: ffmpeg wrote no audio stream although the audio source has one")
+
+
+def _audio_args(audio: AudioSource | None, video_seconds: float) -> tuple[list[str], list[str], bool]:
+    """(input args, output args, expect audio) for muxing ``audio``; empty when there is none."""
+    if audio is None:
+        return [], [], False
+    seconds = min(float(audio.duration), video_seconds)
+    if seconds <= 0:
+        return [], [], False
+    codec = audio.codec or audio_codec(audio.path)  # a file of the user's: read its header once, here
+    if codec is None:
+        return [], [], False
+    # Input-side -ss/-t: the audio is trimmed to the video, so the video is never cut.
+    inp = ["-ss", f"{max(0.0, float(audio.start)):.6f}", "-t", f"{seconds:.6f}", "-i", url(audio.path)]
+    how = ["-c:a", "copy"] if codec in COPY_AUDIO_CODECS else ["-c:a", "aac", "-b:a", AAC_BITRATE]
+    return inp, ["-map", "1:a:0?", *how], True
+
+
+def _encode_mp4(out, frames_dir, pattern, n_frames, rate, audio, crf, quiet) -> None:
+    audio_in, audio_out, want_audio = _audio_args(audio, float(n_frames / rate))
+    with atomic_path(out) as tmp:
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", *_log_args(quiet), "-y",
+               *_image2_input(frames_dir, pattern, rate), *audio_in,
+               "-map", "0:v:0", "-frames:v", str(n_frames),
+               # pad, never resize: 321x241 -> 322x242; then BT.709 limited-range 4:2:0
+               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
+               "-c:v", "libx264", "-preset", "medium", "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
+               "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+               *audio_out, "-fps_mode", "passthrough",
+               "-movflags", "+faststart", "-fflags", "+bitexact", "-map_metadata", "-1", "-map_chapters", "-1",
+               "-f", "mp4", url(tmp)]
+        _run_checked(cmd, out, quiet)
+        _verify(tmp, out, n_frames, want_audio)
+
+
+def _encode_gif(out, frames_dir, pattern, n_frames, rate, quiet) -> None:
+    src = _image2_input(frames_dir, pattern, rate)
+    with tempfile.TemporaryDirectory(prefix="zoomdream-palette-") as tmpdir, atomic_path(out) as tmp:
+        palette = os.path.join(tmpdir, "palette.png")
+        # 1) one 256-colour palette from all frames (streamed; nothing is buffered)
+        _run_checked([ffmpeg_exe(), "-nostdin", "-hide_banner", *_log_args(quiet), "-y", *src,
+                      "-vf", f"trim=end_frame={n_frames},palettegen=stats_mode=full:reserve_transparent=0",
+                      "-frames:v", "1", "-update", "1", "-f", "image2", url(palette)], out, quiet)
+        # 2) map every frame onto it; frame delays follow from the input rate
+        _run_checked([ffmpeg_exe(), "-nostdin", "-hide_banner", *_log_args(quiet), "-y", *src,
+                      "-i", url(palette), "-filter_complex", "[0:v][1:v]paletteuse=dither=sierra2_4a",
+                      "-frames:v", str(n_frames), "-fps_mode", "passthrough", "-loop", "0",
+                      "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "gif", url(tmp)], out, quiet)
+        _verify(tmp, out, n_frames, want_audio=False)
+
+
+def _write_folder(out, frames_dir: str, names: list[str]) -> None:
+    """Copy the frames into a new folder ``out`` (with the marker that makes it zoomdream's own).
+
+    An existing ``out`` is replaced only when zoomdream wrote it (``fileio.is_own_folder``):
+    the new folder is complete beside it before the old one is moved aside and deleted.
+    """
+    dest = os.path.abspath(os.fspath(out).rstrip("/" + os.sep) or os.fspath(out))
+    parent = os.path.dirname(dest)
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise ZoomdreamError(f"{out}: output exists and is a file")
+    if os.path.lexists(dest) and not is_own_folder(dest):
+        raise ZoomdreamError(f"{out}: existing folder was not written by zoomdream; left untouched")
+    if not os.path.isdir(parent):
+        raise ZoomdreamError(f"{out}: output folder {parent} does not exist")
+    tmp = str(make_temp_dir(dest))
+    old = tmp + ".old"
+    moved = False
+    try:
+        for i, name in enumerate(names):
+            target = os.path.join(tmp, f"{i:06d}{os.path.splitext(name)[1].lower()}")
+            shutil.copyfile(os.path.join(frames_dir, name), target)
+            with open(target, "rb+") as f:
+                os.fsync(f.fileno())
+        with open(os.path.join(tmp, FOLDER_MARKER), "w") as f:
+            f.write(FOLDER_MARKER_TEXT)
+        os.chmod(tmp, DIR_MODE)  # mkdtemp's 0o700 -> an ordinary folder
+        if os.path.isdir(dest):
+            # A directory cannot be replaced in one step: move the old one aside first.
+            os.rename(dest, old)
+            moved = True
+            os.rename(tmp, dest)
+            moved = False
+            if is_own_folder(old):  # still nothing but frames (checked again: it was a user's folder once)
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, dest)
+    except BaseException:
+        if moved:  # the old output goes back where it was
+            with contextlib.suppress(OSError):
+                os.rename(old, dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
