@@ -91,8 +91,8 @@ def test_zoom_pulses_on_the_clicks(tmp_path, small_photo, media_files):
 def test_dream_strength_follows_its_schedule(tmp_path, small_photo):
     out = tmp_path / "frames"
     assert _zoom(small_photo, out, "--frames", "4", "--zoom", "1", "--octaves", "1", "--iterations", "2",
-                 "--iterations-per-frame", "2", "--jitter", "0", "--layers", "block3_conv1=1", "--precision", "fp32",
-                 "--step", "0.2*(t == 2)", "-q") == 0
+                 "--iterations-per-frame", "2", "--jitter", "0", "--model", "vgg16-hed", "--layers", "block3_conv1=1",
+                 "--precision", "fp32", "--step", "0.2*(t == 2)", "-q") == 0
     f = _frames(out)
     # step 0 at frames 0, 1 and 3: nothing dreamed there; the frame at step 0.2 is dreamed
     assert np.array_equal(f[0], f[1]) and not np.array_equal(f[1], f[2]) and np.array_equal(f[2], f[3])
@@ -206,7 +206,7 @@ def test_preset_schedules_are_checked_with_file_and_line(tmp_path):
                        match=r"mine\.yaml:4: zoom\.zoom: 'os\.system': attribute access is not allowed"):
         presets.load_preset(p)
     p.write_text("extends: default\nstep: 0.01 + 0.02*beat\nvideo:\n  pan: [\"2*sin(s)\", 0]\n"
-                 "layers: {block4_conv3: \"1 - 0.5*bass\", block3_conv3: 0.5}\n")
+                 "layers: {block5c_expand_activation: \"1 - 0.5*bass\", block4a_expand_activation: 0.5}\n")
     s = presets.load_preset(p)
     assert s.dream.step == "0.01 + 0.02*beat" and s.video.pan == ("2*sin(s)", 0)
     assert presets.load_preset(p) == presets.from_dict(__import__("yaml").safe_load(presets.dump(s)))

@@ -152,7 +152,7 @@ def test_presets_and_layers_listings(capsys):
     assert "block4_conv3" in out and "512 channels" in out
     assert main(["layers", "--model", "efficientnet-lite0"]) == 0
     out = capsys.readouterr().out
-    assert "# interesting: block2b_add" in out and "\nblock5c_add " in out and "112 channels" in out
+    assert "# interesting: block3b_add, block4c_add, block5a_expand_activation, block5c_expand_activation" in out and "\nblock5c_add " in out and "112 channels" in out
     assert main(["presets", "--show", "inception-classic"]) == 0
     assert "mixed5: 2.0" in capsys.readouterr().out
 

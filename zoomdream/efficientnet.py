@@ -144,12 +144,13 @@ def layer_table(name: str) -> tuple[tuple[str, str, int], ...]:
 
 
 def interesting_layers(name: str) -> tuple[str, ...]:
-    """Layers worth a look in `zoomdream sheet`: the ends of stages 2-6, the wide expansions opening 5 and 6."""
+    """Layers worth a look in `zoomdream sheet`: the ends of stages 3-6 and the wide expansions of stages 5-6,
+    where the eyes and dog faces are (seven, so the sheet with the original fills two rows of four)."""
     last = {}
     for b in blocks(name):
         last[b.name[5]] = b.name
-    return (f"{last['2']}_add", f"{last['3']}_add", f"{last['4']}_add", "block5a_expand_activation",
-            f"{last['5']}_add", "block6a_expand_activation", f"{last['6']}_add", "block7a_project_bn")
+    return (f"{last['3']}_add", f"{last['4']}_add", "block5a_expand_activation", f"{last['5']}_expand_activation",
+            f"{last['5']}_add", "block6a_expand_activation", f"{last['6']}_add")
 
 
 def build(name: str, *, include_top: bool = False):
