@@ -17,6 +17,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `from clips import m
 
 # Tolerances per dtype, one table for the whole suite (kornia style).
 TOLERANCE = {"fp32": 1e-5, "bf16": 2e-2}
+# Absolute tolerance per image dtype, in the image's own units (pixel goldens).
+ATOL = {np.dtype(np.uint8): 0, np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
+DTYPES = [np.uint8, np.float32]  # the image dtypes pixel functions take
+
+
+# ---------------------------------------------------------------- helpers (``from conftest import ...``)
+def assert_close(actual, expected):
+    """Same dtype, same shape, values within the dtype's ATOL."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=0,
+                               atol=ATOL[actual.dtype])
+
+
+def smooth_rgb(h, w, seed, mean=(120.0, 128.0, 110.0), std=(30.0, 25.0, 35.0)):
+    """A smooth RGB float32 test image with the given per-channel mean and std."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((h // 4 + 1, w // 4 + 1, 3))  # coarse grid
+    img = np.kron(noise, np.ones((4, 4, 1)))[:h, :w]  # (h, w, 3) blocky
+    img = (img - img.mean((0, 1))) / img.std((0, 1))
+    return (img * np.array(std) + np.array(mean)).astype(np.float32)  # (h, w, 3)
 
 
 def pytest_addoption(parser):

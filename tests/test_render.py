@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from clips import make_clip
-from zoomdream import media, motion
+from zoomdream import colour, media, motion
 from zoomdream.cli import main
 from zoomdream.images import load_png_fast, save_image
 
@@ -87,8 +87,8 @@ def test_zoom_colour_lock_holds_statistics(tmp_path, small_photo, photo):
                  "--colour-lock", "1", "-q"]) == 0
     frames = sorted(out.glob("*.png"))
     assert len(frames) == 8
-    ref_mean, ref_std = motion.colour_stats(photo)
-    mean, std = motion.colour_stats(load_png_fast(frames[-1]))
+    ref_mean, ref_std = colour.colour_stats(photo)
+    mean, std = colour.colour_stats(load_png_fast(frames[-1]))
     assert np.all(np.abs(mean - ref_mean) <= 0.1 * ref_mean + 1)
     assert np.all(np.abs(std - ref_std) <= 0.1 * ref_std + 1)
 
