@@ -622,7 +622,7 @@ class _VideoLoop:
         ``animation``: the render's animated values (built here from ``audio`` or the clip's soundtrack if None).
         """
         from . import colour, flow, media, motion  # noqa: PLC0415
-        from .dream import to_uint8, to_unit  # noqa: PLC0415
+        from .dream import octave_note, to_uint8, to_unit  # noqa: PLC0415
 
         self.flow, self.motion, self.to_unit, self.to_uint8 = flow, motion, to_unit, to_uint8
         self.colour = colour
@@ -634,6 +634,9 @@ class _VideoLoop:
         self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
         self.backbone, self.objective = (_load_backbone_and_objective(self.settings) if self.dreams
                                          else (None, None))
+        size = frame_size((info.width, info.height), settings.dream.max_size)  # (w, h) of every frame
+        if self.dreams and (note := octave_note(size[::-1], self.settings.dream, self.backbone.min_size)):
+            log.info(note)  # once per render, not once per frame
         self.frames: Iterator[np.ndarray] = media.iter_frames(info, start=start, end=end,
                                                               max_size=settings.dream.max_size, skip=skip)
         self.index = skip - 1  # index of self.src (the last source frame read)
@@ -791,6 +794,7 @@ class _ZoomLoop:
     def __init__(self, photo: np.ndarray, settings: Settings, *, animation=None):
         """``animation``: the render's animated values (built here, without audio, if None)."""
         from . import colour, motion  # noqa: PLC0415
+        from .dream import octave_note  # noqa: PLC0415
 
         self.motion, self.colour = motion, colour
         self.photo = photo
@@ -803,6 +807,8 @@ class _ZoomLoop:
         self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
         self.backbone, self.objective = (_load_backbone_and_objective(settings, extra) if self.dreams
                                          else (None, None))
+        if self.dreams and (note := octave_note(photo.shape[:2], settings.dream, self.backbone.min_size)):
+            log.info(note)  # frame 0's octaves (later frames use octaves_per_frame); once per render
         self.ref_stats = colour.colour_reference(photo)
         # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
         # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
