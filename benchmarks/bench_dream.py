@@ -382,7 +382,7 @@ def bench_bf16_look(backbones: dict, image: np.ndarray, out_dir: Path, iteration
 # --------------------------------------------------------------------------- (e) what tiling costs
 def bench_tiling(backbone, image: np.ndarray, repeats: int) -> dict | None:
     """The default preset (tile 512) against the same dream untiled, fp32, interleaved."""
-    from zoomdream.dream import _tile_plan, dream_image, octave_shapes  # noqa: PLC0415
+    from zoomdream.dream import dream_image, octave_shapes, tile_plan  # noqa: PLC0415
     from zoomdream.objectives import from_settings  # noqa: PLC0415
     from zoomdream.presets import load_preset  # noqa: PLC0415
 
@@ -399,7 +399,7 @@ def bench_tiling(backbone, image: np.ndarray, repeats: int) -> dict | None:
     for sh in shapes:
         px_whole += sh[0] * sh[1]
         if max(sh) > settings.tile:
-            plan = _tile_plan(*sh, settings.tile)
+            plan = tile_plan(*sh, settings.tile)
             px_tiled += sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in plan.boxes)
             log(f"    octave {sh[1]}x{sh[0]}: {len(plan.boxes)} tiles "
                 f"{', '.join(f'{x1 - x0}x{y1 - y0}' for y0, y1, x0, x1 in plan.boxes)} = "

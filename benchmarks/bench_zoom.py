@@ -70,22 +70,22 @@ def frame_times(t0: float, frames: list[Path]) -> list[float]:
 
 
 def reference_stats(photo: Path, size: tuple[int, int]):
-    from zoomdream import motion  # noqa: PLC0415
-    from zoomdream.images import load_image  # noqa: PLC0415
+    from zoomdream.colour import colour_stats  # noqa: PLC0415
+    from zoomdream.images import fit_size, load_image  # noqa: PLC0415
 
-    fitted = motion.fit_size(load_image(photo), size)
-    return fitted, motion.colour_stats(fitted)
+    fitted = fit_size(load_image(photo), size)
+    return fitted, colour_stats(fitted)
 
 
 def deviations(frames: list[Path], ref) -> np.ndarray:
     """(n, 2, 3): per frame, [mean, std] relative deviation per channel from the reference."""
-    from zoomdream import motion  # noqa: PLC0415
+    from zoomdream.colour import colour_stats  # noqa: PLC0415
     from zoomdream.images import load_png_fast  # noqa: PLC0415
 
     ref_mean, ref_std = ref
     out = []
     for p in frames:
-        mean, std = motion.colour_stats(load_png_fast(p))
+        mean, std = colour_stats(load_png_fast(p))
         out.append([(mean - ref_mean) / ref_mean, (std - ref_std) / ref_std])
     return np.asarray(out)  # signed
 

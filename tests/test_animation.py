@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -14,25 +13,19 @@ from zoomdream import animation, media, motion, presets
 from zoomdream.audio import frame_features
 from zoomdream.cli import main
 from zoomdream.errors import ZoomdreamError
-from zoomdream.images import load_png_fast, save_image
+from zoomdream.images import load_png_fast
 
-FF = imageio_ffmpeg.get_ffmpeg_exe()
+from conftest import FFMPEG as FF, clicks_expr, lavfi_audio
+
 CLICKS = (0.5, 1.0, 1.5)  # seconds: frames 12, 24, 36 at 24 fps; frames 5, 10, 15 at 10 fps
 PREVIEW = ["--iterations", "0", "-q"]
-
-
-def _clicks(path: Path, times=CLICKS, seconds: float = 2.0) -> Path:
-    inside = "+".join(f"between(t,{c},{c + 0.005})" for c in times)
-    subprocess.run([FF, "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                    f"aevalsrc='0.8*(2*random(0)-1)*({inside})':s=44100:d={seconds}", str(path)], check=True)
-    return path
 
 
 @pytest.fixture(scope="session")
 def media_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("animation")
-    clicks = _clicks(folder / "clicks.wav")
-    other = _clicks(folder / "other.wav", times=(0.25, 1.75))
+    clicks = lavfi_audio(folder / "clicks.wav", clicks_expr(CLICKS), 2.0)
+    other = lavfi_audio(folder / "other.wav", clicks_expr((0.25, 1.75)), 2.0)
     # a 20-frame 10 fps clip of a real photo with the click track as its soundtrack, and one without sound
     photo = str(Path(__file__).resolve().parent.parent / "assets" / "coffee.jpg")
     video = [FF, "-nostdin", "-y", "-loglevel", "error", "-loop", "1", "-framerate", "10", "-i", photo]
@@ -42,13 +35,6 @@ def media_files(tmp_path_factory):
     silent = folder / "silent.mp4"
     subprocess.run([*video, *scale, str(silent)], check=True)
     return {"clicks": clicks, "other": other, "clip": clip, "silent": silent}
-
-
-@pytest.fixture()
-def small_photo(tmp_path, photo):
-    path = tmp_path / "photo.png"
-    save_image(path, photo)
-    return path
 
 
 def _frames(folder: Path) -> list[np.ndarray]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -12,30 +11,22 @@ from zoomdream import audio
 from zoomdream.cli import main
 from zoomdream.images import load_image
 
-FF = imageio_ffmpeg.get_ffmpeg_exe()
+from conftest import FFMPEG as FF, clicks_expr, lavfi_audio
+
 CLICK_SECONDS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)  # 120 bpm, on frame times at 24 and 30 fps
 IRREGULAR = tuple((f + 0.3) / 24 for f in (5, 17, 22, 40, 47, 70))  # 0.3 frame after frame starts, at 24 fps
-
-
-def _lavfi(path, expr: str, seconds: float, rate: int = 44100):
-    subprocess.run([FF, "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                    f"aevalsrc='{expr}':s={rate}:d={seconds}", str(path)], check=True)
-    return path
 
 
 @pytest.fixture(scope="session")
 def tracks(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tracks")
-    # 5 ms noise bursts at CLICK_SECONDS (the expression is true inside each burst)
-    inside = "+".join(f"between(t,{c},{c + 0.005})" for c in CLICK_SECONDS)
-    clicks = _lavfi(folder / "clicks.wav", f"0.8*(2*random(0)-1)*({inside})", 4.0)
-    inside = "+".join(f"between(t,{c},{c + 0.005})" for c in IRREGULAR)
-    irregular = _lavfi(folder / "irregular.wav", f"0.8*(2*random(0)-1)*({inside})", 4.0)
+    clicks = lavfi_audio(folder / "clicks.wav", clicks_expr(CLICK_SECONDS), 4.0)  # 5 ms noise bursts
+    irregular = lavfi_audio(folder / "irregular.wav", clicks_expr(IRREGULAR), 4.0)
     # a logarithmic sweep from 40 Hz to 8 kHz over 4 s: bass first, treble last
     f0, f1, d = 40.0, 8000.0, 4.0
     k = np.log(f1 / f0) / d
-    sweep = _lavfi(folder / "sweep.wav", f"0.5*sin(2*PI*{f0}*(exp({k}*t)-1)/{k})", d)
-    silence = _lavfi(folder / "silence.wav", "0", 1.0)
+    sweep = lavfi_audio(folder / "sweep.wav", f"0.5*sin(2*PI*{f0}*(exp({k}*t)-1)/{k})", d)
+    silence = lavfi_audio(folder / "silence.wav", "0", 1.0)
     return {"clicks": clicks, "irregular": irregular, "sweep": sweep, "silence": silence}
 
 

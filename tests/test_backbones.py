@@ -121,7 +121,7 @@ def test_batch_norm_folds_into_each_kind_of_convolution():
 
 
 def test_batch_norm_folding_keeps_mixed_precision():
-    with backbones._dtype_policy("bf16"):
+    with backbones.dtype_policy("bf16"):
         model = _every_kind_of_convolution()
     folded, pairs = backbones.fold_batch_norm(model)
     assert len(pairs) == 4

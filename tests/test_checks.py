@@ -20,12 +20,9 @@ from zoomdream.cli import main
 from zoomdream.errors import ZoomdreamError
 
 from clips import make_clip
+from conftest import names_in
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _files(folder):
-    return sorted(p.name for p in folder.iterdir())
 
 
 def _one_error_line(capsys) -> str:
@@ -92,7 +89,7 @@ def test_hostile_preset_is_refused_in_one_bounded_line(case, tmp_path, outdir, c
     assert main(["image", str(sample_path), "-o", str(outdir / "o.png"), "--preset", str(preset), "-q"]) == 2
     line = _one_error_line(capsys)
     assert words in line and os.path.basename(str(preset)) in line
-    assert _files(outdir) == []
+    assert names_in(outdir) == []
 
 
 def test_a_fifo_preset_is_refused_without_opening_it(tmp_path, outdir, sample_path):
@@ -104,7 +101,7 @@ def test_a_fifo_preset_is_refused_without_opening_it(tmp_path, outdir, sample_pa
     assert len(err) == 1 and "fifo.yaml: not a regular file" in err[0]
     r = _run_cli(["presets", "--show", str(fifo)])
     assert r.returncode == 2 and "not a regular file" in r.stderr
-    assert _files(outdir) == []
+    assert names_in(outdir) == []
 
 
 def test_an_extends_chain_is_bounded(tmp_path):
@@ -174,7 +171,7 @@ def test_every_named_file_is_checked_up_front(role, kind, tmp_path, outdir, caps
     assert os.path.basename(str(path)) in line and words in line
     if role != "preset" and kind != "folder":
         assert ROLES[role][3] in line
-    assert _files(outdir) == []
+    assert names_in(outdir) == []
 
 
 @pytest.mark.parametrize("role", [r for r in ROLES if r != "preset"])
@@ -184,7 +181,7 @@ def test_a_fifo_named_anywhere_is_refused_without_blocking(role, tmp_path, outdi
     assert r.returncode == 2, r.stderr
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and path.name in err[0] and "not a regular file" in err[0], err
-    assert _files(outdir) == []
+    assert names_in(outdir) == []
 
 
 def test_a_video_input_may_be_a_folder_of_frames_but_not_a_fifo(tmp_path):
@@ -210,7 +207,7 @@ def test_a_zoom_whose_frames_cannot_fit_on_disk_is_refused_before_it_starts(outd
     assert main(["zoom", str(sample_path), "-o", str(outdir / "z.mp4"), "--frames", "500", "--size", "640x480"]) == 2
     line = _one_error_line(capsys)
     assert "500 frames of 640x480 need about 412.7 MB of disk" in line and "52.4 MB is free" in line
-    assert _files(outdir) == []  # no work folder either
+    assert names_in(outdir) == []  # no work folder either
 
 
 def test_a_billion_frames_are_refused_by_the_bound_and_a_million_by_the_disk(outdir, capsys, sample_path,
@@ -221,7 +218,7 @@ def test_a_billion_frames_are_refused_by_the_bound_and_a_million_by_the_disk(out
     small_disk["bytes"] = 100 << 30  # 100 GB free: a million frames of the photo still need more
     assert main(["zoom", str(sample_path), "-o", str(outdir / "z.mp4"), "--frames", "1000000"]) == 2
     assert "1000000 frames of" in _one_error_line(capsys)
-    assert _files(outdir) == []
+    assert names_in(outdir) == []
 
 
 def test_frames_that_cannot_fit_in_memory_are_refused(outdir, capsys, sample_path, monkeypatch):
@@ -229,7 +226,7 @@ def test_frames_that_cannot_fit_in_memory_are_refused(outdir, capsys, sample_pat
     assert main(["zoom", str(sample_path), "-o", str(outdir / "z.mp4"), "--size", "16384x16384"]) == 2
     line = _one_error_line(capsys)
     assert "16384x16384 frames need about 69.5 GB of memory and 4.3 GB is available" in line
-    assert _files(outdir) == []
+    assert names_in(outdir) == []
 
 
 def test_a_video_that_cannot_fit_is_refused_before_the_work_folder_and_flow_cache(tmp_path, outdir, capsys,
@@ -241,7 +238,7 @@ def test_a_video_that_cannot_fit_is_refused_before_the_work_folder_and_flow_cach
     assert main(["video", str(clip), "-o", str(outdir / "v.mp4"), "-q"]) == 2
     line = _one_error_line(capsys)
     assert "20 frames of 320x240 need about" in line and "3.1 MB is free" in line
-    assert _files(outdir) == []
+    assert names_in(outdir) == []
     assert (sorted(os.listdir(flow)) if flow.exists() else []) == before
 
 

@@ -15,6 +15,8 @@ import yaml
 from zoomdream import presets
 from zoomdream.cli import main
 
+from conftest import names_in
+
 TINY = ["--octaves", "1", "--iterations", "2", "--layers", "block3b_add=1", "--precision", "fp32", "-q"]  # on the default model
 
 
@@ -25,10 +27,6 @@ def small_jpg(tmp_path, photo):
     path = tmp_path / "small photo.jpg"
     save_image(path, photo)
     return path
-
-
-def _files(folder):
-    return sorted(p.name for p in folder.iterdir())
 
 
 def test_image_end_to_end_with_reproducible_sidecar(tmp_path, small_jpg, capsys):
@@ -46,7 +44,7 @@ def test_image_end_to_end_with_reproducible_sidecar(tmp_path, small_jpg, capsys)
     assert main(["image", str(small_jpg), "-o", str(again), "--preset", str(side), "-q"]) == 0
     assert again.read_bytes() == first
     assert presets.load_preset(side).dream.seed == 3
-    assert not [n for n in _files(tmp_path) if "partial" in n]
+    assert not [n for n in names_in(tmp_path) if "partial" in n]
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of a temp file
@@ -95,7 +93,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, small_jpg,
     assert code == 2
     assert len(err) == 1 and err[0].startswith("zoomdream: error: ") and "Traceback" not in err[0]
     assert src.name in err[0] and words in err[0]
-    assert _files(outdir) == []
+    assert names_in(outdir) == []
 
 
 @pytest.mark.parametrize("case", ["missing folder", "same as input", "bad extension", "unwritable folder"])

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from zoomdream import objectives
-from zoomdream.dream import (GradientFilter, GradientStep, _gradient, _tile_plan, dream, dream_image, octave_shapes, tile_spans,
-                             to_uint8, to_unit)
+from zoomdream.dream import (GradientFilter, GradientStep, dream, dream_image, image_gradient, octave_note,
+                             octave_shapes, tile_plan, tile_spans, to_uint8, to_unit)
 from zoomdream.errors import ZoomdreamError
 from zoomdream.settings import DreamSettings
 
@@ -75,7 +75,7 @@ def test_tile_spans_cover_everything_with_overlap(n, tile):
 
 
 def test_feather_windows_sum_to_one(backbone):
-    plan = _tile_plan(150, 230, 64)
+    plan = tile_plan(150, 230, 64)
     total = np.zeros((150, 230))
     for (y0, y1, x0, x1), win in zip(plan.boxes, plan.windows):
         total[y0:y1, x0:x1] += win.numpy()[..., 0]
@@ -87,10 +87,10 @@ def test_single_tile_equals_untiled(photo, backbone):
     step = GradientStep.get(backbone, obj)
     img = to_unit(photo)
     h, w = img.shape[:2]
-    plan = _tile_plan(h, w, max(h, w))
+    plan = tile_plan(h, w, max(h, w))
     assert len(plan.boxes) == 1
-    l1, g1 = _gradient(step, img, obj.weight_tensor(), [3, -2], None)
-    l2, g2 = _gradient(step, img, obj.weight_tensor(), [3, -2], plan)
+    l1, g1 = image_gradient(step, img, obj.weight_tensor(), [3, -2], None)
+    l2, g2 = image_gradient(step, img, obj.weight_tensor(), [3, -2], plan)
     assert float(l1) == pytest.approx(float(l2), rel=1e-6)
     np.testing.assert_allclose(g1.numpy(), g2.numpy(), rtol=1e-5, atol=1e-7)
 
@@ -102,10 +102,10 @@ def test_tiled_gradient_matches_untiled_without_seams(sample_path, backbone):
     img = to_unit(cv2.resize(img, (192, 128), interpolation=cv2.INTER_AREA))
     obj = objectives.layer("block3_conv1")
     step = GradientStep.get(backbone, obj)
-    plan = _tile_plan(128, 192, 96)
+    plan = tile_plan(128, 192, 96)
     assert len(plan.boxes) > 2
-    _, full = _gradient(step, img, obj.weight_tensor(), [0, 0], None)
-    _, tiled = _gradient(step, img, obj.weight_tensor(), [0, 0], plan)
+    _, full = image_gradient(step, img, obj.weight_tensor(), [0, 0], None)
+    _, tiled = image_gradient(step, img, obj.weight_tensor(), [0, 0], plan)
     full, tiled = full.numpy().ravel(), tiled.numpy()
     cos = float(np.dot(full, tiled.ravel()) / (np.linalg.norm(full) * np.linalg.norm(tiled)))
     assert cos > 0.9
@@ -129,13 +129,31 @@ def test_tiled_dream_is_seam_free(sample_path, backbone, tiny_settings):
     assert delta.min() > 0.3 * delta.mean()  # no dead (unchanged) strip where tiles meet
 
 
-def test_octaves_are_clamped_with_a_notice(caplog):
+def test_octaves_are_clamped_and_say_so_once(caplog, photo, backbone, tiny_settings):
     with caplog.at_level(logging.INFO, logger="zoomdream"):
         shapes = octave_shapes((40, 60), 6, 1.4, 32)
     assert shapes[-1] == (40, 60) and min(shapes[0]) >= 32
-    assert len(shapes) < 6
-    assert "octaves" in caplog.text
+    assert len(shapes) == 1 and caplog.text == ""  # the clamp is in the result, not in the log
     assert octave_shapes((300, 400), 4, 1.4, 32) == [(109, 145), (153, 204), (214, 285), (300, 400)]
+    six = dataclasses.replace(tiny_settings, octaves=6, iterations=1)
+    assert octave_note(photo.shape[:2], six, 32) == ("using 2 of 6 octaves: a smaller octave would fall below "
+                                                     "the model's 32 px minimum")
+    assert octave_note((300, 400), dataclasses.replace(six, octaves=4), 32) is None
+    with caplog.at_level(logging.INFO, logger="zoomdream"):
+        for frame in range(3):  # a video's frames: dream() stays silent
+            dream(to_unit(photo), objectives.layer("block3_conv1"), backbone, six, frame=frame)
+        assert caplog.text == ""
+        dream_image(photo, settings=six, backbone=backbone)  # a still says it once
+    assert caplog.text.count("using 2 of 6 octaves") == 1
+
+
+def test_compiled_steps_belong_to_their_backbone(backbone):
+    obj = objectives.layer("block3_conv1")
+    step = GradientStep.get(backbone, obj)
+    assert GradientStep.get(backbone, obj.with_weights({"block3_conv1": 2.0})) is step  # same structure
+    assert backbone.compiled_steps[obj.structure] is step
+    other = dataclasses.replace(backbone, compiled_steps={})  # another network object: its own steps
+    assert GradientStep.get(other, obj) is not step and other.compiled_steps[obj.structure].backbone is other
 
 
 def test_too_small_image_is_a_clear_error(backbone, tiny_settings):

@@ -203,6 +203,6 @@ def test_precision_auto_keeps_depthwise_networks_in_float32_on_cpu(monkeypatch):
     for fast, gpu, want in [(True, False, ("fp32", "bf16")), (True, True, ("bf16", "bf16")),
                             (False, False, ("fp32", "fp32"))]:
         monkeypatch.setattr(backbones, "supports_fast_bf16", lambda fast=fast: fast)
-        monkeypatch.setattr(backbones, "_has_gpu", lambda gpu=gpu: gpu)
+        monkeypatch.setattr(backbones, "has_gpu", lambda gpu=gpu: gpu)
         assert (backbones.resolve_precision("auto", lite), backbones.resolve_precision("auto", vgg)) == want
     assert backbones.resolve_precision("bf16", lite) == "bf16" and backbones.resolve_precision("fp32", vgg) == "fp32"

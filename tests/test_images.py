@@ -22,8 +22,10 @@ from PIL import Image, features
 
 from zoomdream import fileio, images
 from zoomdream.errors import ZoomdreamError
-from zoomdream.images import (ALPHA_BACKGROUND, MAX_PIXELS, load_image, load_png_fast, resize_max, save_image,
-                              save_png_fast)
+from zoomdream.images import (ALPHA_BACKGROUND, MAX_PIXELS, fit_size, load_image, load_png_fast, resize_max,
+                              save_image, save_png_fast)
+
+from conftest import assert_close
 
 ERROR_DEADLINE_S = 1.0  # P12: bad input is refused within a second
 JPEG_TOLERANCE = 8  # mean abs difference (0..255) allowed after a quality-95 JPEG round trip
@@ -543,3 +545,21 @@ def test_check_file_names_the_file_and_the_problem(tmp_path, what, missing, dire
         with pytest.raises(ZoomdreamError, match=re.escape(f"{tmp_path / name}: {problem}")):
             images.check_file(tmp_path / name, what=what)
     assert images.check_file(tmp_path / "ok.bin", what=what) == str(tmp_path / "ok.bin")
+
+
+# ---------------------------------------------------------------- fit_size
+def test_fit_size_crop_only_is_exact():
+    img = np.arange(32, dtype=np.uint8).reshape(4, 8)
+    assert_close(fit_size(img, (4, 4)), img[:, 2:6])  # scale 1: centre crop of columns 2..5
+
+
+def test_fit_size_shapes_and_dtype():
+    wide = np.zeros((100, 200, 3), np.float32)
+    wide[:, 100:] = 255.0  # right half white
+    out = fit_size(wide, (50, 50))  # shrink to 50x25, crop to the middle 50 columns
+    assert out.shape == (50, 50, 3) and out.dtype == np.float32
+    assert out[:, :20].max() == 0.0 and out[:, 30:].min() == 255.0
+    tall = fit_size(np.zeros((10, 10), np.uint8), (20, 40))  # grow x4, crop width
+    assert tall.shape == (40, 20) and tall.dtype == np.uint8
+    with pytest.raises(ZoomdreamError, match="size"):
+        fit_size(wide, (0, 10))

@@ -24,6 +24,8 @@ from clips import KINDS, make_clip
 from zoomdream import fileio, media
 from zoomdream.errors import ZoomdreamError
 
+from conftest import child_processes
+
 PACKAGE = Path(__file__).resolve().parent.parent / "zoomdream"
 H264_MEAN_TOL = 4.0  # mean |diff| (0..255) allowed for one lossy H.264 generation of testsrc
 PROBE_SECONDS = 2.0  # P5: every verdict within 2 s
@@ -33,33 +35,15 @@ PROBE_SECONDS = 2.0  # P5: every verdict within 2 s
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("clips")
-    return {kind: make_clip(kind, folder) for kind in KINDS}
-
-
-def _children() -> list[str]:
-    """Live or zombie processes whose parent is this test process (from /proc/*/stat)."""
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == me:
-            found.append(f"{entry} {comm} state={fields[0]}")
-    return found
+def clip_files(clips) -> dict[str, Path]:
+    """Every fixture clip of clip_files.py, by kind (made in the session's clip folder)."""
+    return {kind: make_clip(kind, clips) for kind in KINDS}
 
 
 @pytest.fixture(autouse=True)
 def no_leaked_ffmpeg():
     yield
-    assert _children() == [], "child processes left behind"
+    assert child_processes() == [], "child processes left behind"
 
 
 def _testsrc(n: int, w: int = 320, h: int = 240, rate: str = "10") -> np.ndarray:
@@ -114,23 +98,23 @@ GOOD = {
 
 
 @pytest.mark.parametrize("kind", sorted(GOOD))
-def test_probe_reports_size_rate_count_audio(clips, kind):
+def test_probe_reports_size_rate_count_audio(clip_files, kind):
     width, height, fps, n, audio_codec, extra = GOOD[kind]
     t0 = time.monotonic()
-    info = media.probe(clips[kind])
+    info = media.probe(clip_files[kind])
     assert time.monotonic() - t0 < PROBE_SECONDS
     assert (info.width, info.height, info.fps, info.n_frames) == (width, height, fps, n)
     assert (info.has_audio, info.audio_codec) == (audio_codec is not None, audio_codec)
     assert info.duration == pytest.approx(extra.get("duration", n / fps))
-    assert info.path == os.path.abspath(clips[kind])
+    assert info.path == os.path.abspath(clip_files[kind])
     expected = {"vfr": False, "rotation": 0, "truncated": False, **extra}
     expected.pop("duration", None)
     assert {k: getattr(info, k) for k in expected} == expected
 
 
 @pytest.mark.parametrize("kind", sorted(GOOD))
-def test_iter_frames_yields_exactly_n_frames_upright_rgb(clips, kind):
-    info = media.probe(clips[kind])
+def test_iter_frames_yields_exactly_n_frames_upright_rgb(clip_files, kind):
+    info = media.probe(clip_files[kind])
     count = 0
     for frame in media.iter_frames(info):
         assert frame.shape == (info.height, info.width, 3) and frame.dtype == np.uint8
@@ -151,7 +135,7 @@ def test_iter_frames_yields_exactly_n_frames_upright_rgb(clips, kind):
     ("text", "not a video file"),
     ("empty_dir", "no images found"),
 ])
-def test_bad_inputs_give_one_line_error_naming_the_file(clips, tmp_path, kind, problem):
+def test_bad_inputs_give_one_line_error_naming_the_file(clip_files, tmp_path, kind, problem):
     if kind == "missing":
         path = tmp_path / "nothing here.mp4"
     elif kind == "text":
@@ -162,7 +146,7 @@ def test_bad_inputs_give_one_line_error_naming_the_file(clips, tmp_path, kind, p
         path.mkdir()
         (path / "readme.md").write_text("not an image")
     else:
-        path = clips[kind]
+        path = clip_files[kind]
     t0 = time.monotonic()
     with pytest.raises(ZoomdreamError) as e:
         media.probe(path)
@@ -172,40 +156,40 @@ def test_bad_inputs_give_one_line_error_naming_the_file(clips, tmp_path, kind, p
     assert "\n" not in message
 
 
-def test_truncated_file_reports_decodable_count_and_header_claim(clips):
-    info = media.probe(clips["trunc_tail"])
+def test_truncated_file_reports_decodable_count_and_header_claim(clip_files):
+    info = media.probe(clip_files["trunc_tail"])
     assert info.truncated and info.header_frames == 20 and info.n_frames == 5
     assert info.truncation_note == "decoded 5 of 20 frames (file truncated?)"
     assert len(list(media.iter_frames(info))) == 5
 
 
-def test_clean_file_is_not_flagged(clips):
-    info = media.probe(clips["av_mismatch"])  # container says 3 s (audio), video has 10 frames
+def test_clean_file_is_not_flagged(clip_files):
+    info = media.probe(clip_files["av_mismatch"])  # container says 3 s (audio), video has 10 frames
     assert not info.truncated and info.truncation_note is None and info.notes == ()
 
 
 # --------------------------------------------------------------------------- pixels
 
 
-def test_frames_are_rgb_and_match_the_lossless_source(clips):
+def test_frames_are_rgb_and_match_the_lossless_source(clip_files):
     ref = _testsrc(20)
-    got = _frames(media.probe(clips["basic"]))
+    got = _frames(media.probe(clip_files["basic"]))
     assert _mad(got, ref) < H264_MEAN_TOL
     assert _mad(got[..., ::-1], ref) > 10 * H264_MEAN_TOL  # the channel order matters
 
 
-def test_rot90_frames_are_upright_and_equal_np_rot90_of_basic(clips):
-    info = media.probe(clips["rot90"])
+def test_rot90_frames_are_upright_and_equal_np_rot90_of_basic(clip_files):
+    info = media.probe(clip_files["rot90"])
     rotated = _frames(info)
-    basic = _frames(media.probe(clips["basic"]))
+    basic = _frames(media.probe(clip_files["basic"]))
     assert rotated.shape == (20, 320, 240, 3)
     assert _mad(rotated, np.rot90(basic, k=1, axes=(1, 2))) <= 1.0
     assert _mad(rotated, np.rot90(basic, k=-1, axes=(1, 2))) > 10  # and not the other way round
 
 
 @pytest.mark.parametrize("kind", ["10bit", "gray"])
-def test_other_pixel_formats_become_rgb_uint8(clips, kind):
-    got = _frames(media.probe(clips[kind]))
+def test_other_pixel_formats_become_rgb_uint8(clip_files, kind):
+    got = _frames(media.probe(clip_files[kind]))
     ref = _testsrc(20)
     if kind == "gray":
         assert np.array_equal(got[..., 0], got[..., 1]) and np.array_equal(got[..., 1], got[..., 2])
@@ -213,34 +197,34 @@ def test_other_pixel_formats_become_rgb_uint8(clips, kind):
     assert _mad(got, ref) < H264_MEAN_TOL
 
 
-def test_alpha_is_composited_onto_black(clips):
-    info = media.probe(clips["rgba"])  # alpha = 128 everywhere
+def test_alpha_is_composited_onto_black(clip_files):
+    info = media.probe(clip_files["rgba"])  # alpha = 128 everywhere
     assert any("alpha" in note for note in info.notes)
     got = _frames(info).astype(np.float32)
     expected = _testsrc(20).astype(np.float32) * (128 / 255)
     assert np.abs(got - expected).max() <= 1.0
 
 
-def test_non_square_pixels_are_scaled_not_squeezed(clips):
-    info = media.probe(clips["sar2"])
+def test_non_square_pixels_are_scaled_not_squeezed(clip_files):
+    info = media.probe(clip_files["sar2"])
     frame = next(iter(_frames(info, max_frames=1)))
     ref = cv2.resize(_testsrc(1)[0], (640, 240), interpolation=cv2.INTER_LINEAR)
     assert frame.shape == (240, 640, 3) and _mad(frame, ref) < 2 * H264_MEAN_TOL
 
 
-def test_moving_clip_pans_three_pixels_per_frame(clips):
-    gray = _frames(media.probe(clips["moving"])).astype(np.float32).mean(axis=3)  # (12, 64, 96)
+def test_moving_clip_pans_three_pixels_per_frame(clip_files):
+    gray = _frames(media.probe(clip_files["moving"])).astype(np.float32).mean(axis=3)  # (12, 64, 96)
     shifts = [cv2.phaseCorrelate(gray[i], gray[i + 1])[0] for i in range(11)]
     assert all(abs(dx + 3) < 0.5 and abs(dy) < 0.5 for dx, dy in shifts)
 
 
-def test_max_size_keeps_aspect_and_uses_inter_area(clips):
-    info = media.probe(clips["basic"])
+def test_max_size_keeps_aspect_and_uses_inter_area(clip_files):
+    info = media.probe(clip_files["basic"])
     small = _frames(info, max_size=100, max_frames=3)
     full = _frames(info, max_frames=3)
     assert small.shape == (3, 75, 100, 3)
     assert np.array_equal(small[1], cv2.resize(full[1], (100, 75), interpolation=cv2.INTER_AREA))
-    odd = media.probe(clips["odd"])
+    odd = media.probe(clip_files["odd"])
     assert _frames(odd, max_size=160, max_frames=1).shape == (1, 120, 160, 3)  # 321x241 -> 160x120
     assert _frames(odd, max_size=1000, max_frames=1).shape == (1, 241, 321, 3)  # never upscaled
 
@@ -249,8 +233,8 @@ def test_max_size_keeps_aspect_and_uses_inter_area(clips):
 
 
 @pytest.mark.parametrize("n", [1, 2, 17])
-def test_max_frames_gives_exactly_n(clips, n):
-    info = media.probe(clips["basic"])
+def test_max_frames_gives_exactly_n(clip_files, n):
+    info = media.probe(clip_files["basic"])
     assert media.frame_count(info, max_frames=n) == n
     assert len(_frames(info, max_frames=n)) == n
 
@@ -264,8 +248,8 @@ def test_max_frames_gives_exactly_n(clips, n):
     ("vfr", 1.0, None, 30, 30),
     ("vfr", 0.5, 1.5, 15, 30),
 ])
-def test_start_end_are_frame_accurate(clips, kind, start, end, first, count):
-    info = media.probe(clips[kind])
+def test_start_end_are_frame_accurate(clip_files, kind, start, end, first, count):
+    info = media.probe(clip_files[kind])
     full = _frames(info)
     part = _frames(info, start=start, end=end)
     assert media.frame_count(info, start=start, end=end) == len(part) == count
@@ -274,8 +258,8 @@ def test_start_end_are_frame_accurate(clips, kind, start, end, first, count):
 
 @pytest.mark.parametrize("kind, start, skip", [("basic", 0.0, 7), ("basic", 0.3, 16), ("ntsc", 0.1, 5),
                                                ("vfr", 0.5, 20), ("basic", 0.0, 0)])
-def test_skip_seeks_to_the_same_frames(clips, kind, start, skip):
-    info = media.probe(clips[kind])
+def test_skip_seeks_to_the_same_frames(clip_files, kind, start, skip):
+    info = media.probe(clip_files[kind])
     full = _frames(info, start=start)
     part = _frames(info, start=start, skip=skip)
     assert len(part) == len(full) - skip and np.array_equal(part, full[skip:])
@@ -283,15 +267,15 @@ def test_skip_seeks_to_the_same_frames(clips, kind, start, skip):
         media.iter_frames(info, start=start, skip=len(full) + 1)
 
 
-def test_bad_ranges_are_user_errors(clips):
-    info = media.probe(clips["basic"])
+def test_bad_ranges_are_user_errors(clip_files):
+    info = media.probe(clip_files["basic"])
     for kwargs in ({"start": 2.0}, {"start": -1.0}, {"start": 1.0, "end": 0.5}, {"max_frames": 0}):
         with pytest.raises(ZoomdreamError, match=re.escape(info.path)):
             media.iter_frames(info, **kwargs)  # raised on the call, before any ffmpeg starts
 
 
-def test_vfr_is_resampled_to_declared_cfr_keeping_time(clips):
-    info = media.probe(clips["vfr"])  # 26 frames: 10 at 30 fps, then 16 at 10 fps, over 2.0 s
+def test_vfr_is_resampled_to_declared_cfr_keeping_time(clip_files):
+    info = media.probe(clip_files["vfr"])  # 26 frames: 10 at 30 fps, then 16 at 10 fps, over 2.0 s
     assert info.vfr and info.fps == 30 and info.n_frames == 60
     assert "VFR input resampled to 30 fps (60 frames)" in info.notes
     frames = list(media.iter_frames(info))
@@ -300,8 +284,8 @@ def test_vfr_is_resampled_to_declared_cfr_keeping_time(clips):
     assert changes == list(range(1, 10)) + list(range(12, 60, 3))
 
 
-def test_vfr_encode_keeps_duration_and_audio_sync(clips, tmp_path):
-    info = media.probe(clips["vfr"])
+def test_vfr_encode_keeps_duration_and_audio_sync(clip_files, tmp_path):
+    info = media.probe(clip_files["vfr"])
     frames = _write_pngs(media.iter_frames(info), tmp_path / "frames")
     out = tmp_path / "vfr_out.mp4"
     media.encode(frames, "%06d.png", info.n_frames, out, fps=info.fps,
@@ -315,25 +299,25 @@ def test_vfr_encode_keeps_duration_and_audio_sync(clips, tmp_path):
 # --------------------------------------------------------------------------- generator hygiene
 
 
-def test_closing_a_half_read_generator_kills_ffmpeg(clips):
-    gen = media.iter_frames(media.probe(clips["basic"]))
+def test_closing_a_half_read_generator_kills_ffmpeg(clip_files):
+    gen = media.iter_frames(media.probe(clip_files["basic"]))
     next(gen)
     next(gen)
-    assert any("ffmpeg" in c for c in _children())  # the check below can see a live reader
+    assert any("ffmpeg" in c for c in child_processes())  # the check below can see a live reader
     gen.close()
-    assert _children() == []
+    assert child_processes() == []
 
 
-def test_breaking_out_of_a_loop_and_dropping_the_generator_kills_ffmpeg(clips):
-    for i, _ in enumerate(media.iter_frames(media.probe(clips["audio"]))):
+def test_breaking_out_of_a_loop_and_dropping_the_generator_kills_ffmpeg(clip_files):
+    for i, _ in enumerate(media.iter_frames(media.probe(clip_files["audio"]))):
         if i == 3:
             break
-    assert _children() == []
+    assert child_processes() == []
 
 
-def test_unstarted_generator_starts_no_process(clips):
-    gen = media.iter_frames(media.probe(clips["basic"]))
-    assert _children() == []
+def test_unstarted_generator_starts_no_process(clip_files):
+    gen = media.iter_frames(media.probe(clip_files["basic"]))
+    assert child_processes() == []
     gen.close()
 
 
@@ -341,8 +325,8 @@ def test_unstarted_generator_starts_no_process(clips):
 
 
 @pytest.fixture(scope="module")
-def basic_frames(clips, tmp_path_factory) -> Path:
-    return _write_pngs(media.iter_frames(media.probe(clips["basic"])), tmp_path_factory.mktemp("basic_frames"))
+def basic_frames(clip_files, tmp_path_factory) -> Path:
+    return _write_pngs(media.iter_frames(media.probe(clip_files["basic"])), tmp_path_factory.mktemp("basic_frames"))
 
 
 @pytest.mark.parametrize("n", [1, 2, 17])
@@ -356,43 +340,43 @@ def test_encode_round_trips_count_and_ntsc_rate(basic_frames, tmp_path, n):
     assert _mad(_frames(info), src) < H264_MEAN_TOL
 
 
-def test_source_rate_is_kept_exactly(clips, tmp_path):
-    info = media.probe(clips["ntsc"])
+def test_source_rate_is_kept_exactly(clip_files, tmp_path):
+    info = media.probe(clip_files["ntsc"])
     frames = _write_pngs(media.iter_frames(info), tmp_path / "f")
     media.encode(frames, "%06d.png", info.n_frames, tmp_path / "o.mp4", fps=info.fps)
     assert media.probe(tmp_path / "o.mp4").fps == Fraction(30000, 1001)
 
 
 @pytest.mark.parametrize("source, codec", [("audio", "aac"), ("pcm", "aac"), ("moving", "aac"), ("basic", None)])
-def test_output_has_audio_iff_source_has_it(clips, basic_frames, tmp_path, source, codec):
+def test_output_has_audio_iff_source_has_it(clip_files, basic_frames, tmp_path, source, codec):
     out = tmp_path / "out.mp4"
     media.encode(basic_frames, "%06d.png", 20, out, fps=Fraction(10),
-                 audio=media.AudioSource(str(clips[source]), 0.0, 2.0))
+                 audio=media.AudioSource(str(clip_files[source]), 0.0, 2.0))
     got = media.probe_output(out)
     assert got.frames == 20 and got.has_audio == (codec is not None) and got.audio_codec == codec
     if codec:
         assert got.audio_seconds <= got.seconds + 0.05
 
 
-def test_short_audio_never_shortens_the_video(clips, basic_frames, tmp_path):
+def test_short_audio_never_shortens_the_video(clip_files, basic_frames, tmp_path):
     out = tmp_path / "out.mp4"
     media.encode(basic_frames, "%06d.png", 20, out, fps=Fraction(10),
-                 audio=media.AudioSource(str(clips["short_audio"]), 0.0, 2.0))
+                 audio=media.AudioSource(str(clip_files["short_audio"]), 0.0, 2.0))
     got = media.probe_output(out)
     assert got.frames == 20 and got.seconds == pytest.approx(2.0)
     assert got.has_audio and got.audio_seconds <= 0.55
 
 
-def test_long_audio_is_trimmed_to_the_video(clips, basic_frames, tmp_path):
+def test_long_audio_is_trimmed_to_the_video(clip_files, basic_frames, tmp_path):
     out = tmp_path / "out.mp4"
     media.encode(basic_frames, "%06d.png", 20, out, fps=Fraction(10),
-                 audio=media.AudioSource(str(clips["av_mismatch"]), 0.0, 5.0))  # 3 s of audio offered
+                 audio=media.AudioSource(str(clip_files["av_mismatch"]), 0.0, 5.0))  # 3 s of audio offered
     got = media.probe_output(out)
     assert got.frames == 20 and got.audio_seconds <= 2.05
 
 
-def test_odd_size_is_padded_for_mp4_and_kept_for_gif_and_png(clips, tmp_path):
-    info = media.probe(clips["odd"])
+def test_odd_size_is_padded_for_mp4_and_kept_for_gif_and_png(clip_files, tmp_path):
+    info = media.probe(clip_files["odd"])
     frames = _write_pngs(media.iter_frames(info), tmp_path / "f")
     media.encode(frames, "%06d.png", 10, tmp_path / "o.mp4", fps=info.fps)
     media.encode(frames, "%06d.png", 10, tmp_path / "o.gif", fps=info.fps)
@@ -408,13 +392,13 @@ def test_odd_size_is_padded_for_mp4_and_kept_for_gif_and_png(clips, tmp_path):
     assert _mad(padded[:241, :321], src) < 2 * H264_MEAN_TOL < _mad(padded[1:, 1:], src)
 
 
-def test_rotated_input_gives_output_without_display_matrix(clips, tmp_path):
-    info = media.probe(clips["rot90"])
+def test_rotated_input_gives_output_without_display_matrix(clip_files, tmp_path):
+    info = media.probe(clip_files["rot90"])
     frames = _write_pngs(media.iter_frames(info, max_frames=4), tmp_path / "f")
     media.encode(frames, "%06d.png", 4, tmp_path / "o.mp4", fps=info.fps)
     got = media.probe_output(tmp_path / "o.mp4")
     assert (got.width, got.height, got.rotation) == (240, 320, 0)
-    assert media.probe_output(clips["rot90"]).rotation == 90  # and the probe does see one when present
+    assert media.probe_output(clip_files["rot90"]).rotation == 90  # and the probe does see one when present
 
 
 def test_png_folder_output_is_exact_copies(basic_frames, tmp_path):
@@ -428,8 +412,8 @@ def test_png_folder_output_is_exact_copies(basic_frames, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["mp4", "gif"])
-def test_encode_is_deterministic(clips, basic_frames, tmp_path, fmt):
-    audio = media.AudioSource(str(clips["pcm"]), 0.0, 2.0) if fmt == "mp4" else None
+def test_encode_is_deterministic(clip_files, basic_frames, tmp_path, fmt):
+    audio = media.AudioSource(str(clip_files["pcm"]), 0.0, 2.0) if fmt == "mp4" else None
     for name in ("a", "b"):
         media.encode(basic_frames, "%06d.png", 20, tmp_path / f"{name}.{fmt}", fps=Fraction(10), audio=audio)
     assert _sha(tmp_path / f"a.{fmt}") == _sha(tmp_path / f"b.{fmt}")
@@ -487,7 +471,7 @@ def test_interrupt_during_encode_kills_ffmpeg_and_removes_temp(basic_frames, tmp
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert os.listdir(out_dir) == []
-    assert _children() == []
+    assert child_processes() == []
 
 
 def test_failed_verification_leaves_no_output(basic_frames, tmp_path, monkeypatch):
@@ -552,9 +536,9 @@ def test_image_folder_size_mismatch_names_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["-dash.mp4", "file:odd.mp4", "uni cödé 動画 .mp4", "time 12:30.mp4", "50%.mp4"])
-def test_any_legal_file_name_works_in_and_out(clips, tmp_path, monkeypatch, name):
+def test_any_legal_file_name_works_in_and_out(clip_files, tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)  # relative names are the hard case (options, protocols)
-    (tmp_path / name).write_bytes(clips["audio"].read_bytes())
+    (tmp_path / name).write_bytes(clip_files["audio"].read_bytes())
     info = media.probe(name)
     assert info.n_frames == 20 and media.has_audio(name)
     frames = _write_pngs(media.iter_frames(info, max_frames=3), tmp_path / "50% frames")
@@ -564,18 +548,18 @@ def test_any_legal_file_name_works_in_and_out(clips, tmp_path, monkeypatch, name
     assert got.frames == 3 and got.has_audio
 
 
-def test_audio_source_matches_the_frames_it_goes_with(clips):
-    info = media.probe(clips["audio"])
+def test_audio_source_matches_the_frames_it_goes_with(clip_files):
+    info = media.probe(clip_files["audio"])
     assert media.audio_source(info, start=0.5, max_frames=5) == media.AudioSource(info.path, 0.5, 0.5, "aac")
     assert media.audio_source(info, start=1.0) == media.AudioSource(info.path, 1.0, 1.0, info.audio_codec)
-    assert media.audio_source(media.probe(clips["basic"])) is None
+    assert media.audio_source(media.probe(clip_files["basic"])) is None
 
 
-def test_has_audio(clips):
-    assert media.has_audio(clips["audio"]) and media.has_audio(clips["audio_only"]) and media.has_audio(clips["pcm"])
-    assert not media.has_audio(clips["basic"])
+def test_has_audio(clip_files):
+    assert media.has_audio(clip_files["audio"]) and media.has_audio(clip_files["audio_only"]) and media.has_audio(clip_files["pcm"])
+    assert not media.has_audio(clip_files["basic"])
     with pytest.raises(ZoomdreamError, match="not_video.mp4: not a media file"):
-        media.has_audio(clips["not_video"])
+        media.has_audio(clip_files["not_video"])
 
 
 def test_ffmpeg_version_is_reported():
@@ -602,7 +586,7 @@ def _record_ffmpeg_commands(monkeypatch) -> list[list[str]]:
     return commands
 
 
-def test_probe_is_fast_and_counts_without_decoding_clean_files(clips, monkeypatch):
+def test_probe_is_fast_and_counts_without_decoding_clean_files(clip_files, monkeypatch):
     commands = _record_ffmpeg_commands(monkeypatch)
 
     def decodes() -> int:  # full decodes, to ffmpeg's null muxer, among the commands so far
@@ -610,15 +594,15 @@ def test_probe_is_fast_and_counts_without_decoding_clean_files(clips, monkeypatc
 
     t0 = time.monotonic()
     for kind in ("basic", "audio", "odd", "rot90", "pcm", "av_mismatch"):
-        media.probe(clips[kind])
+        media.probe(clip_files[kind])
     assert commands and decodes() == 0 and time.monotonic() - t0 < PROBE_SECONDS
-    media.probe(clips["trunc_tail"])
+    media.probe(clip_files["trunc_tail"])
     assert decodes() == 1  # damaged: counted by a real decode
-    assert math.isclose(media.probe(clips["vfr"]).duration, 2.0)
+    assert math.isclose(media.probe(clip_files["vfr"]).duration, 2.0)
 
 
-def test_encode_takes_the_audio_codec_from_the_probe(clips, basic_frames, tmp_path, monkeypatch):
-    info = media.probe(clips["audio"])
+def test_encode_takes_the_audio_codec_from_the_probe(clip_files, basic_frames, tmp_path, monkeypatch):
+    info = media.probe(clip_files["audio"])
     commands = _record_ffmpeg_commands(monkeypatch)
     media.encode(basic_frames, "%06d.png", 5, tmp_path / "o.mp4", fps=info.fps,
                  audio=media.audio_source(info, max_frames=5))

@@ -1,4 +1,4 @@
-"""Motion matrices, the one-warp resample, schedules, colour lock and fit_size.
+"""Motion matrices, the one-warp resample and schedules.
 
 Goldens are hand-computed on tiny images (STYLE 13a). Exact-grid moves use
 ``interpolation="nearest"`` where interpolation must not enter the comparison.
@@ -12,21 +12,10 @@ import pytest
 from zoomdream import motion
 from zoomdream.errors import ZoomdreamError
 from zoomdream.motion import (
-    REFERENCE_FPS, Motion, Schedule, center_px, colour_lock, colour_stats, fit_size, frame_matrix, motion_at,
-    rotate, translate, warp_affine, zoom,
+    REFERENCE_FPS, Motion, Schedule, center_px, frame_matrix, motion_at, rotate, translate, warp_affine, zoom,
 )
 
-# One per-dtype tolerance table (STYLE 14): absolute, in the image's own units.
-ATOL = {np.dtype(np.uint8): 0, np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
-DTYPES = [np.uint8, np.float32]
-
-
-def assert_close(actual, expected):
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=0,
-                               atol=ATOL[actual.dtype])
+from conftest import DTYPES, assert_close, smooth_rgb
 
 
 def apply(M, x, y):
@@ -36,18 +25,9 @@ def apply(M, x, y):
     return px, py
 
 
-def smooth_rgb(h, w, seed, mean=(120.0, 128.0, 110.0), std=(30.0, 25.0, 35.0)):
-    """A smooth RGB float32 test image with the given per-channel mean and std."""
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((h // 4 + 1, w // 4 + 1, 3))  # coarse grid
-    img = np.kron(noise, np.ones((4, 4, 1)))[:h, :w]  # (h, w, 3) blocky
-    img = (img - img.mean((0, 1))) / img.std((0, 1))
-    return (img * np.array(std) + np.array(mean)).astype(np.float32)  # (h, w, 3)
-
-
 def test_public_names():
     for name in ["REFERENCE_FPS", "zoom", "rotate", "translate", "center_px", "frame_matrix", "warp_affine",
-                 "Motion", "Schedule", "motion_at", "colour_stats", "colour_lock", "fit_size"]:
+                 "Motion", "Schedule", "motion_at"]:
         assert name in motion.__all__ and hasattr(motion, name), name
     assert REFERENCE_FPS == 24
 
@@ -256,100 +236,3 @@ def test_motion_at():
         motion_at(0, {"zooom": Schedule(1.0)})
     with pytest.raises(ZoomdreamError, match="pan"):
         motion_at(0, {"pan": Schedule(1.0)})
-
-
-# ---------------------------------------------------------------------------------------
-# Colour lock and fit_size
-
-
-def stats_within(image, ref_stats, rel):
-    mean, std = colour_stats(image)
-    ref_mean, ref_std = ref_stats
-    return bool(np.all(np.abs(mean - ref_mean) <= rel * ref_mean) and np.all(np.abs(std - ref_std) <= rel * ref_std))
-
-
-def test_colour_stats_hand_computed():
-    img = np.array([[[0, 10, 100], [20, 10, 200]]], np.uint8)  # (1, 2, 3)
-    mean, std = colour_stats(img)
-    np.testing.assert_allclose(mean, [10, 10, 150])
-    np.testing.assert_allclose(std, [10, 0, 50])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_colour_lock_strength_0_identity_and_1_match(dtype):
-    img = np.clip(smooth_rgb(64, 64, seed=3, mean=(100, 140, 120), std=(20, 30, 15)), 0, 255).astype(dtype)
-    ref = colour_stats(smooth_rgb(64, 64, seed=4, mean=(130, 110, 125), std=(28, 22, 24)))
-    assert_close(colour_lock(img, ref, strength=0.0), img)
-    locked = colour_lock(img, ref, strength=1.0)
-    assert locked.dtype == img.dtype and locked.shape == img.shape
-    assert stats_within(locked, ref, rel=0.01)
-    with pytest.raises(ZoomdreamError, match="strength"):
-        colour_lock(img, ref, strength=1.5)
-
-
-def wash_out(frame):
-    """Zoom in slightly and fade toward grey: the drift that dulls a feedback loop."""
-    M = zoom(1.02, center=center_px((frame.shape[1], frame.shape[0])))
-    grey = np.full_like(frame, 128)
-    return (0.95 * warp_affine(frame, M).astype(np.float32) + 0.05 * grey).round().astype(np.uint8)
-
-
-def saturate(frame):
-    """Boost contrast and push red up / blue down: the drift that blows colours out."""
-    x = frame.astype(np.float32)
-    x = (x - x.mean((0, 1))) * 1.06 + x.mean((0, 1)) + np.array([3.0, 0.0, -3.0])
-    return np.clip(x, 0, 255).round().astype(np.uint8)
-
-
-@pytest.mark.parametrize("drift", [wash_out, saturate])
-def test_colour_lock_holds_stats_over_feedback(drift):
-    source = np.clip(smooth_rgb(48, 64, seed=5), 0, 255).astype(np.uint8)
-    ref = colour_stats(source)
-    free, locked = source, source
-    for _ in range(100):
-        free = drift(free)
-        locked = colour_lock(drift(locked), ref, strength=0.5)
-    assert not stats_within(free, ref, rel=0.10)
-    assert stats_within(locked, ref, rel=0.10)
-
-
-def test_fit_size_crop_only_is_exact():
-    img = np.arange(32, dtype=np.uint8).reshape(4, 8)
-    assert_close(fit_size(img, (4, 4)), img[:, 2:6])  # scale 1: centre crop of columns 2..5
-
-
-def test_fit_size_shapes_and_dtype():
-    wide = np.zeros((100, 200, 3), np.float32)
-    wide[:, 100:] = 255.0  # right half white
-    out = fit_size(wide, (50, 50))  # shrink to 50x25, crop to the middle 50 columns
-    assert out.shape == (50, 50, 3) and out.dtype == np.float32
-    assert out[:, :20].max() == 0.0 and out[:, 30:].min() == 255.0
-    tall = fit_size(np.zeros((10, 10), np.uint8), (20, 40))  # grow x4, crop width
-    assert tall.shape == (40, 20) and tall.dtype == np.uint8
-    with pytest.raises(ZoomdreamError, match="size"):
-        fit_size(wide, (0, 10))
-
-
-def test_full_colour_lock_matches_covariance_and_holds_the_palette():
-    rng = np.random.default_rng(0)
-    base = rng.normal(0, 1, (64, 64, 1))
-    photo = np.clip(np.concatenate([150 + 40 * base, 80 + 30 * base, 50 + 20 * base + rng.normal(0, 5, (64, 64, 1))],
-                                   axis=2), 0, 255).astype(np.uint8)  # browns: strongly correlated channels
-    ref = motion.colour_reference(photo)
-    mean, cov = ref
-    # A feedback loop that pushes red and green apart (the neon drift) plus a little blur.
-    frame = photo.copy()
-    for _ in range(60):
-        x = frame.astype(np.float32)
-        x[..., 0] += 0.1 * (x[..., 0] - x[..., 1])
-        x[..., 1] -= 0.1 * (x[..., 0] - x[..., 1])
-        frame = motion.colour_lock(np.clip(x, 0, 255).astype(np.uint8), ref, 0.7)
-    m, c = motion.colour_reference(frame)
-    corr = lambda k: k[0, 1] / np.sqrt(k[0, 0] * k[1, 1])  # noqa: E731
-    assert abs(corr(c) - corr(cov)) < 0.1
-    assert np.all(np.abs(m - mean) <= 0.1 * mean + 1)
-    np.testing.assert_allclose(np.sqrt(np.diag(c)), np.sqrt(np.diag(cov)), rtol=0.1)
-    full = motion.colour_lock(np.clip(photo.astype(np.float32)[..., ::-1], 0, 255).astype(np.uint8), ref, 1.0)
-    _, c_full = motion.colour_reference(full)
-    np.testing.assert_allclose(c_full, cov, rtol=0.05, atol=5)
-    assert np.array_equal(motion.colour_lock(photo, ref, 0.0), photo)

@@ -13,39 +13,16 @@ import numpy as np
 import pytest
 
 from clips import make_clip
-from zoomdream import media, motion
+from zoomdream import colour, media, motion
 from zoomdream.cli import main
 from zoomdream.images import load_png_fast, save_image
+
+from conftest import child_processes
 
 # Tiny dreams: one octave, one step; the loop, not the look, is under test here.
 FAST = ["--model", "vgg16-hed", "--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1",
         "--precision", "fp32", "--jitter", "2"]
 VIDEO_FAST = [*FAST, "--iterations-per-frame", "1", "-q"]
-
-
-@pytest.fixture(scope="session")
-def clips(tmp_path_factory):
-    return tmp_path_factory.mktemp("clips")
-
-
-@pytest.fixture()
-def small_photo(tmp_path, photo):
-    path = tmp_path / "photo.png"
-    save_image(path, photo)
-    return path
-
-
-def _children() -> list[int]:
-    """PIDs of live processes whose parent is this test process (ffmpeg leaks)."""
-    me, out = os.getpid(), []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me and fields[0] != "Z":
-            out.append(int(stat.parent.name))
-    return out
 
 
 def _work_frames(out: Path) -> list[Path]:
@@ -87,8 +64,8 @@ def test_zoom_colour_lock_holds_statistics(tmp_path, small_photo, photo):
                  "--colour-lock", "1", "-q"]) == 0
     frames = sorted(out.glob("*.png"))
     assert len(frames) == 8
-    ref_mean, ref_std = motion.colour_stats(photo)
-    mean, std = motion.colour_stats(load_png_fast(frames[-1]))
+    ref_mean, ref_std = colour.colour_stats(photo)
+    mean, std = colour.colour_stats(load_png_fast(frames[-1]))
     assert np.all(np.abs(mean - ref_mean) <= 0.1 * ref_mean + 1)
     assert np.all(np.abs(std - ref_std) <= 0.1 * ref_std + 1)
 
@@ -143,7 +120,7 @@ def test_video_keeps_count_rate_and_audio(tmp_path, clips):
     p, q = media.probe_output(src), media.probe_output(out)
     assert (q.frames, q.fps, q.width, q.height) == (p.frames, p.fps, p.width, p.height) == (12, 12, 96, 64)
     assert q.has_audio and abs(q.audio_seconds - 1.0) < 0.05
-    assert _children() == []
+    assert child_processes(zombies=False) == []
 
 
 def test_video_preview_start_end_and_silent_source(tmp_path, clips):
@@ -214,7 +191,7 @@ def test_video_resume_gives_identical_frames(tmp_path, clips, monkeypatch, capsy
     b = [p.read_bytes() for p in _work_frames(part)]
     assert len(a) == 12 and a == b
     assert full.read_bytes() == part.read_bytes()
-    assert _children() == []
+    assert child_processes(zombies=False) == []
 
 
 def test_video_changed_input_refuses_to_resume(tmp_path, clips, monkeypatch, capsys):
@@ -244,7 +221,7 @@ def test_bad_video_is_exit_2_one_line_nothing_written(tmp_path, clips, kind, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and src.name in err[0] and "Traceback" not in err[0]
     assert list(outdir.iterdir()) == []
-    assert _children() == []
+    assert child_processes(zombies=False) == []
 
 
 @pytest.mark.parametrize("case", ["missing", "empty folder", "same output", "exists", "no folder", "bad ext"])

