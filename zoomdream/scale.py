@@ -273,8 +273,9 @@ def _dream_chunks(ray, pool: Workers, todo: list[Chunk], store: _Store, run: _Ru
     kills the workers on the way out).
     """
     n_frames, clock = run.job.n, run.clock
+    # what every chunk's call carries: paths made absolute, as workers may run elsewhere
     call = (run.job.info, absolute(run.settings), run.start, run.end, run.mask and os.path.abspath(run.mask),
-            run.audio and os.path.abspath(run.audio), run.fault)
+            run.audio and os.path.abspath(run.audio))
     pending = deque(todo)
     done_before = n_frames - sum(c.stop - c.first for c in todo)
     saved, complete = 0, plan_size - len(todo)
@@ -286,8 +287,8 @@ def _dream_chunks(ray, pool: Workers, todo: list[Chunk], store: _Store, run: _Ru
             while pending or running:
                 while pool.idle and pending:
                     worker, c = pool.take(), pending.popleft()
-                    info, settings, start, end, mask, audio, fault = call
-                    running[worker.dream.remote(info, settings, c, start, end, mask, audio, fault)] = (worker, c)
+                    info, settings, start, end, mask, audio = call
+                    running[worker.dream.remote(info, settings, c, start, end, mask, audio, run.fault)] = (worker, c)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
                 for gen in ready:
                     worker, c = running[gen]

@@ -72,7 +72,7 @@ def _sheet(input, out: Path, *, settings: Settings, layers: list[str] | None, ce
     backbone = load_backbone(d.model, weights=d.weights, precision=d.precision)
     layers = layers or list(backbone.spec.interesting)
     for name in layers:
-        backbone._layer(name)  # unknown layer: one clear error before any dreaming
+        backbone.channels(name)  # unknown layer: one clear error before any dreaming
     cells = [_label(image, "original")]
     steps = total_steps(image.shape[:2], d, backbone.min_size)
     with progress(steps * len(layers), quiet=quiet, unit="step", desc="sheet") as bar:
