@@ -112,7 +112,7 @@ def run_case(job: dict) -> dict:
     settings = S.merge(presets.load_preset(job["preset"]), {"max_size": job["max_size"]})
     common = {"settings": settings, "keep_frames": True, "quiet": True}
     if job["case"] == "seq":
-        from zoomdream.render import render_video  # noqa: PLC0415
+        from zoomdream.video import render_video  # noqa: PLC0415
 
         out = render_video(job["input"], job["output"], **common)
     else:

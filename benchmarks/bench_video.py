@@ -7,7 +7,7 @@ One run measures, and prints as tables plus a final ``SUMMARY:`` line:
 (b) the per-frame cost of the flow bookkeeping alone (two DIS flows, the occlusion mask,
     the flicker metric) at 640x360;
 (c) seconds per frame and added flicker at 640x360, full settings, three loops advanced
-    round-robin frame by frame (A B C, A B C, ...) through ``render.dream_frames`` (the
+    round-robin frame by frame (A B C, A B C, ...) through ``video.dream_frames`` (the
     frame loop of ``render_video`` without the PNG save and encode):
       video    the default preset's ``video:`` section (blend 0.55, 3 steps/octave after frame 0);
       still    "dream every frame": blend 0 and iterations_per_frame = iterations, so every
@@ -152,7 +152,7 @@ def bench_interleaved(info, cases: dict, n: int, still_n: int) -> dict:
 
     The slow ``still`` case makes ``still_n`` frames, its turns spread evenly over the ``n`` rounds.
     """
-    from zoomdream.render import dream_frames  # noqa: PLC0415
+    from zoomdream.video import dream_frames  # noqa: PLC0415
 
     counts = {k: (still_n if k == "still" else n) for k in cases}
     gens = {k: dream_frames(info, s, first=0, stop=counts[k]) for k, s in cases.items()}
@@ -193,7 +193,7 @@ def child_main(spec: dict) -> None:
     """Runs in the subprocess: one render_video, then a RESULT line."""
     os.environ["ZOOMDREAM_CACHE"] = spec["cache"]
     from zoomdream.presets import load_preset  # noqa: PLC0415
-    from zoomdream.render import render_video  # noqa: PLC0415
+    from zoomdream.video import render_video  # noqa: PLC0415
     from zoomdream.settings import merge  # noqa: PLC0415
 
     settings = merge(load_preset(spec.get("preset", "default")), spec["overrides"])

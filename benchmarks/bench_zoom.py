@@ -54,7 +54,7 @@ def log(msg: str = "") -> None:
 def render(photo: Path, out: Path, overrides: dict) -> tuple[float, list[Path], dict]:
     """render_zoom with the default preset + overrides, frames kept; returns (start time, frame paths, result)."""
     from zoomdream.presets import load_preset  # noqa: PLC0415
-    from zoomdream.render import render_zoom  # noqa: PLC0415
+    from zoomdream.zoom import render_zoom  # noqa: PLC0415
     from zoomdream.settings import merge  # noqa: PLC0415
 
     settings = merge(load_preset("default"), overrides)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from clips import make_clip
-from zoomdream import colour, media, motion
+from zoomdream import colour, media, motion, presets, render_video, render_zoom, settings as S
 from zoomdream.cli import main
+from zoomdream.errors import Interrupted
 from zoomdream.images import load_png_fast, save_image
 
 from conftest import child_processes
@@ -23,6 +24,33 @@ from conftest import child_processes
 FAST = ["--model", "vgg16-hed", "--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1",
         "--precision", "fp32", "--jitter", "2"]
 VIDEO_FAST = [*FAST, "--iterations-per-frame", "1", "-q"]
+# The same settings for the Python API (FAST + --fps 12 --frames 6 for a zoom).
+FAST_SETTINGS = {"model": "vgg16-hed", "octaves": 1, "iterations": 1, "layers": {"block3_conv1": 1.0},
+                 "precision": "fp32", "jitter": 2}
+ZOOM_SETTINGS = {**FAST_SETTINGS, "zoom.fps": 12, "zoom.frames": 6}
+VIDEO_SETTINGS = {**FAST_SETTINGS, "video.iterations_per_frame": 1}
+
+
+def _stop_after(k: int):
+    """An ``on_frame`` callback: Ctrl-C once this run has made k new frames."""
+    def on_frame(done: int) -> None:
+        if done >= k:
+            raise KeyboardInterrupt
+    return on_frame
+
+
+def _interrupted_zoom(photo, out, k: int, **kw) -> Interrupted:
+    settings = S.merge(presets.load_preset("default"), ZOOM_SETTINGS)
+    with pytest.raises(Interrupted) as e:
+        render_zoom(photo, out, settings=settings, quiet=True, on_frame=_stop_after(k), **kw)
+    return e.value
+
+
+def _interrupted_video(src, out, k: int, **kw) -> Interrupted:
+    settings = S.merge(presets.load_preset("default"), VIDEO_SETTINGS)
+    with pytest.raises(Interrupted) as e:
+        render_video(src, out, settings=settings, quiet=True, on_frame=_stop_after(k), **kw)
+    return e.value
 
 
 def _work_frames(out: Path) -> list[Path]:
@@ -70,14 +98,12 @@ def test_zoom_colour_lock_holds_statistics(tmp_path, small_photo, photo):
     assert np.all(np.abs(std - ref_std) <= 0.1 * ref_std + 1)
 
 
-def test_zoom_resume_gives_identical_frames(tmp_path, small_photo, monkeypatch, capsys):
+def test_zoom_resume_gives_identical_frames(tmp_path, small_photo, capsys):
     full, part = tmp_path / "full.mp4", tmp_path / "part.mp4"
     assert _zoom(small_photo, full, "--keep-frames") == 0
-    monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", "3")
-    assert _zoom(small_photo, part, "--keep-frames") == 130
-    assert "interrupted after frame 3/6" in capsys.readouterr().err
+    stop = _interrupted_zoom(small_photo, part, 3, keep_frames=True)
+    assert stop.code == 130 and "interrupted after frame 3/6" in str(stop)
     assert not part.exists() and len(_work_frames(part)) == 3
-    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
     assert _zoom(small_photo, part, "--keep-frames") == 0
     a = [p.read_bytes() for p in _work_frames(full)]
     b = [p.read_bytes() for p in _work_frames(part)]
@@ -96,11 +122,9 @@ def test_zoom_pingpong_gif_and_audio(tmp_path, small_photo, clips):
     assert p.has_audio and p.audio_seconds <= 0.5 + 0.05  # trimmed to 6 frames at 12 fps
 
 
-def test_zoom_changed_settings_refuse_to_resume(tmp_path, small_photo, monkeypatch, capsys):
+def test_zoom_changed_settings_refuse_to_resume(tmp_path, small_photo, capsys):
     out = tmp_path / "z.mp4"
-    monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", "2")
-    assert _zoom(small_photo, out) == 130
-    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
+    assert _interrupted_zoom(small_photo, out, 2).code == 130
     capsys.readouterr()
     assert _zoom(small_photo, out, "--step", "0.02") == 2
     err = capsys.readouterr().err
@@ -174,14 +198,12 @@ def test_video_one_frame_and_folder_input(tmp_path, clips, photo):
     assert (q.frames, q.fps) == (3, 24)
 
 
-def test_video_resume_gives_identical_frames(tmp_path, clips, monkeypatch, capsys):
+def test_video_resume_gives_identical_frames(tmp_path, clips, capsys):
     src = make_clip("moving", clips)
     full, part = tmp_path / "full.mp4", tmp_path / "part.mp4"
     assert _video(src, full, "--keep-frames") == 0
     for k in (0, 5):
-        monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", str(k))
-        assert _video(src, part, "--keep-frames") == 130
-    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
+        assert _interrupted_video(src, part, k, keep_frames=True).code == 130
     frames = _work_frames(part)
     assert len(frames) == 5
     frames[-1].write_bytes(b"")  # a damaged last frame must be re-rendered, never reused
@@ -194,15 +216,13 @@ def test_video_resume_gives_identical_frames(tmp_path, clips, monkeypatch, capsy
     assert child_processes(zombies=False) == []
 
 
-def test_video_changed_input_refuses_to_resume(tmp_path, clips, monkeypatch, capsys):
+def test_video_changed_input_refuses_to_resume(tmp_path, clips, capsys):
     import shutil
 
     src = tmp_path / "clip.mp4"
     shutil.copy(make_clip("moving", clips), src)
     out = tmp_path / "d.mp4"
-    monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", "2")
-    assert _video(src, out) == 130
-    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
+    assert _interrupted_video(src, out, 2).code == 130
     shutil.copy(make_clip("basic", clips), src)
     capsys.readouterr()
     assert _video(src, out) == 2

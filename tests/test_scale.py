@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from clips import make_clip
-from zoomdream import media, presets, scale, settings as S
+from zoomdream import media, presets, render_video, scale, settings as S, video
 from zoomdream.cli import main
 from zoomdream.errors import Interrupted, ZoomdreamError
 from zoomdream.scale import Chunk, find_cuts, plan_segments, render_video_ray
@@ -41,6 +41,14 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 def _settings(**extra):
     return S.merge(presets.load_preset("default"), {**FAST, **extra})
+
+
+def _stop_after(k: int):
+    """An ``on_frame`` callback: Ctrl-C once this run has made k new frames."""
+    def on_frame(done: int) -> None:
+        if done >= k:
+            raise KeyboardInterrupt
+    return on_frame
 
 
 def _work_frames(out: Path) -> list[bytes]:
@@ -116,7 +124,7 @@ def test_public_api_is_present():
 
 
 def test_cross_fade_weights_hand_computed(tmp_path):
-    from zoomdream.render import FrameCache
+    from zoomdream.framecache import FrameCache
 
     cache = FrameCache(tmp_path / "o.mp4", {"kind": "test"})
     plan = [Chunk(0, 8, 0, 0, 0), Chunk(8, 12, 3, 5, 0)]  # frames 5, 6, 7 cross-faded over 3 frames
@@ -169,16 +177,14 @@ def test_without_ray_exit_2_with_the_install_command(tmp_path, clips, monkeypatc
 
 
 def test_a_chunk_decodes_from_its_first_dreamed_frame(clips, monkeypatch, fresh_flow_cache):
-    from zoomdream import render
-
     info = media.probe(make_clip("moving", clips))
     skips = []
     real = media.iter_frames
     monkeypatch.setattr(media, "iter_frames", lambda *a, **k: skips.append(k.get("skip", 0)) or real(*a, **k))
-    chunk = list(render.dream_frames(info, _settings(), first=6, stop=8, warmup=2))
+    chunk = list(video.dream_frames(info, _settings(), first=6, stop=8, warmup=2))
     assert skips == [4] and [i for i, _, _ in chunk] == [6, 7]
     # the same frames as a loop that decodes from frame 0 and starts dreaming at frame 4
-    loop = render._VideoLoop(info, _settings(), start=0.0, end=None, mask=None, quiet=True)
+    loop = video._VideoLoop(info, _settings(), start=0.0, end=None, mask=None)
     prev = None
     for i in range(4, 8):
         prev = loop.frame(i, prev)
@@ -190,12 +196,8 @@ def test_a_chunk_decodes_from_its_first_dreamed_frame(clips, monkeypatch, fresh_
 def test_sequential_frames_are_not_resumed_by_a_chunked_run(tmp_path, clips, monkeypatch):
     pytest.importorskip("ray")
     src, out = make_clip("moving", clips), tmp_path / "d.mp4"
-    from zoomdream.render import render_video
-
-    monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", "2")
     with pytest.raises(Interrupted):
-        render_video(src, out, settings=_settings(), quiet=True)
-    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
+        render_video(src, out, settings=_settings(), quiet=True, on_frame=_stop_after(2))
     with pytest.raises(ZoomdreamError, match="render options changed.*--restart"):
         render_video_ray(src, out, settings=_settings(), workers=2, quiet=True, **CHUNKING)
 
@@ -225,8 +227,6 @@ def reference(ray_session, clips, tmp_path_factory):
 
 
 def test_two_workers_keep_count_rate_audio_and_sidecar(reference, clips, tmp_path, fresh_flow_cache, capfd):
-    from zoomdream.render import render_video
-
     out, summary, frames = reference
     capfd.readouterr()
     seq = tmp_path / "seq.mp4"
@@ -250,7 +250,12 @@ def test_rerun_with_a_killed_worker_gives_identical_frames(reference, clips, tmp
 
     out, _, frames = reference
     marker = tmp_path / "killed"
-    monkeypatch.setenv(scale.KILL_WORKER_ENV, f"5:{marker}")  # dies in chunk [4, 8) after handing back frames 3 and 4
+
+    def die_once(i: int) -> None:  # runs in the worker: dies in chunk [4, 8) after handing back frames 3 and 4
+        if i == 5 and not marker.exists():
+            marker.touch()
+            os._exit(1)  # a worker dying mid-chunk, as an OOM kill would: no cleanup, no exception
+
     notes = []
     handler = logging.Handler()
     handler.emit = notes.append
@@ -258,7 +263,7 @@ def test_rerun_with_a_killed_worker_gives_identical_frames(reference, clips, tmp
     try:
         again = tmp_path / "again.mp4"
         render_video_ray(make_clip("moving", clips), again, settings=_settings(), workers=2, keep_frames=True,
-                         quiet=True, **CHUNKING)
+                         quiet=True, worker_fault=die_once, **CHUNKING)
     finally:
         logging.getLogger("zoomdream").removeHandler(handler)
     assert marker.exists()  # the worker really died
@@ -279,13 +284,11 @@ def test_one_worker_gives_the_same_frames(reference, clips, tmp_path):
 @pytest.mark.slow
 def test_resume_skips_complete_chunks_and_gives_identical_output(reference, clips, tmp_path, monkeypatch):
     out = tmp_path / "part.mp4"
-    monkeypatch.setenv("ZOOMDREAM_TEST_ABORT_AFTER", "5")
     with pytest.raises(Interrupted, match="after 5/12 frames.*run the same command again to resume") as e:
         render_video_ray(make_clip("moving", clips), out, settings=_settings(), workers=2, keep_frames=True,
-                         quiet=True, **CHUNKING)
+                         quiet=True, on_frame=_stop_after(5), **CHUNKING)
     assert e.value.code == 130 and not out.exists()
     assert 0 < len(_work_frames(out)) <= 5  # a cross-faded frame waits for its second version
-    monkeypatch.delenv("ZOOMDREAM_TEST_ABORT_AFTER")
     render_video_ray(make_clip("moving", clips), out, settings=_settings(), workers=2, keep_frames=True,
                      quiet=True, **CHUNKING)
     assert _work_frames(out) == reference[2]
@@ -298,8 +301,6 @@ def test_chunks_see_the_schedules_of_their_own_frames(ray_session, clips, tmp_pa
     import subprocess
 
     import imageio_ffmpeg
-
-    from zoomdream.render import render_video
 
     clicks = tmp_path / "clicks.wav"  # hits at 0.25 and 0.75 s: frames 3 and 9 at 12 fps
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
@@ -316,8 +317,6 @@ def test_chunks_see_the_schedules_of_their_own_frames(ray_session, clips, tmp_pa
 
 @pytest.mark.slow
 def test_chunks_starting_at_cuts_equal_a_sequential_run(ray_session, cut_folder, tmp_path, fresh_flow_cache):
-    from zoomdream.render import render_video
-
     # shots [0, 6) and [6, 12), chunk 6: each chunk starts a shot, so no seams and every frame is exact
     out, seq = tmp_path / "ray.mp4", tmp_path / "seq.mp4"
     summary = render_video_ray(cut_folder, out, settings=_settings(), fps=12, workers=2, chunk=6, warmup=2, fade=1,
@@ -329,10 +328,16 @@ def test_chunks_starting_at_cuts_equal_a_sequential_run(ray_session, cut_folder,
 
 @pytest.mark.slow
 def test_a_worker_error_is_one_line(ray_session, clips, tmp_path):
-    settings = _settings(guide=str(tmp_path / "missing.png"))
-    with pytest.raises(ZoomdreamError, match="missing.png: not found on Ray node"):
-        render_video_ray(make_clip("moving", clips), tmp_path / "e.mp4", settings=settings, workers=2, quiet=True,
-                         **CHUNKING)
+    # Every file is checked by the driver before any worker starts; what a worker still meets
+    # (a file gone from its node, say) comes back as the driver's one-line error.
+    def fault(i):
+        if i == 3:
+            raise ZoomdreamError("guide.png: not found on Ray node n2")
+
+    with pytest.raises(ZoomdreamError, match="guide.png: not found on Ray node n2"):
+        render_video_ray(make_clip("moving", clips), tmp_path / "e.mp4", settings=_settings(), workers=2, quiet=True,
+                         worker_fault=fault, **CHUNKING)
+    assert not (tmp_path / "e.mp4").exists()
 
 
 # ---------------------------------------------------------------- the command line, Ray started by zoomdream

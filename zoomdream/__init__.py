@@ -34,11 +34,11 @@ _EXPORTS = {
     "dream_image": "dream",
     "load_image": "images",
     "save_image": "images",
-    "render_image": "render",
-    "render_sheet": "render",
-    "render_video": "render",
-    "render_zoom": "render",
-    "render_audio_features": "render",
+    "render_image": "stills",
+    "render_sheet": "stills",
+    "render_video": "video",
+    "render_zoom": "zoom",
+    "render_audio_features": "stills",
     "render_video_ray": "scale",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]

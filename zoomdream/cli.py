@@ -267,7 +267,7 @@ def cmd_layers(args) -> int:
 
 
 def cmd_image(args) -> int:
-    from .render import render_image  # noqa: PLC0415
+    from .stills import render_image  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -276,7 +276,7 @@ def cmd_image(args) -> int:
 
 
 def cmd_sheet(args) -> int:
-    from .render import render_sheet  # noqa: PLC0415
+    from .stills import render_sheet  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -287,7 +287,7 @@ def cmd_sheet(args) -> int:
 
 
 def cmd_video(args) -> int:
-    from .render import render_video  # noqa: PLC0415
+    from .video import render_video  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -309,7 +309,7 @@ def cmd_video(args) -> int:
 
 
 def cmd_zoom(args) -> int:
-    from .render import render_zoom  # noqa: PLC0415
+    from .zoom import render_zoom  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -319,7 +319,7 @@ def cmd_zoom(args) -> int:
 
 
 def cmd_audio(args) -> int:
-    from .render import render_audio_features  # noqa: PLC0415
+    from .stills import render_audio_features  # noqa: PLC0415
 
     summary = render_audio_features(args.input, args.output, fps=args.fps, start=args.start, end=args.end,
                                     csv=args.csv, width=args.width, overwrite=args.overwrite)
