@@ -25,7 +25,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from . import schedule
+from . import motion, schedule
 
 __all__ = ["ANIMATED", "Animation", "check_settings", "features_used", "carries", "still_dream",
            "uses_frame_count"]
@@ -178,9 +178,7 @@ class Animation:
         self.layers_animated = any(c.constant is None for c in layer_curves.values())
         self.layer_keyframes = None
         if kind == "zoom" and settings.zoom.layers:  # {frame: {layer: weight}} keyframes (smoothstep) win
-            from .motion import Schedule  # noqa: PLC0415
-
-            self.layer_keyframes = Schedule(settings.zoom.layers)
+            self.layer_keyframes = motion.Schedule(settings.zoom.layers)
         camera = [f"video.{c}" for c in _CAMERA]
         self.camera_moves = kind == "video" and not all(
             self.constant[k] and np.all(self.tables[k][0] == _STILL[k]) for k in camera)
@@ -213,10 +211,8 @@ class Animation:
 
     def motion(self, i: int):
         """The camera at frame i as a :class:`~zoomdream.motion.Motion` (zoom: per frame; video: absolute)."""
-        from .motion import Motion  # noqa: PLC0415
-
         k = self.kind
-        return Motion(zoom=self._at(f"{k}.zoom", i), rotate=self._at(f"{k}.rotate", i),
+        return motion.Motion(zoom=self._at(f"{k}.zoom", i), rotate=self._at(f"{k}.rotate", i),
                       pan=self._at(f"{k}.pan", i), center=self._at(f"{k}.center", i))
 
     def camera_matrix(self, i: int, size: tuple[int, int]) -> np.ndarray:
@@ -224,8 +220,6 @@ class Animation:
 
         Convention: ``size`` is (width, height) px; source -> destination, as ``motion.warp_affine`` takes it.
         """
-        from . import motion  # noqa: PLC0415
-
         m = self.motion(i)
         c = motion.center_px(size, m.center)
         return motion.translate(-m.pan[0], -m.pan[1]) @ motion.rotate(m.rotate, c) @ motion.zoom(m.zoom, c)

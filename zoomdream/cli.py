@@ -2,7 +2,9 @@
 
 Exit codes: 0 ok; 1 internal error (traceback with --debug); 2 bad input, preset or
 output (one line on stderr); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
-TensorFlow is imported only by commands that dream, so ``--help`` and ``presets`` are instant.
+TensorFlow is imported only by commands that dream, so ``--help`` and ``presets`` are instant:
+each command imports the library modules it needs inside its function (most of the library
+pulls in TensorFlow, numpy or OpenCV), which is why the imports below the settings are local.
 """
 
 from __future__ import annotations

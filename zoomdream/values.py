@@ -395,7 +395,7 @@ def is_schedule_text(value) -> bool:
 
 
 def _schedule_text(value, *, pair: bool, what: str = ""):
-    from . import schedule  # noqa: PLC0415
+    from . import schedule  # noqa: PLC0415  (numpy: kept off the start-up of `zoomdream --help`)
 
     try:
         (schedule.parse_pair if pair else schedule.parse)(value)
