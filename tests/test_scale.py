@@ -128,7 +128,7 @@ def test_cross_fade_weights_hand_computed(tmp_path):
 
     cache = FrameCache(tmp_path / "o.mp4", {"kind": "test"})
     plan = [Chunk(0, 8, 0, 0, 0), Chunk(8, 12, 3, 5, 0)]  # frames 5, 6, 7 cross-faded over 3 frames
-    store = scale._Store(cache, plan)
+    store = scale.FrameStore(cache, plan)
     for i in range(8):
         store.save(plan[0], i, np.full((2, 2, 3), 100, np.uint8))
     for i in range(5, 12):
@@ -184,7 +184,7 @@ def test_a_chunk_decodes_from_its_first_dreamed_frame(clips, monkeypatch, fresh_
     chunk = list(video.dream_frames(info, _settings(), first=6, stop=8, warmup=2))
     assert skips == [4] and [i for i, _, _ in chunk] == [6, 7]
     # the same frames as a loop that decodes from frame 0 and starts dreaming at frame 4
-    loop = video._VideoLoop(info, _settings(), start=0.0, end=None, mask=None)
+    loop = video.VideoLoop(info, _settings(), start=0.0, end=None, mask=None)
     prev = None
     for i in range(4, 8):
         prev = loop.frame(i, prev)

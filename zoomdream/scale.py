@@ -53,8 +53,8 @@ from .scaleplan import DEFAULT_CHUNK, DEFAULT_FADE, DEFAULT_WARMUP, Chunk, find_
 from .settings import Settings
 from .video import flow_cache, frame_flows, source_frames, valid_pixels
 
-__all__ = ["DEFAULT_CHUNK", "DEFAULT_FADE", "DEFAULT_WARMUP", "MAX_RETRIES", "WORKER_CPUS", "Chunk", "find_cuts",
-           "plan_segments", "render_video_ray"]
+__all__ = ["Chunk", "DEFAULT_CHUNK", "DEFAULT_FADE", "DEFAULT_WARMUP", "FrameStore", "MAX_RETRIES", "WORKER_CPUS",
+           "find_cuts", "plan_segments", "render_video_ray"]
 
 log = logging.getLogger("zoomdream")
 
@@ -63,7 +63,7 @@ FADE_FOLDER = "fade"  # in the work folder: both chunks' versions of each cross-
 
 
 # ---------------------------------------------------------------- where frames go (driver side)
-class _Store:
+class FrameStore:
     """Where each frame a worker hands back goes, and which chunks are already complete.
 
     A frame that is one chunk's alone goes straight into the frame cache. A cross-faded frame
@@ -217,13 +217,13 @@ class _Run:
                          progress=progress_bar)
 
 
-def _dream(ray, run: _Run, *, workers: int | None, address: str | None) -> tuple[list[Chunk], _Store, int]:
+def _dream(ray, run: _Run, *, workers: int | None, address: str | None) -> tuple[list[Chunk], FrameStore, int]:
     """Dream every frame not yet in the cache; returns (plan, store, workers used)."""
     cache, n = run.job.cache, run.job.n
     missing = sum(not cache.intact(i) for i in range(n))
     if not missing:  # every frame is there (the encoder was interrupted, say): no Ray needed; the plan is for the report
         plan = run.plan(run.cuts())
-        return plan, _Store(cache, plan), 0
+        return plan, FrameStore(cache, plan), 0
     try:
         return _dream_missing(ray, run, missing, workers=workers, address=address)
     except ZoomdreamError:
@@ -233,7 +233,7 @@ def _dream(ray, run: _Run, *, workers: int | None, address: str | None) -> tuple
 
 
 def _dream_missing(ray, run: _Run, missing: int, *, workers: int | None,
-                   address: str | None) -> tuple[list[Chunk], _Store, int]:
+                   address: str | None) -> tuple[list[Chunk], FrameStore, int]:
     """Connect to Ray, plan, and dream every chunk not yet complete; returns (plan, store, workers used)."""
     n = run.job.n
     with RayNotices() as notices, ray_session(ray, workers=workers, address=address), Workers(ray) as pool:
@@ -247,7 +247,7 @@ def _dream_missing(ray, run: _Run, missing: int, *, workers: int | None,
             cuts = run.cuts(bar.update)
         # b) plan, then dream the chunks not yet complete
         plan = run.plan(cuts)
-        store = _Store(run.job.cache, plan)
+        store = FrameStore(run.job.cache, plan)
         todo = [c for c in plan if not store.done(c)]
         if missing < n:
             log.info("resuming: %d of %d chunks already complete", len(plan) - len(todo), len(plan))
@@ -264,7 +264,7 @@ def _dream_missing(ray, run: _Run, missing: int, *, workers: int | None,
     return plan, store, used
 
 
-def _dream_chunks(ray, pool: Workers, todo: list[Chunk], store: _Store, run: _Run, *, plan_size: int) -> None:
+def _dream_chunks(ray, pool: Workers, todo: list[Chunk], store: FrameStore, run: _Run, *, plan_size: int) -> None:
     """Hand chunks, in order, to idle workers; store each frame as it streams in.
 
     ``run.flicker`` collects the workers' added flicker of frames that follow another frame of

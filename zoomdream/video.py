@@ -32,7 +32,8 @@ from .framecache import cache_dir, file_identity
 from .images import IMAGE_EXTENSIONS, load_image
 from .settings import Settings
 
-__all__ = ["dream_frames", "flow_cache", "frame_flows", "render_video", "source_frames", "valid_pixels"]
+__all__ = ["VideoLoop", "dream_frames", "flow_cache", "frame_flows", "render_video", "source_frames",
+           "valid_pixels"]
 
 log = logging.getLogger("zoomdream")
 
@@ -55,7 +56,7 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     with output_lock(out):
         job = open_video(input, out, settings=settings, start=start, end=end, preview=preview, fps=fps,
                          restart=restart, mask=mask, audio=audio)
-        loop = _VideoLoop(job.info, settings, start=start, end=end, mask=mask, animation=job.animation)
+        loop = VideoLoop(job.info, settings, start=start, end=end, mask=mask, animation=job.animation)
         try:
             run_frames(job.cache, job.n, loop.frame, quiet=quiet, desc="dreaming", on_frame=on_frame)
         finally:
@@ -153,7 +154,7 @@ def valid_pixels(bwd: np.ndarray, fwd: np.ndarray, occlusion: float) -> np.ndarr
 
 
 # ---------------------------------------------------------------- the per-frame work
-class _VideoLoop:
+class VideoLoop:
     """Per-frame work for ``render_video``: flow, carry-over, dreaming, flicker bookkeeping."""
 
     def __init__(self, info, settings: Settings, *, start, end, mask, skip: int = 0, audio=None, animation=None):
@@ -247,7 +248,7 @@ def dream_frames(info, settings: Settings, *, first: int, stop: int, warmup: int
     """
     begin = max(0, first - warmup)
     # The chunk starts afresh at `begin`, which needs no earlier source frame: decoding seeks there.
-    loop = _VideoLoop(info, settings, start=start, end=end, mask=mask, skip=begin, audio=audio)
+    loop = VideoLoop(info, settings, start=start, end=end, mask=mask, skip=begin, audio=audio)
     prev = None
     try:
         for i in range(begin, stop):

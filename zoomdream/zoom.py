@@ -26,7 +26,7 @@ from .framecache import FrameCache, render_manifest, work_folder
 from .images import fit_size, load_image
 from .settings import Settings
 
-__all__ = ["render_zoom"]
+__all__ = ["ZoomLoop", "render_zoom"]
 
 log = logging.getLogger("zoomdream")
 
@@ -60,7 +60,7 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     manifest = render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]],
                                                         **audio_manifest(settings, "zoom", track, n)})
     cache = FrameCache(out, manifest, restart=restart)
-    loop = _ZoomLoop(photo, settings, animation=anim)
+    loop = ZoomLoop(photo, settings, animation=anim)
     run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming", on_frame=on_frame)
     fps = Fraction(z.fps).limit_denominator(1001)
     order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
@@ -73,7 +73,7 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     return {"frames": total, "fps": fps, "size": (photo.shape[1], photo.shape[0])}
 
 
-class _ZoomLoop:
+class ZoomLoop:
     """Per-frame work for ``render_zoom``: one affine warp of the previous frame, then a dream."""
 
     def __init__(self, photo: np.ndarray, settings: Settings, *, animation):
