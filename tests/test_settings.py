@@ -32,12 +32,18 @@ COMMAND = {"": "image", "video.": "video", "zoom.": "zoom"}
 @pytest.fixture(autouse=True)
 def _never_dream(monkeypatch):
     """A value that slipped through would start a dream: fail fast instead of dreaming for minutes."""
+    # Imported first, so their own `load_backbone` names are bound to the real one (and patched below);
+    # importing them under the patch would keep `refuse` in them for the rest of the session.
     import zoomdream.backbones
+    import zoomdream.dream
+    import zoomdream.frameloop
+    import zoomdream.stills
 
     def refuse(*a, **k):
         raise AssertionError("a backbone was loaded: the bad value was not refused up front")
 
-    monkeypatch.setattr(zoomdream.backbones, "load_backbone", refuse)
+    for module in (zoomdream.backbones, zoomdream.dream, zoomdream.frameloop, zoomdream.stills):
+        monkeypatch.setattr(module, "load_backbone", refuse)
 
 
 def _number_cases(c: S.Number) -> list:

@@ -134,7 +134,7 @@ def from_settings(dream, backbone, guide_image: np.ndarray | None = None) -> Obj
     obj = None
     for name, weight in dream.layers.items():
         if name not in known:
-            backbone._layer(name)  # raises the "no layer" error with suggestions
+            backbone.channels(name)  # raises the "no layer" error with suggestions
         chans = dream.channels.get(name)
         if chans is not None:
             n = backbone.channels(name)

@@ -40,8 +40,8 @@ FLOW_METHODS = ("dis", "farneback")
 # and where the command line, the presets and the tests look them up (``settings.Number``, ...).
 from .values import (FRAME_INDEX, LAYER_WEIGHT, MAX_CHANNELS, MAX_FPS, MAX_FRAMES, MAX_LAYERS, MAX_NAME_CHARS,
                      MAX_OCTAVES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_FPS, QUOTE_CHARS, Boolean, Channels, Choice,
-                     FrameRate, Invalid, Keyframed, Layers, Number, Pair, Path_, Text, _is_schedule, _schedule_text,
-                     is_schedule_text, quote)
+                     FrameRate, Invalid, Keyframed, Layers, Number, Pair, Path_, Text, check_schedule_text,
+                     is_schedule, is_schedule_text, quote)
 
 # ---------------------------------------------------------------- declarations
 @dataclass(frozen=True)
@@ -80,8 +80,8 @@ def _check_schedulable(value, base_check: Callable):
     if isinstance(base, Layers):
         return base_check(value)  # Layers takes expression weights itself
     pair = isinstance(base, Pair)
-    if _is_schedule(value, pair):
-        return _schedule_text(value, pair=pair)
+    if is_schedule(value, pair):
+        return check_schedule_text(value, pair=pair)
     return base_check(value)
 
 

@@ -218,7 +218,7 @@ class Layers:
             if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
                 raise Invalid(f"layer names must be text of 1 to {MAX_NAME_CHARS} characters, got {quote(name)}")
             if isinstance(w, str):  # a schedule (expression) of the frame and the soundtrack
-                out[name] = _schedule_text(w, pair=False, what=f"layer {quote(name)[1:-1]}: weight {quote(w)}")
+                out[name] = check_schedule_text(w, pair=False, what=f"layer {quote(name)[1:-1]}: weight {quote(w)}")
                 continue
             try:
                 out[name] = LAYER_WEIGHT(w)
@@ -379,7 +379,8 @@ class FrameRate:
 _PAIR_OF_NUMBERS = re.compile(r"\s*-?[\d.]+\s*[x,]\s*-?[\d.]+\s*")
 
 
-def _is_schedule(v, pair: bool) -> bool:
+def is_schedule(v, pair: bool) -> bool:
+    """True when ``v`` is written as a schedule (text, or keyframes/pairs holding text); "1,0" is two numbers."""
     if isinstance(v, str):
         return not (pair and _PAIR_OF_NUMBERS.fullmatch(v))  # "1,0" is a pair of numbers
     if isinstance(v, Mapping):
@@ -390,11 +391,12 @@ def _is_schedule(v, pair: bool) -> bool:
 
 def is_schedule_text(value) -> bool:
     """True when a value holds schedule text (a string, or a string inside keyframes or a pair)."""
-    return _is_schedule(value, pair=False) or (isinstance(value, Mapping) and any(
+    return is_schedule(value, pair=False) or (isinstance(value, Mapping) and any(
         isinstance(x, str) for x in value.values()))
 
 
-def _schedule_text(value, *, pair: bool, what: str = ""):
+def check_schedule_text(value, *, pair: bool, what: str = ""):
+    """A schedule's syntax (one schedule, or two for a pair); returns it (a list as a tuple), or :class:`Invalid`."""
     from . import schedule  # noqa: PLC0415  (numpy: kept off the start-up of `zoomdream --help`)
 
     try:
