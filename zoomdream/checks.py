@@ -85,8 +85,8 @@ def check_render(settings, *, input=None, input_folder_ok: bool = False, mask=No
     d = settings.dream
     if d.guide is not None:
         check_file(d.guide, "guide image")
-    if d.weights is not None and d.weights != "random":  # "random": an untrained model, on request
-        check_file(d.weights, "weights file")
+    if d.weights_file is not None:
+        check_file(d.weights_file, "weights file")
     if mask is not None:
         check_file(mask, "mask")
     if audio is not None:

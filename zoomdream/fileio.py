@@ -153,13 +153,6 @@ def is_own_sidecar(path: str | os.PathLike) -> bool:
     return SIDECAR_MARK.search(text) is not None
 
 
-def remove_own_folder(path: str | os.PathLike) -> None:
-    """Delete a frame folder zoomdream wrote; anything else is left alone (ZoomdreamError)."""
-    if not is_own_folder(path):
-        raise ZoomdreamError(f"{path}: not a frame folder written by zoomdream; left untouched")
-    shutil.rmtree(path)
-
-
 # ---------------------------------------------------------------- the checks before any work
 def _real(path) -> str:
     return os.path.realpath(os.path.abspath(path))

@@ -174,7 +174,7 @@ def render_manifest(kind: str, input_path, settings: Settings, render: dict, fil
     settings' guide and weights files are added here. Files are identified by content.
     """
     d = settings.dream
-    files = {**(files or {}), "guide": d.guide, "weights": d.weights if d.weights != "random" else None}
+    files = {**(files or {}), "guide": d.guide, "weights": d.weights_file}
     return {
         "kind": kind,
         "zoomdream": __version__,

@@ -64,8 +64,7 @@ def sidecar(output: Path, settings: Settings, extra: dict) -> None:
 def render_inputs(settings: Settings, *paths) -> tuple:
     """Every file a render reads: ``paths`` plus the settings' guide and weights files."""
     d = settings.dream
-    weights = d.weights if d.weights not in (None, "random") else None
-    return tuple(p for p in (*paths, d.guide, weights) if p is not None)
+    return tuple(p for p in (*paths, d.guide, d.weights_file) if p is not None)
 
 
 def fps_text(fps: Fraction) -> str:

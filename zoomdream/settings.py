@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 from .errors import ZoomdreamError
 
 DEFAULT_MODEL = "efficientnet-lite0"
+RANDOM_WEIGHTS = "random"  # weights="random": an untrained network, only ever on explicit request
 PRECISIONS = ("auto", "fp32", "bf16")
 GRAD_NORMS = ("mean_abs", "std")
 MAX_GRAD_LEVELS = 8  # Laplacian bands: 8 halvings take a 4K frame's gradient down to ~15 px
@@ -172,6 +173,11 @@ class DreamSettings(_Validated):
                         help="all randomness (jitter) derives from (seed, frame index, octave)")
     max_size: int | None = setting(None, check=Number(16, MAX_SIDE, integer=True, nullable=True), flags="--max-size",
                                    help="inputs larger than this (longer side, px) are downscaled first")
+
+    @property
+    def weights_file(self) -> str | None:
+        """The weights file the user named; None for the bundled/cached weights or an untrained network."""
+        return None if self.weights in (None, RANDOM_WEIGHTS) else self.weights
 
 
 ZOOM_FACTOR = Number(0.0, 10.0, lo_open=True)
