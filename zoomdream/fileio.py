@@ -12,7 +12,12 @@ The rule everything here serves: zoomdream deletes or replaces only what it crea
   an input folder, the current folder or one of its parents, and, even with ``overwrite``,
   an existing file of a kind zoomdream does not write or a folder it did not write (a frame
   folder carries a marker file, :data:`FOLDER_MARKER`). The settings sidecar beside the
-  output (``out.mp4.yaml``) obeys the same rules.
+  output (``out.mp4.yaml``) obeys the same rules, and so does every other output of the
+  command (``others``: the features CSV beside the picture): no two outputs share a name.
+* :func:`published_together` makes several outputs (an output and its sidecar) appear
+  together or not at all: inside it, every atomic write keeps its finished temp, and all of
+  them are renamed into place at the end; if one rename fails, those already done are undone
+  (the files they replaced come back) and every temp is removed.
 * :func:`output_lock` makes a second run of the same output refuse at once; the lock is an
   ``flock`` on a small file beside the output, released by the kernel when a run dies, so
   the next run takes it over.
@@ -21,6 +26,7 @@ The rule everything here serves: zoomdream deletes or replaces only what it crea
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import fcntl
 import hashlib
@@ -94,11 +100,117 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+# ---------------------------------------------------------------- outputs that appear together
+_PENDING: contextvars.ContextVar[list | None] = contextvars.ContextVar("zoomdream_pending", default=None)
+
+
+def publish(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move the finished temp ``tmp`` (a file, or a folder of frames) to ``target``.
+
+    At once, or, inside :func:`published_together`, when that ends, with the other outputs.
+    A folder replaces an existing folder (moved aside first, then deleted if it holds nothing
+    but frames).
+    """
+    pending = _PENDING.get()
+    if pending is None:
+        _commit([(Path(tmp), Path(target))])
+    else:
+        pending.append((Path(tmp), Path(target)))
+
+
+@contextlib.contextmanager
+def published_together() -> Iterator[None]:
+    """Every output finished inside this block is put in place at its end, all or none.
+
+    A failure inside the block (or a Ctrl-C) removes every finished temp, so nothing is
+    published. The renames at the end are undone if one of them fails: each target gets back
+    the file it had before (or none).
+    """
+    pending: list[tuple[Path, Path]] = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+    except BaseException:
+        _discard(pending)
+        raise
+    finally:
+        _PENDING.reset(token)
+    _commit(pending)
+
+
+def _discard(pairs) -> None:
+    for tmp, _ in pairs:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
+def _commit(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename each temp onto its target; on a failure undo the renames done and remove every temp."""
+    done: list[tuple[Path, Path | None]] = []  # (target, what it held before, moved aside)
+    current = None
+    try:
+        for tmp, current in pairs:
+            done.append((current, _put_in_place(tmp, current, keep_old=len(pairs) > 1)))
+    except BaseException as e:
+        for target, backup in reversed(done):
+            with contextlib.suppress(OSError):
+                if backup is None:
+                    _remove(target)
+                elif os.path.isdir(backup) and not os.path.islink(backup):
+                    _remove(target)
+                    os.rename(backup, target)
+                else:
+                    os.replace(backup, target)
+        _discard(pairs[len(done):])
+        if isinstance(e, OSError):
+            raise ZoomdreamError(f"{current}: cannot write ({e.strerror or e}); nothing was published") from None
+        raise
+    for _, backup in done:
+        if backup is None:
+            continue
+        if os.path.isdir(backup) and not os.path.islink(backup):
+            if is_own_folder(backup):  # checked again: only zoomdream's frames are deleted
+                shutil.rmtree(backup, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(backup)
+
+
+def _put_in_place(tmp: Path, target: Path, *, keep_old: bool) -> Path | None:
+    """Rename ``tmp`` onto ``target``; returns where the target's old content was kept (None: nowhere)."""
+    backup = None
+    folder = os.path.isdir(tmp)
+    if os.path.lexists(target) and (folder or keep_old):
+        backup = tmp.with_name(tmp.name + ".old")  # swept like the temp itself
+        if folder:
+            os.rename(target, backup)  # a folder cannot be replaced in one step
+        else:
+            try:
+                os.link(target, backup, follow_symlinks=False)  # the target stays in place meanwhile
+            except OSError:
+                os.rename(target, backup)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if backup is not None:
+            with contextlib.suppress(OSError):
+                os.replace(backup, target)
+        raise
+    return backup
 
 
 def make_temp_dir(path: str | os.PathLike) -> Path:
@@ -196,7 +308,8 @@ def refuse_overlap(out: Path, what: str, inputs: Iterable) -> None:
 
 
 def check_output_path(out: str | os.PathLike, *, inputs: Iterable = (), overwrite: bool = False,
-                      is_dir: bool = False, kinds: tuple[str, ...] | None = None, sidecar: bool = True) -> Path:
+                      is_dir: bool = False, kinds: tuple[str, ...] | None = None, sidecar: bool = True,
+                      others: Iterable = (), what: str = "output") -> Path:
     """Check an output location before any work starts; return it as an absolute path.
 
     Args:
@@ -206,6 +319,9 @@ def check_output_path(out: str | os.PathLike, *, inputs: Iterable = (), overwrit
         kinds: extensions (lower case, with the dot) of files zoomdream writes there; an
             existing file is replaced (with ``overwrite``) only when it has one of them.
         sidecar: the output gets a settings sidecar (``out.yaml`` beside it), checked alike.
+        others: the command's other outputs, already checked (with their sidecars, where they
+            have one): neither this output nor its sidecar may be one of them.
+        what: what the output is, for messages ("output", "CSV", ...).
 
     Raises ZoomdreamError naming the path for anything refused: see the module docstring.
     """
@@ -213,7 +329,16 @@ def check_output_path(out: str | os.PathLike, *, inputs: Iterable = (), overwrit
         raise ZoomdreamError("output path is empty; name a file or a new folder (-o dream.mp4)")
     out = Path(os.path.abspath(out))
     inputs = tuple(inputs)
-    refuse_overlap(out, "output", inputs)
+    refuse_overlap(out, what, inputs)
+    mine = [(out, what)] + ([(sidecar_path(out), "settings sidecar")] if sidecar else [])
+    for other in others:
+        for path, name in mine:
+            if _real(path) == _real(other) or _same_file(path, other) or _inside(_real(other), _real(path)):
+                raise ZoomdreamError(f"{path}: the {name} would overwrite {other}, another output of this "
+                                     f"command; choose distinct names")
+    if kinds is not None and not is_dir and out.suffix.lower() not in kinds:
+        raise ZoomdreamError(f"{out}: a {what} named '{out.suffix or '(no extension)'}' is not of a kind zoomdream "
+                             f"writes here ({', '.join(kinds)})")
     parent = out.parent
     if not parent.is_dir():
         raise ZoomdreamError(f"{out}: output folder {parent} does not exist")
@@ -224,7 +349,7 @@ def check_output_path(out: str | os.PathLike, *, inputs: Iterable = (), overwrit
             raise ZoomdreamError(f"{out}: name too long (zoomdream writes {name[:40]}..., over {limit} bytes)")
     if os.path.lexists(out):
         if not overwrite:
-            raise ZoomdreamError(f"{out}: output already exists; pass --overwrite to replace it")
+            raise ZoomdreamError(f"{out}: {what} already exists; pass --overwrite to replace it")
         _check_replaceable(out, is_dir, kinds)
     if sidecar:
         side = sidecar_path(out)

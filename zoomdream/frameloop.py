@@ -34,7 +34,7 @@ from .audio import ANALYSIS_VERSION, analysis_library_version, frame_features
 from .backbones import load_backbone
 from .checks import check_budget, frame_size
 from .errors import Interrupted, Terminated, ZoomdreamError
-from .fileio import check_output_path, sidecar_path, write_text_atomic
+from .fileio import check_output_path, published_together, sidecar_path, write_text_atomic
 from .framecache import FRAME_PATTERN, FrameCache, cache_dir, file_identity, render_manifest, versions, work_folder
 from .images import load_image
 from .objectives import from_settings
@@ -168,7 +168,7 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
 
 def finish(cache: FrameCache, n_frames: int, output: Path, *, fps: Fraction, audio, crf: int, keep_frames: bool,
            quiet: bool, settings: Settings, extra: dict, order: list[int] | None = None) -> None:
-    """Encode the cached frames into the output (atomic), write the sidecar, drop the work folder."""
+    """Encode the cached frames into the output and write its sidecar (both appear, or neither), drop the work folder."""
     frames_dir, count = cache.frames, n_frames
     if order is not None:  # e.g. ping-pong: a second numbering made of hard links
         frames_dir = cache.folder / "sequence"
@@ -178,15 +178,15 @@ def finish(cache: FrameCache, n_frames: int, output: Path, *, fps: Fraction, aud
             os.link(cache.path(i), frames_dir / (FRAME_PATTERN % k))
         count = len(order)
     try:
-        with signals_to_exceptions():
+        with signals_to_exceptions(), published_together():  # the output and its sidecar, or neither
             if not quiet:
                 log.info("encoding %d frames to %s", count, output.name)
             media.encode(frames_dir, FRAME_PATTERN, count, output, fps=fps, audio=audio, crf=crf)
+            sidecar(output, settings, extra)
     except (KeyboardInterrupt, Terminated) as e:
         code = 143 if isinstance(e, Terminated) else 130
         raise Interrupted("interrupted while encoding; all frames are kept: run the same command again to "
                           "encode them", code) from None
-    sidecar(output, settings, extra)
     if keep_frames:
         log.info("frames kept in %s", cache.folder)
     else:

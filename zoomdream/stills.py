@@ -18,7 +18,7 @@ from .backbones import load_backbone
 from .checks import check_budget, check_render
 from .dream import dream_image, total_steps
 from .errors import ZoomdreamError
-from .fileio import check_output_path, output_lock
+from .fileio import check_output_path, output_lock, published_together
 from .frameloop import load_backbone_and_objective, progress, render_inputs, sidecar, still
 from .images import SAVE_FORMATS, load_image, resize_max, save_image
 from .objectives import layer as layer_objective
@@ -49,9 +49,10 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
         with progress(steps, quiet=quiet, unit="step", desc="dreaming") as bar:
             result = dream_image(image, settings=settings.dream, backbone=backbone, objective=objective,
                                  progress=bar.update)
-        save_image(out, result)
-        sidecar(out, settings, {"input": str(Path(input).resolve()), "weights": backbone.weights,
-                                "precision": backbone.precision})
+        with published_together():  # the picture and its sidecar, or neither
+            save_image(out, result)
+            sidecar(out, settings, {"input": str(Path(input).resolve()), "weights": backbone.weights,
+                                    "precision": backbone.precision})
     return result
 
 
@@ -87,8 +88,9 @@ def _sheet(input, out: Path, *, settings: Settings, layers: list[str] | None, ce
     for i, c in enumerate(cells):
         r, k = divmod(i, cols)
         sheet[r * h:(r + 1) * h, k * w:(k + 1) * w] = c
-    save_image(out, sheet)
-    sidecar(out, settings, {"input": str(Path(input).resolve()), "sheet_layers": layers})
+    with published_together():
+        save_image(out, sheet)
+        sidecar(out, settings, {"input": str(Path(input).resolve()), "sheet_layers": layers})
     return sheet
 
 
@@ -113,10 +115,12 @@ def render_audio_features(input, output, *, fps: float = 24.0, start: float = 0.
     """
     if not (start >= 0 and math.isfinite(start)) or (end is not None and not end > start):
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
-    out = _check_still_output(output, (input,), overwrite)
-    if Path(output).suffix.lower() != ".png":
+    if os.fspath(output).strip() and Path(output).suffix.lower() != ".png":
         raise ZoomdreamError(f"{output}: the features picture is a .png")
-    csv_out = None if csv is None else check_output_path(csv, inputs=(input,), overwrite=overwrite)
+    out = check_output_path(output, inputs=(input,), overwrite=overwrite, kinds=(".png",), sidecar=False,
+                            what="features picture")
+    csv_out = None if csv is None else check_output_path(csv, inputs=(input,), overwrite=overwrite, kinds=(".csv",),
+                                                         sidecar=False, others=(out,), what="CSV")
     a = analyse(input)
     stop = a.duration if end is None else min(end, a.duration)
     if stop <= start:
@@ -124,8 +128,9 @@ def render_audio_features(input, output, *, fps: float = 24.0, start: float = 0.
     n = max(1, math.ceil((stop - start) * fps - 1e-6))
     features = frame_features(input, fps=fps, n=n, offset=start)
     title = f"{Path(input).name}: {n} frames at {fps:g} fps from {start:g} s; about {a.tempo:.0f} bpm"
-    save_image(out, plot_features(features, fps=fps, width=width, title=title))
-    if csv_out is not None:
-        write_csv(csv_out, features, fps=fps)
+    with published_together():  # the picture and the CSV, or neither
+        save_image(out, plot_features(features, fps=fps, width=width, title=title))
+        if csv_out is not None:
+            write_csv(csv_out, features, fps=fps)
     beats = int(np.sum(features["beat"] == 1.0))
     return {"frames": n, "beats": beats, "tempo": a.tempo}

@@ -8,7 +8,6 @@ so a silent or short source never shortens the video. The soundtrack is an ``Aud
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..errors import ZoomdreamError
-from ..fileio import DIR_MODE, FOLDER_MARKER, FOLDER_MARKER_TEXT, atomic_path, is_own_folder, make_temp_dir
+from ..fileio import DIR_MODE, FOLDER_MARKER, FOLDER_MARKER_TEXT, atomic_path, is_own_folder, make_temp_dir, publish
 from .probe import VideoInfo, audio_codec, probe_output
 from .process import ffmpeg_exe, run, tail, url
 from .rates import as_rate
@@ -190,7 +189,8 @@ def _write_folder(out, frames_dir: str, names: list[str]) -> None:
     """Copy the frames into a new folder ``out`` (with the marker that makes it zoomdream's own).
 
     An existing ``out`` is replaced only when zoomdream wrote it (``fileio.is_own_folder``):
-    the new folder is complete beside it before the old one is moved aside and deleted.
+    the new folder is complete beside it before the old one is moved aside and deleted
+    (``fileio.publish``: with the sidecar, inside ``fileio.published_together``).
     """
     dest = os.path.abspath(os.fspath(out).rstrip("/" + os.sep) or os.fspath(out))
     parent = os.path.dirname(dest)
@@ -201,8 +201,6 @@ def _write_folder(out, frames_dir: str, names: list[str]) -> None:
     if not os.path.isdir(parent):
         raise ZoomdreamError(f"{out}: output folder {parent} does not exist")
     tmp = str(make_temp_dir(dest))
-    old = tmp + ".old"
-    moved = False
     try:
         for i, name in enumerate(names):
             target = os.path.join(tmp, f"{i:06d}{os.path.splitext(name)[1].lower()}")
@@ -212,19 +210,7 @@ def _write_folder(out, frames_dir: str, names: list[str]) -> None:
         with open(os.path.join(tmp, FOLDER_MARKER), "w") as f:
             f.write(FOLDER_MARKER_TEXT)
         os.chmod(tmp, DIR_MODE)  # mkdtemp's 0o700 -> an ordinary folder
-        if os.path.isdir(dest):
-            # A directory cannot be replaced in one step: move the old one aside first.
-            os.rename(dest, old)
-            moved = True
-            os.rename(tmp, dest)
-            moved = False
-            if is_own_folder(old):  # still nothing but frames (checked again: it was a user's folder once)
-                shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, dest)
     except BaseException:
-        if moved:  # the old output goes back where it was
-            with contextlib.suppress(OSError):
-                os.rename(old, dest)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    publish(tmp, dest)  # an existing folder is moved aside, then deleted once the new one is in place
