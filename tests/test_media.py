@@ -550,8 +550,8 @@ def test_any_legal_file_name_works_in_and_out(clip_files, tmp_path, monkeypatch,
 
 def test_audio_source_matches_the_frames_it_goes_with(clip_files):
     info = media.probe(clip_files["audio"])
-    assert media.audio_source(info, start=0.5, max_frames=5) == media.AudioSource(info.path, 0.5, 0.5, "aac")
-    assert media.audio_source(info, start=1.0) == media.AudioSource(info.path, 1.0, 1.0, info.audio_codec)
+    assert media.audio_source(info, start=0.5, max_frames=5) == media.AudioSource(info.path, 0.5, 0.5, "aac", 44100)
+    assert media.audio_source(info, start=1.0) == media.AudioSource(info.path, 1.0, 1.0, info.audio_codec, info.audio_rate)
     assert media.audio_source(media.probe(clip_files["basic"])) is None
 
 

@@ -42,7 +42,8 @@ from .settings import Settings
 
 __all__ = ["VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output", "finish",
            "finish_video", "fps_text", "load_backbone_and_objective", "numeric", "open_video", "output_soundtrack",
-           "progress", "render_inputs", "run_frames", "sidecar", "signals_to_exceptions", "still", "video_track"]
+           "progress", "render_inputs", "run_frames", "sidecar", "signals_to_exceptions", "soundtrack_file", "still",
+           "video_track"]
 
 log = logging.getLogger("zoomdream")
 
@@ -261,12 +262,23 @@ def video_track(info, *, start: float, audio=None) -> tuple[str, float] | None:
     ``audio`` (a file) starts at output frame 0; otherwise the clip's own soundtrack at ``start``.
     """
     if audio is not None:
-        if not media.has_audio(audio):
-            raise ZoomdreamError(f"{audio}: no audio stream found")
-        return os.path.abspath(audio), 0.0
+        sound = soundtrack_file(audio)
+        return None if sound is None else (sound, 0.0)
     if info.has_audio and not info.images:
         return info.path, info.video_start + start
     return None
+
+
+def soundtrack_file(audio) -> str | None:
+    """The ``--audio`` file, probed before any frame is dreamed: its absolute path, or None (and a note) when
+    its track holds no samples. A file without an audio stream is refused."""
+    stream = media.probe_audio(audio)
+    if stream is None:
+        raise ZoomdreamError(f"{audio}: no audio stream found")
+    if stream.empty:
+        log.warning("%s: %s", Path(audio).name, media.NO_SAMPLES_NOTE)
+        return None
+    return os.path.abspath(audio)
 
 
 def output_soundtrack(info, *, start: float, end: float | None, preview: int | None, audio=None):

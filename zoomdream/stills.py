@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import media
 from .audio import analyse, frame_features, plot_features, write_csv
 from .backbones import load_backbone
 from .checks import check_budget, check_render
@@ -121,12 +122,18 @@ def render_audio_features(input, output, *, fps: float = 24.0, start: float = 0.
                             what="features picture")
     csv_out = None if csv is None else check_output_path(csv, inputs=(input,), overwrite=overwrite, kinds=(".csv",),
                                                          sidecar=False, others=(out,), what="CSV")
+    stream = media.probe_audio(input)
+    if stream is None or stream.empty:
+        raise ZoomdreamError(f"{input}: no audio stream found" if stream is None else
+                             f"{input}: its audio track holds no samples")
+    # Time zero of a video is its first frame, as in a render: frame i is start + i / fps seconds after it.
+    zero = media.probe(input).video_start if stream.has_video else 0.0
     a = analyse(input)
-    stop = a.duration if end is None else min(end, a.duration)
-    if stop <= start:
-        raise ZoomdreamError(f"{input}: --start {start} is past the end of the audio ({a.duration:.3f} s)")
-    n = max(1, math.ceil((stop - start) * fps - 1e-6))
-    features = frame_features(input, fps=fps, n=n, offset=start)
+    stop = a.duration if end is None else min(zero + end, a.duration)
+    if stop <= zero + start:
+        raise ZoomdreamError(f"{input}: --start {start} is past the end of the audio ({a.duration - zero:.3f} s)")
+    n = max(1, math.ceil((stop - zero - start) * fps - 1e-6))
+    features = frame_features(input, fps=fps, n=n, offset=zero + start)
     title = f"{Path(input).name}: {n} frames at {fps:g} fps from {start:g} s; about {a.tempo:.0f} bpm"
     with published_together():  # the picture and the CSV, or neither
         save_image(out, plot_features(features, fps=fps, width=width, title=title))

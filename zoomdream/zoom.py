@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -18,10 +17,9 @@ import numpy as np
 from . import colour, media, motion
 from .checks import check_budget, check_render
 from .dream import dream, octave_note, to_uint8, to_unit
-from .errors import ZoomdreamError
 from .fileio import output_lock
 from .frameloop import (animation, audio_manifest, check_movie_output, finish, fps_text, load_backbone_and_objective,
-                        numeric, render_inputs, run_frames)
+                        numeric, render_inputs, run_frames, soundtrack_file)
 from .framecache import FrameCache, render_manifest, work_folder
 from .images import fit_size, load_image
 from .settings import Settings
@@ -47,15 +45,14 @@ def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames
 
 def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, restart, audio, quiet, on_frame) -> dict:
     z = settings.zoom
-    if audio is not None and not media.has_audio(audio):
-        raise ZoomdreamError(f"{audio}: no audio stream found")
+    sound = None if audio is None else soundtrack_file(audio)  # probed before any frame: None when silent
     photo = load_image(input, max_size=settings.dream.max_size)
     check_budget(out, frames=z.frames, size=tuple(z.size or photo.shape[1::-1]),
                  work_frames=work_folder(out) / "frames")
     if z.size is not None:
         photo = fit_size(photo, tuple(z.size))
     n = z.frames
-    track = None if audio is None else (os.path.abspath(audio), 0.0)
+    track = None if sound is None else (sound, 0.0)
     anim = animation(settings, kind="zoom", n=n, fps=z.fps, audio=track)
     manifest = render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]],
                                                         **audio_manifest(settings, "zoom", track, n)})
@@ -65,7 +62,7 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     fps = Fraction(z.fps).limit_denominator(1001)
     order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
     total = len(order) if order else n
-    track = None if audio is None else media.AudioSource(str(Path(audio).resolve()), 0.0, total / float(fps))
+    track = None if sound is None else media.AudioSource(sound, 0.0, total / float(fps))
     finish(cache, n, out, fps=fps, audio=track, crf=crf, keep_frames=keep_frames, quiet=quiet,
            settings=settings, extra={"input": str(Path(input).resolve()), "frames": total}, order=order)
     if not quiet:

@@ -25,13 +25,14 @@ Every path handed to ffmpeg is absolute and prefixed ``file:``, so names like ``
 """
 
 from ..images import ALPHA_BACKGROUND, IMAGE_EXTENSIONS
-from .probe import OutputProbe, VideoInfo, has_audio, probe, probe_output
+from .probe import NO_SAMPLES_NOTE, AudioInfo, OutputProbe, VideoInfo, has_audio, probe, probe_audio, probe_output
 from .process import ffmpeg_version, stop_children
-from .read import decode_audio, frame_count, iter_frames
+from .read import decode_audio, frame_count, iter_frames, stream_audio
 from .write import AudioSource, audio_source, encode, output_kind
 
 __all__ = [
     "VideoInfo",
+    "AudioInfo",
     "AudioSource",
     "OutputProbe",
     "probe",
@@ -40,8 +41,11 @@ __all__ = [
     "encode",
     "output_kind",
     "has_audio",
+    "probe_audio",
+    "NO_SAMPLES_NOTE",
     "audio_source",
     "decode_audio",
+    "stream_audio",
     "probe_output",
     "ffmpeg_version",
     "stop_children",

@@ -37,6 +37,7 @@ class Stream:
     attached: bool = False  # cover art, not a video track
     rotation: float = 0.0
     hdr: bool = False
+    sample_rate: int = 0  # audio: samples per second (0 when not printed)
 
 
 @dataclass
@@ -93,6 +94,8 @@ def parse_stream(index: int, kind: str, desc: str) -> Stream:
     parts = split_top(desc)
     st = Stream(index=index, kind=kind, codec=(parts[0].split() or ["?"])[0].rstrip(","))
     st.attached = "(attached pic)" in desc
+    if kind == "Audio" and (m := re.search(r"\b(\d+) Hz\b", desc)):
+        st.sample_rate = int(m.group(1))
     if kind != "Video":
         return st
     for part in parts[1:]:

@@ -22,10 +22,23 @@ from .ffmpeg_log import CORRUPT, DISCARD, scan_media
 from .process import capture, ffmpeg_exe, url
 from .rates import as_rate, fps_text, measure_rate
 
-__all__ = ["VideoInfo", "OutputProbe", "probe", "probe_output", "has_audio", "audio_codec", "decode_filters",
-           "pix_fmt_has_alpha", "DEFAULT_FOLDER_FPS"]
+__all__ = ["VideoInfo", "OutputProbe", "AudioInfo", "probe", "probe_output", "probe_audio", "has_audio", "audio_codec",
+           "decode_filters", "pix_fmt_has_alpha", "DEFAULT_FOLDER_FPS", "NO_SAMPLES_NOTE"]
 
 DEFAULT_FOLDER_FPS = Fraction(24)  # rate of an image-folder "video" when the caller gives none
+NO_SAMPLES_NOTE = "its audio track holds no samples: counted as no audio (the output is silent)"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """The first audio stream of a media file, as ``probe_audio`` found it.
+
+    """
+
+    codec: str  # ffmpeg codec name ("mp3", "aac", "pcm_s16le", ...)
+    rate: int  # samples per second (0 when unknown)
+    empty: bool  # the stream holds no samples (a WAV header and nothing else): no audio
+    has_video: bool  # the file also holds a video track (not cover art)
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,7 @@ class VideoInfo:
     n_frames: int  # frames iter_frames() yields for the whole clip (a real count)
     duration: float  # seconds of video: n_frames / fps
     has_audio: bool
-    audio_codec: str | None  # ffmpeg codec name of the first audio stream ("aac", "pcm_s16le", ...)
+    audio_codec: str | None  # ffmpeg codec name of the first audio stream ("aac", "pcm_s16le", ...); None: no audio
     codec: str  # video codec name ("h264", "png"; "images" for a folder)
     rotation: int  # display-matrix rotation, counter-clockwise degrees (0/90/180/270); frames come upright
     vfr: bool  # True when the source is variable-frame-rate and is resampled to `fps`
@@ -54,6 +67,7 @@ class VideoInfo:
     sar: Fraction = Fraction(1)  # sample aspect ratio of the stored pixels (scaled away on decode)
     video_start: float = 0.0  # seconds from the container start to the first video frame (seek offset)
     images: tuple[str, ...] = ()  # image-folder input: the files, in numeric order
+    audio_rate: int | None = None  # samples per second of the first audio stream (None: no audio, or unknown)
 
     @property
     def truncation_note(self) -> str | None:
@@ -91,7 +105,7 @@ def probe(path, fps: Fraction | int | str | None = None) -> VideoInfo:
     p = os.path.abspath(os.fspath(path))
     if os.path.isdir(p):
         return _probe_folder(path, p, DEFAULT_FOLDER_FPS if fps is None else as_rate(fps, path))
-    p, scan = scan_media(path, ["-map", "0:V:0?", "-c", "copy", "-f", "framecrc", "-"])
+    p, scan = scan_media(path, ["-map", "0:V:0?", "-map", "0:a:0?", "-c", "copy", "-f", "framecrc", "-"])
     videos = [s for s in scan.streams if s.kind == "Video" and not s.attached]
     audios = [s for s in scan.streams if s.kind == "Audio"]
     if not videos:
@@ -128,8 +142,10 @@ def probe(path, fps: Fraction | int | str | None = None) -> VideoInfo:
         width, height = height, width
 
     # 3) Truncation: the header promises more source frames than decode.
+    # Only a damaged file is truncated: the header's count is the container's duration times the rate
+    # (an intact MKV whose audio outlasts its video claims more frames than its video stream holds).
     decoded_source = good_packets if vfr else n
-    truncated = header is not None and header - decoded_source > 1
+    truncated = damaged and header is not None and header - decoded_source > 1
     notes = []
     if truncated:
         notes.append(f"decoded {decoded_source} of {header} frames (file truncated?)")
@@ -141,14 +157,25 @@ def probe(path, fps: Fraction | int | str | None = None) -> VideoInfo:
         notes.append("HDR video converted to 8-bit SDR without tone mapping (colours may look flat)")
     if v.sar != 1:
         notes.append(f"non-square pixels (SAR {v.sar.numerator}:{v.sar.denominator}) scaled to {width}x{height}")
-    first_pts = min((pk[0] for pk in packets if pk[0] is not None), default=None)
-    video_start = float(first_pts * tb) - scan.container_start if first_pts is not None and tb else 0.0
+    video_start = _start(packets, tb, scan.container_start)
+    aout = scan.out_stream("audio")
+    apk = scan.packets.get(aout, []) if aout is not None else []
+    sound = audios[0] if audios and apk else None
+    if audios and not apk:
+        notes.append(NO_SAMPLES_NOTE)
     return VideoInfo(
         path=p, width=width, height=height, fps=rate, n_frames=n, duration=float(n / rate),
-        has_audio=bool(audios), audio_codec=audios[0].codec if audios else None, codec=v.codec,
+        has_audio=sound is not None, audio_codec=sound.codec if sound else None, codec=v.codec,
         rotation=rotation, vfr=vfr, header_frames=header, truncated=truncated, notes=tuple(notes),
-        pix_fmt=v.pix_fmt, sar=v.sar, video_start=max(0.0, video_start),
+        pix_fmt=v.pix_fmt, sar=v.sar, video_start=video_start,
+        audio_rate=(sound.sample_rate or None) if sound else None,
     )
+
+
+def _start(packets, tb: Fraction | None, container_start: float) -> float:
+    """Seconds from the container's start to the first of ``packets`` (>= 0)."""
+    first = min((pk[0] for pk in packets if pk[0] is not None), default=None)
+    return max(0.0, float(first * tb) - container_start) if first is not None and tb else 0.0
 
 
 def _header_frames(p: str) -> int | None:
@@ -213,6 +240,22 @@ def has_audio(path) -> bool:
 def audio_codec(path) -> str | None:
     """ffmpeg's codec name of the first audio stream of the media file at ``path``; None without audio."""
     return next((s.codec for s in scan_media(path, None, "media")[1].streams if s.kind == "Audio"), None)
+
+
+def probe_audio(path) -> AudioInfo | None:
+    """The first audio stream of the media file at ``path`` (codec, rate, samples); None without one.
+
+    Reads the header and the first audio packet only (a stream copy), so an hour of sound costs
+    no more than a second. An unreadable file is a one-line ``ZoomdreamError``.
+    """
+    _, scan = scan_media(path, ["-map", "0:a:0?", "-c", "copy", "-frames:a", "1", "-f", "framecrc", "-"], "media")
+    audios = [s for s in scan.streams if s.kind == "Audio"]
+    if not audios:
+        return None
+    out = scan.out_stream("audio")
+    return AudioInfo(codec=audios[0].codec, rate=audios[0].sample_rate,
+                     empty=out is None or not scan.packets.get(out),  # not even one packet
+                     has_video=any(s.kind == "Video" and not s.attached for s in scan.streams))
 
 
 def _span(packets: list[tuple[int | None, int, int]], tb: Fraction | None) -> float | None:

@@ -3,7 +3,7 @@
 ``iter_frames`` streams upright RGB uint8 frames one at a time from one ffmpeg process that
 is always killed and reaped in ``finally`` (or from the folder's images, read through
 ``images.load_frame``). VFR input is resampled to the CFR rate ``probe`` declared, and a
-seek is frame-exact. ``decode_audio`` gives a track as mono float32 samples.
+seek is frame-exact. ``decode_audio`` gives a track as mono float32 samples, ``stream_audio`` in blocks.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 from ..errors import ZoomdreamError
 from ..images import check_file, composite_alpha, load_frame, resize_max
 from .probe import VideoInfo, decode_filters, has_audio, pix_fmt_has_alpha
-from .process import capture_bytes, ffmpeg_exe, popen, stop, tail, url
+from .process import ffmpeg_exe, popen, stop, tail, url
 
-__all__ = ["iter_frames", "frame_count", "decode_audio"]
+__all__ = ["iter_frames", "frame_count", "decode_audio", "stream_audio"]
 
 _EPS = 1e-6  # slack (in frames) for float seconds -> frame index conversions
 
@@ -157,19 +157,52 @@ def _iter_video(info: VideoInfo, first: int, count: int, max_size: int | None) -
             proc.stdout.close()
 
 
+def _audio_command(p: str, rate: int, start: float) -> list[str]:
+    # aresample's first_pts=0 puts sample 0 at the container's start (at `start` after a seek): a track that
+    # begins after its video is padded with silence, encoder delay is trimmed. The muxer keeps the same
+    # time zero, so a sound analysed at t seconds is heard at t in the output.
+    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", f"{max(0.0, start):.6f}",
+            "-i", url(p), "-map", "0:a:0", "-vn", "-ac", "1", "-af", f"aresample={int(rate)}:first_pts=0",
+            "-f", "f32le", "pipe:1"]
+
+
 def decode_audio(path, *, rate: int, start: float = 0.0) -> np.ndarray:
     """The first audio stream of ``path`` from ``start`` seconds on, as mono float32 samples at ``rate`` Hz.
 
     Convention: returns (samples,) float32, nominally in [-1, 1]; channels are averaged by ffmpeg
-    (``-ac 1``). A file without audio is a ZoomdreamError. The whole track is held in memory
-    (4 bytes a sample: 5 minutes at 22050 Hz is 26 MB).
+    (``-ac 1``); sample 0 is at ``start`` seconds of container time (silence before a late track).
+    A file without audio is a ZoomdreamError. The whole track is held in memory (4 bytes a
+    sample: 5 minutes at 22050 Hz is 26 MB); ``stream_audio`` gives it in blocks.
+    """
+    blocks = list(stream_audio(path, rate=rate, block=1 << 20, start=start))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+
+
+def stream_audio(path, *, rate: int, block: int, start: float = 0.0) -> Iterator[np.ndarray]:
+    """``decode_audio``'s samples in blocks of ``block`` samples (the last one shorter), never all at once.
+
+    Convention: yields fresh (block,) float32 arrays. ffmpeg is killed and reaped when the
+    generator finishes, fails or is closed.
     """
     p = check_file(path, what="media")
     if not has_audio(p):
         raise ZoomdreamError(f"{p}: no audio stream found")
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", f"{max(0.0, start):.6f}",
-           "-i", url(p), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(int(rate)), "-f", "f32le", "pipe:1"]
-    rc, out, err = capture_bytes(cmd)
-    if rc != 0:
-        raise ZoomdreamError(f"{p}: cannot decode the audio (exit {rc}): {tail(err.decode('utf-8', 'replace'))}")
-    return np.frombuffer(out[:len(out) // 4 * 4], dtype="<f4").astype(np.float32)  # (samples,)
+    if block < 1:
+        raise ValueError(f"block must be >= 1 sample (got {block})")
+    with tempfile.TemporaryFile() as err:
+        proc = popen(_audio_command(p, rate, start), stdout=subprocess.PIPE, stderr=err)
+        try:
+            while True:
+                data = proc.stdout.read(block * 4)
+                if data:
+                    yield np.frombuffer(data[:len(data) // 4 * 4], dtype="<f4").astype(np.float32)  # (<= block,)
+                if len(data) < block * 4:
+                    break
+            rc = proc.wait()
+            if rc != 0:
+                err.seek(0)
+                text = err.read().decode("utf-8", "replace")
+                raise ZoomdreamError(f"{p}: cannot decode the audio (exit {rc}): {tail(text)}")
+        finally:
+            stop(proc)
+            proc.stdout.close()

@@ -3,7 +3,10 @@
 ``encode`` writes to a temporary name beside the target, checks ffmpeg's exit code, re-probes
 the result, fsyncs and renames. It muxes audio with an optional map and an input-side trim,
 so a silent or short source never shortens the video. The soundtrack is an ``AudioSource``;
-``audio_source`` builds the one that matches ``iter_frames`` from the probe, codec included.
+``audio_source`` builds the one that matches ``iter_frames`` from the probe, codec and rate
+included. A track the container cannot hold as it is (an MP3 at 8, 11.025 or 12 kHz in MP4,
+which the muxer refuses; any codec but AAC, MP3 and Opus) is re-encoded to AAC; a track with
+no samples is no audio.
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ from fractions import Fraction
 
 from ..errors import ZoomdreamError
 from ..fileio import DIR_MODE, FOLDER_MARKER, FOLDER_MARKER_TEXT, atomic_path, is_own_folder, make_temp_dir, publish
-from .probe import VideoInfo, audio_codec, probe_output
+from .probe import VideoInfo, probe_audio, probe_output
 from .process import ffmpeg_exe, run, tail, url
 from .rates import as_rate
 from .read import frame_count
 
-__all__ = ["AudioSource", "audio_source", "encode", "output_kind", "COPY_AUDIO_CODECS", "AAC_BITRATE"]
+__all__ = ["AudioSource", "audio_source", "encode", "output_kind", "copies_audio", "COPY_AUDIO_CODECS",
+           "AAC_BITRATE", "AAC_RATES"]
 
 COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "opus"})  # copied into MP4 as is; anything else -> AAC
+MP3_MP4_MIN_RATE = 16000  # MPEG-2.5 MP3 (8, 11.025, 12 kHz) is refused by the MP4 muxer: re-encoded
 AAC_BITRATE = "192k"
+AAC_RATES = frozenset({7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000})
+AAC_FALLBACK_RATE = 48000  # a track at another rate is resampled to this when re-encoded
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,8 @@ class AudioSource:
     path: str  # a video or audio file
     start: float  # seconds into it
     duration: float  # seconds to take; clipped to the encoded video's duration
-    codec: str | None = None  # codec of its first audio stream; None: encode() reads it from the file
+    codec: str | None = None  # codec of its first audio stream; None: encode() reads it (and the rate) from the file
+    rate: int | None = None  # its sample rate in Hz; None: unknown
 
 
 def audio_source(info: VideoInfo, *, start: float = 0.0, end: float | None = None,
@@ -54,7 +62,14 @@ def audio_source(info: VideoInfo, *, start: float = 0.0, end: float | None = Non
         return None
     count = frame_count(info, start=start, end=end, max_frames=max_frames)
     return AudioSource(path=info.path, start=info.video_start + start, duration=float(count / info.fps),
-                       codec=info.audio_codec)
+                       codec=info.audio_codec, rate=info.audio_rate)
+
+
+def copies_audio(codec: str, rate: int | None) -> bool:
+    """True when a track of ``codec`` at ``rate`` Hz goes into MP4 as it is (else it is re-encoded to AAC)."""
+    if codec not in COPY_AUDIO_CODECS:
+        return False
+    return codec != "mp3" or (rate or 0) >= MP3_MP4_MIN_RATE  # an MP3 of unknown rate: re-encoded, to be safe
 
 
 def output_kind(out) -> str:
@@ -86,7 +101,8 @@ def encode(frames_dir, pattern: str, n_frames: int, out, *, fps: Fraction, audio
     * ``.mp4``: H.264 (libx264, yuv420p, BT.709 tags, ``crf``), ``+faststart``; an odd width or
       height is padded by 1 px (black) to the next even number. Audio, when ``audio`` has any,
       is cut to the video's duration with an input-side trim (never ``-shortest``): aac/mp3/opus
-      are copied, anything else is re-encoded to AAC 192k.
+      are copied (an MP3 only at 16 kHz or more), anything else is re-encoded to AAC 192k; a
+      track without samples is left out.
     * ``.gif``: two passes, a palette from the frames themselves, then paletteuse. No audio.
     * a folder (no extension or a trailing slash): PNG copies named 000000.png, ... No audio.
 
@@ -143,12 +159,18 @@ def _audio_args(audio: AudioSource | None, video_seconds: float) -> tuple[list[s
     seconds = min(float(audio.duration), video_seconds)
     if seconds <= 0:
         return [], [], False
-    codec = audio.codec or audio_codec(audio.path)  # a file of the user's: read its header once, here
-    if codec is None:
-        return [], [], False
+    codec, rate = audio.codec, audio.rate
+    if codec is None:  # a file of the user's: read its header once, here
+        stream = probe_audio(audio.path)
+        if stream is None or stream.empty:
+            return [], [], False
+        codec, rate = stream.codec, stream.rate
     # Input-side -ss/-t: the audio is trimmed to the video, so the video is never cut.
     inp = ["-ss", f"{max(0.0, float(audio.start)):.6f}", "-t", f"{seconds:.6f}", "-i", url(audio.path)]
-    how = ["-c:a", "copy"] if codec in COPY_AUDIO_CODECS else ["-c:a", "aac", "-b:a", AAC_BITRATE]
+    if copies_audio(codec, rate):
+        how = ["-c:a", "copy"]
+    else:
+        how = ["-c:a", "aac", "-b:a", AAC_BITRATE, *([] if rate in AAC_RATES else ["-ar", str(AAC_FALLBACK_RATE)])]
     return inp, ["-map", "1:a:0?", *how], True
 
 

@@ -1,0 +1,127 @@
+"""Soundtracks: every track muxes (re-encoded when the container cannot hold it as it is), a track
+without samples is no audio, and the analysis and the muxer agree on time zero whatever the
+streams' start times. Clips and sounds are made on the fly with the bundled ffmpeg."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from zoomdream import audio, frameloop, media
+from zoomdream.cli import main
+from zoomdream.images import save_image
+
+from conftest import FFMPEG as FF, clicks_expr, lavfi_audio
+
+ZOOM_MOTION_ONLY = ["--iterations", "0", "--frames", "6", "--fps", "12", "--size", "48x32", "-q"]
+FPS = 24
+
+
+def ff(*args):
+    subprocess.run([FF, "-nostdin", "-y", "-loglevel", "error", *map(str, args)], check=True)
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    """72 tiny frames (3 s at 24 fps) to encode."""
+    folder = tmp_path_factory.mktemp("frames")
+    for i in range(72):
+        save_image(folder / f"{i:06d}.png", np.full((16, 16, 3), 3 * i, np.uint8))
+    return folder
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 12000])
+def test_low_rate_mp3_is_reencoded_into_mp4(tmp_path, frames, rate):
+    """The MP4 muxer refuses MPEG-2.5 MP3: as a separate track and as a clip's own track, it is re-encoded."""
+    song = tmp_path / "song.mp3"
+    ff("-f", "lavfi", "-i", f"sine=d=1:r={rate}", "-c:a", "libmp3lame", song)
+    out = tmp_path / "a.mp4"
+    media.encode(frames, "%06d.png", 12, out, fps=FPS, audio=media.AudioSource(str(song), 0.0, 0.5))
+    got = media.probe_output(out)
+    assert got.has_audio and got.audio_codec == "aac" and got.frames == 12
+    clip = tmp_path / "clip.mkv"  # a clip whose own track is such an MP3
+    ff("-f", "lavfi", "-i", f"testsrc=size=32x24:rate={FPS}:d=1", "-i", song, "-c:v", "libx264",
+       "-pix_fmt", "yuv420p", "-c:a", "copy", clip)
+    info = media.probe(clip)
+    assert (info.audio_codec, info.audio_rate) == ("mp3", rate)
+    media.encode(frames, "%06d.png", 12, tmp_path / "b.mp4", fps=FPS, audio=media.audio_source(info, max_frames=12))
+    assert media.probe_output(tmp_path / "b.mp4").has_audio
+
+
+def test_mp3_at_a_standard_rate_is_still_copied(tmp_path, frames):
+    song = tmp_path / "song.mp3"
+    ff("-f", "lavfi", "-i", "sine=d=1:r=22050", "-c:a", "libmp3lame", song)
+    media.encode(frames, "%06d.png", 12, tmp_path / "a.mp4", fps=FPS, audio=media.AudioSource(str(song), 0.0, 0.5))
+    assert media.probe_output(tmp_path / "a.mp4").audio_codec == "mp3"
+
+
+@pytest.fixture()
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    save_image(path, np.full((32, 48, 3), 100, np.uint8))
+    return path
+
+
+def test_zoom_with_a_low_rate_mp3_renders_with_sound(tmp_path, photo):
+    mp3 = tmp_path / "low.mp3"
+    ff("-f", "lavfi", "-i", "sine=d=2:r=8000", "-c:a", "libmp3lame", mp3)
+    assert main(["zoom", str(photo), "-o", str(tmp_path / "a.mp4"), "--audio", str(mp3), *ZOOM_MOTION_ONLY]) == 0
+    assert media.probe_output(tmp_path / "a.mp4").has_audio
+
+
+def test_an_empty_wav_counts_as_no_audio(tmp_path, photo, capsys):
+    """A valid WAV without samples: a note, and a silent output (exit 0)."""
+    wav = tmp_path / "empty.wav"
+    ff("-f", "lavfi", "-i", "sine=d=1", "-t", "0", wav)
+    assert main(["zoom", str(photo), "-o", str(tmp_path / "b.mp4"), "--audio", str(wav), *ZOOM_MOTION_ONLY]) == 0
+    assert "holds no samples" in capsys.readouterr().err
+    got = media.probe_output(tmp_path / "b.mp4")
+    assert got.frames == 6 and not got.has_audio
+
+
+def _click_time(path) -> float:
+    """Seconds from the container start to the loudest sample of ``path``'s first audio stream."""
+    y = media.decode_audio(path, rate=audio.ANALYSIS_RATE)
+    return float(np.argmax(np.abs(y)) / audio.ANALYSIS_RATE)
+
+
+@pytest.mark.parametrize("shift", ["audio later", "audio earlier"])
+def test_analysis_and_output_agree_on_time_zero(tmp_path, frames, shift):
+    """A click drives the frame on which it is heard in the output, whichever stream starts first."""
+    click = lavfi_audio(tmp_path / "click.wav", clicks_expr([1.0]), 3.0)
+    clip = tmp_path / "clip.mp4"
+    video = ["-f", "lavfi", "-i", f"testsrc=size=32x24:rate={FPS}:d=3"]
+    sound = ["-i", click]
+    if shift == "audio later":
+        inputs = [*video, "-itsoffset", "0.5", *sound]
+    else:
+        inputs = ["-itsoffset", "0.5", *video, *sound]
+    ff(*inputs, "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", clip)
+    info = media.probe(clip)
+    # the analysis, as a render's audio-reactive schedules see it
+    path, offset = frameloop.video_track(info, start=0.0)
+    onset = audio.frame_features(path, fps=FPS, n=60, offset=offset)["onset"]
+    driven = int(np.argmax(onset))
+    # the output, as it is heard
+    out = tmp_path / "out.mp4"
+    media.encode(frames, "%06d.png", 60, out, fps=info.fps, audio=media.audio_source(info, max_frames=60))
+    heard = _click_time(out) * FPS
+    expected = 36 if shift == "audio later" else 12  # 1.0 s into the track, 0.5 s after or before the video
+    assert abs(driven - expected) <= 1 and abs(heard - expected) <= 1
+    assert abs(driven - heard) <= 1
+    # the features command numbers frames from the video's first frame too
+    csv = tmp_path / "f.csv"
+    assert main(["audio", str(clip), "-o", str(tmp_path / "f.png"), "--fps", str(FPS), "--csv", str(csv)]) == 0
+    rows = [r.split(",") for r in csv.read_text().splitlines()[1:]]
+    assert abs(int(max(rows, key=lambda r: float(r[3]))[0]) - expected) <= 1
+
+
+def test_an_intact_mkv_whose_audio_outlasts_its_video_is_not_truncated(tmp_path):
+    clip = tmp_path / "long_audio.mkv"
+    ff("-f", "lavfi", "-i", f"testsrc=size=32x24:rate={FPS}:d=1", "-f", "lavfi", "-i", "sine=d=1.5",
+       "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", clip)
+    info = media.probe(clip)
+    assert info.n_frames == FPS and not info.truncated
+    assert not any("truncated" in note for note in info.notes), info.notes
