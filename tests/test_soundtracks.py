@@ -125,3 +125,113 @@ def test_an_intact_mkv_whose_audio_outlasts_its_video_is_not_truncated(tmp_path)
     info = media.probe(clip)
     assert info.n_frames == FPS and not info.truncated
     assert not any("truncated" in note for note in info.notes), info.notes
+
+
+# ---------------------------------------------------------------- bounded memory
+def test_a_long_track_is_analysed_in_blocks_with_the_features_of_the_whole(tmp_path, monkeypatch):
+    """Blocks of 1 s (a knob; 20 s by default) give the whole track's loudness, bands, onsets and beats."""
+    clicks = [0.5 * i for i in range(1, 12)]
+    track = lavfi_audio(tmp_path / "t.wav", clicks_expr(clicks) + "+0.2*sin(2*PI*(60*t+200*t*t))", 6.0)
+    whole = audio.frame_features(track, fps=FPS, n=6 * FPS)
+    monkeypatch.setattr(audio, "BLOCK_SECONDS", 1.0)
+    copy = tmp_path / "copy.wav"  # another file: no cache hit
+    copy.write_bytes(track.read_bytes())
+    blocks = audio.frame_features(copy, fps=FPS, n=6 * FPS)
+    for name in ("rms", "bass", "mid", "treble"):
+        np.testing.assert_allclose(blocks[name], whole[name], rtol=0, atol=1e-9, err_msg=name)
+    peaks = [round(c * FPS) for c in clicks]
+    assert [int(i) for i in np.flatnonzero(blocks["onset"] > 0.5)] == peaks
+    np.testing.assert_array_equal(blocks["beat"] == 1.0, whole["beat"] == 1.0)
+
+
+def test_the_analysis_budget_is_checked_before_anything_is_created(tmp_path, monkeypatch, capsys):
+    from test_safety import assert_intact, refused, snapshot
+
+    folder = tmp_path / "home"
+    folder.mkdir()
+    photo = folder / "photo.png"
+    save_image(photo, np.full((32, 48, 3), 100, np.uint8))
+    song = lavfi_audio(folder / "song.wav", clicks_expr([0.25, 0.75]), 2.0)
+    cmd = ["zoom", str(photo), "-o", str(folder / "z.mp4"), "--audio", str(song), "--zoom", "0:(1.01 + 0.02*rms)",
+           *ZOOM_MOTION_ONLY]
+    monkeypatch.setattr(audio, "ANALYSIS_BYTES_PER_HOP", 1 << 40)  # as if the track were years long
+    before = snapshot(folder)
+    err = refused(capsys, main(cmd))
+    assert "of audio needs about" in err and "song.wav" in err
+    assert_intact(before)
+    assert snapshot(folder).keys() == before.keys()
+    monkeypatch.undo()
+    assert main(cmd) == 0 and media.probe_output(folder / "z.mp4").has_audio
+
+
+# ---------------------------------------------------------------- Ctrl-C wherever it lands
+def test_a_ctrl_c_swallowed_by_a_library_is_still_noticed(tmp_path, monkeypatch, capsys):
+    """A KeyboardInterrupt a foreign callback swallows: the command still stops (130), writing nothing."""
+    import os
+    import signal
+
+    song = lavfi_audio(tmp_path / "song.wav", clicks_expr([0.25, 0.75]), 1.0)
+    real = media.probe_audio
+
+    def swallowing(path):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs between two bytecodes of this loop
+                pass
+        except KeyboardInterrupt:
+            pass  # what a ctypes callback does with it
+        return real(path)
+
+    monkeypatch.setattr(media, "probe_audio", swallowing)
+    before = sorted(os.listdir(tmp_path))
+    code = main(["audio", str(song), "-o", str(tmp_path / "c.png"), "--csv", str(tmp_path / "c.csv")])
+    assert code == 130, capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def _analysing(pid: int, track) -> bool:
+    """True once a process below ``pid`` decodes or analyses ``track``."""
+    import os
+
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if str(track) in cmd and ("analysis_child" in cmd or "f32le" in cmd):
+            return True
+    return False
+
+
+def test_sigint_during_audio_analysis_stops_the_command_and_writes_nothing(tmp_path):
+    import os
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    track = lavfi_audio(tmp_path / "long.wav", clicks_expr([0.5 * i for i in range(1, 100)]), 60.0)
+    before = sorted(os.listdir(tmp_path))
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "zoomdream", "audio", str(track), "-o", str(tmp_path / "c.png"),
+                             "--csv", str(tmp_path / "c.csv")], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # up to 120 s on a loaded machine; the analysis itself takes several seconds
+            if _analysing(proc.pid, track) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the command ended before its analysis started"
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert sorted(os.listdir(tmp_path)) == before
+    time.sleep(0.2)
+    assert not _analysing(proc.pid, track)  # the analysis child and its ffmpeg are gone too

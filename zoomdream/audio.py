@@ -27,15 +27,18 @@ from __future__ import annotations
 import functools
 import math
 import os
+import pickle
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ZoomdreamError
+from .errors import ZoomdreamError, check_interrupt
 from .schedule import FEATURES
 
-__all__ = ["FEATURES", "ANALYSIS_RATE", "ANALYSIS_VERSION", "Analysis", "analyse", "frame_features",
-           "analysis_library_version", "write_csv", "plot_features"]
+__all__ = ["FEATURES", "ANALYSIS_RATE", "ANALYSIS_VERSION", "BLOCK_SECONDS", "Analysis", "analyse", "frame_features",
+           "analysis_library_version", "analysis_memory", "check_analysis_budget", "write_csv", "plot_features"]
 
 ANALYSIS_RATE = 22050  # Hz: the decode rate; enough for treble up to 11 kHz
 HOP = 128  # samples between analysis frames (5.8 ms at 22050 Hz): onsets land within ~10 ms
@@ -44,7 +47,15 @@ BASS_HZ = 250.0  # bass: below this
 TREBLE_HZ = 4000.0  # treble: above this; mid: in between
 ONSET_LAG_HOPS = 1  # onset-strength peaks trail the hit by about one hop (measured); shifted back
 EDGE_BEAT_FRACTION = 0.5  # leading/trailing beats weaker than this share of the median beat's onset are dropped
-ANALYSIS_VERSION = 1  # part of the resume manifest: bump whenever a feature's definition changes
+ANALYSIS_VERSION = 2  # part of the resume manifest: bump whenever a feature's definition changes
+# Long tracks are analysed in blocks (memory stays bounded); one block is exactly the whole-track analysis.
+BLOCK_SECONDS = 20.0  # samples decoded and analysed at a time (the working set of a block: about 60 MB)
+BLOCK_PAD = 2 * N_FFT  # samples of each neighbour analysed with a block, so its windows see their context
+TEMPOGRAM_HOPS = 384  # librosa's tempogram window (its default), in hops
+# Memory of the analysis, measured with benchmarks/bench_audio_memory.py and rounded up: librosa and numba
+# once compiled (about 400 MB) with the working set of one block, and the per-hop features kept for the track.
+ANALYSIS_BASE_BYTES = 512 << 20
+ANALYSIS_BYTES_PER_HOP = 160
 
 
 @dataclass(frozen=True)
@@ -81,47 +92,195 @@ def analysis_library_version() -> str:
     return _librosa().__version__
 
 
-def _analyse_samples(y: np.ndarray) -> Analysis:
-    """Features of mono float32 samples at ANALYSIS_RATE."""
+def _block_features(y: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-hop rms, onset (unshifted) and band amplitudes of mono float32 samples at ANALYSIS_RATE; (k,) each."""
     librosa = _librosa()
     sr = ANALYSIS_RATE
-    duration = len(y) / sr
     if len(y) < N_FFT:  # shorter than one window: pad with silence so every step has a frame
         y = np.pad(y, (0, N_FFT - len(y)))
     y = np.ascontiguousarray(y, dtype=np.float32)
     # 1) one STFT for loudness and band energies
     power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP, center=True)) ** 2  # (1 + N_FFT/2, k)
+    check_interrupt()
     freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT)  # (1 + N_FFT/2,)
     k = power.shape[1]
 
     def band(lo, hi):
         rows = (freqs >= lo) & (freqs < hi)
-        return np.sqrt(power[rows].sum(axis=0))  # (k,) amplitude in the band
+        return np.sqrt(power[rows].sum(axis=0)).astype(np.float64)  # (k,) amplitude in the band
 
-    rms = librosa.feature.rms(y=y, frame_length=N_FFT, hop_length=HOP, center=True)[0][:k]  # (k,)
-    # 2) onset strength (librosa's log-mel flux; a 1024 window times hits more tightly than 2048) and beats on the same hop grid
+    out = {"bass": band(0.0, BASS_HZ), "mid": band(BASS_HZ, TREBLE_HZ), "treble": band(TREBLE_HZ, sr)}
+    del power
+    out["rms"] = librosa.feature.rms(y=y, frame_length=N_FFT, hop_length=HOP, center=True)[0][:k].astype(np.float64)
+    check_interrupt()
+    # 2) onset strength (librosa's log-mel flux; a 1024 window times hits more tightly than 2048) on the same hop grid
     onset = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP, n_fft=N_FFT)  # (k',) aligned to frame times
-    onset = np.pad(onset, (0, max(0, k - len(onset))))[:k]
+    check_interrupt()
+    out["onset"] = np.pad(onset, (0, max(0, k - len(onset))))[:k].astype(np.float64)
+    return out
+
+
+def _tempo(onset: np.ndarray, block_hops: int) -> float:
+    """librosa's tempo estimate from the mean tempogram, built block by block over the onset envelope."""
+    librosa = _librosa()
+    step = max(block_hops, 4 * TEMPOGRAM_HOPS)
+    total, count = np.zeros(TEMPOGRAM_HOPS), 0
+    for lo in range(0, len(onset), step):
+        before = min(lo, TEMPOGRAM_HOPS)  # overlap: the windows of the kept columns see their context
+        chunk = onset[lo - before:lo + step + TEMPOGRAM_HOPS]
+        tg = librosa.feature.tempogram(onset_envelope=chunk, sr=ANALYSIS_RATE, hop_length=HOP,
+                                       win_length=TEMPOGRAM_HOPS)  # (TEMPOGRAM_HOPS, len(chunk))
+        inner = tg[:, before:before + min(step, len(onset) - lo)]
+        total += inner.sum(axis=1)
+        count += inner.shape[1]
+        check_interrupt()
+    tempo = librosa.feature.tempo(tg=(total / max(count, 1))[:, None], sr=ANALYSIS_RATE, hop_length=HOP)
+    return float(np.atleast_1d(tempo)[0])
+
+
+def _finish(feats: dict[str, np.ndarray], duration: float, tempo_hops: int | None = None) -> Analysis:
+    """The Analysis from per-hop features of the whole track; ``tempo_hops``: estimate the tempo in blocks of
+    that many hops (None: at once, as librosa's beat tracker does)."""
+    librosa = _librosa()
+    sr = ANALYSIS_RATE
+    onset = feats["onset"]
+    k = len(onset)
     # Measured on click tracks: the flux peaks 3-8 ms after the hit (one hop on average), so move it one hop
     # earlier; clicks then land on their frame at 24-30 fps wherever they fall inside it.
     onset = np.concatenate([onset[ONSET_LAG_HOPS:], np.zeros(ONSET_LAG_HOPS, onset.dtype)])
     if np.any(onset > 0):
+        # A long track estimates its tempo block by block (the tempogram of an hour would take gigabytes).
+        bpm = None if tempo_hops is None else _tempo(onset, tempo_hops)
         tempo, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr, hop_length=HOP, units="time",
-                                                 trim=False)  # trim drops a first beat right at a track's start
+                                                 trim=False, bpm=bpm)  # trim drops a first beat at a track's start
         tempo = float(np.atleast_1d(tempo)[0])
+        check_interrupt()
     else:
         tempo, beats = 0.0, np.zeros(0)
     times = librosa.frames_to_time(np.arange(k), sr=sr, hop_length=HOP)  # (k,)
-    return Analysis(times=times, rms=rms.astype(np.float64), onset=onset.astype(np.float64),
-                    bass=band(0.0, BASS_HZ), mid=band(BASS_HZ, TREBLE_HZ), treble=band(TREBLE_HZ, sr),
-                    beats=np.asarray(beats, np.float64), tempo=tempo, duration=duration)
+    return Analysis(times=times, rms=feats["rms"], onset=onset, bass=feats["bass"], mid=feats["mid"],
+                    treble=feats["treble"], beats=np.asarray(beats, np.float64), tempo=tempo, duration=duration)
+
+
+def _analyse_samples(y: np.ndarray) -> Analysis:
+    """Features of mono float32 samples at ANALYSIS_RATE, in one block."""
+    return _finish(_block_features(y), len(y) / ANALYSIS_RATE)
+
+
+def _block_hops(block_seconds: float) -> int:
+    return max(1, int(block_seconds * ANALYSIS_RATE) // HOP)
+
+
+def _analyse_blocks(blocks: Iterator[np.ndarray], block_seconds: float) -> Analysis:
+    """Features of a track given as consecutive sample blocks (all as long as the first, a multiple of HOP,
+    but the last, which may be shorter).
+
+    Each block is analysed with BLOCK_PAD samples of its neighbours on either side, and only the
+    hops that belong to it are kept: every STFT window of a kept hop lies inside the samples
+    analysed, so the features are those of the whole track (but for the onset's log floor, which
+    librosa takes per block). A track of one block is analysed exactly as a whole. Memory: a few
+    blocks of samples and their spectra, plus the per-hop features of the track.
+    """
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in ("rms", "onset", "bass", "mid", "treble")}
+    prev = np.zeros(0, np.float32)  # the last BLOCK_PAD samples before `cur`
+    cur, start, total = None, 0, 0  # start: the track's sample index of cur[0]
+    for nxt in _with_end(blocks):
+        check_interrupt()
+        if nxt is not None:
+            total += len(nxt)
+        if cur is not None:
+            if nxt is None and start == 0:  # the whole track in one block
+                return _analyse_samples(cur)
+            ahead = nxt[:BLOCK_PAD] if nxt is not None else np.zeros(0, np.float32)
+            feats = _block_features(np.concatenate([prev, cur, ahead]))
+            first = len(prev) // HOP  # the hop of cur[0] in the analysed samples
+            last = (start + len(cur)) // HOP if nxt is not None else total // HOP + 1  # track hops [start//HOP, last)
+            for name, v in feats.items():
+                parts[name].append(v[first:first + last - start // HOP])
+            prev = np.concatenate([prev, cur])[-BLOCK_PAD:]
+            start += len(cur)
+        cur = nxt
+    if cur is None and start == 0:  # no samples at all
+        return _analyse_samples(np.zeros(0, np.float32))
+    return _finish({name: np.concatenate(v) for name, v in parts.items()}, total / ANALYSIS_RATE,
+                   tempo_hops=_block_hops(block_seconds))
+
+
+def _with_end(blocks):
+    yield from blocks
+    yield None
+
+
+def analysis_memory(seconds: float | None) -> int:
+    """Bytes the analysis of a track of ``seconds`` needs at most: librosa, a block's working set, the per-hop features."""
+    hops = (seconds or 0.0) * ANALYSIS_RATE / HOP
+    return int(ANALYSIS_BASE_BYTES + hops * ANALYSIS_BYTES_PER_HOP)
+
+
+def check_analysis_budget(path, seconds: float | None) -> None:
+    """Refuse, before decoding, a track whose analysis would not fit in the memory available."""
+    from .checks import available_memory  # noqa: PLC0415
+
+    need = analysis_memory(seconds)
+    have = available_memory()
+    if have is not None and need > have:
+        length = f"{seconds / 60:.0f} minutes" if seconds else "the track"
+        raise ZoomdreamError(f"{path}: analysing {length} of audio needs about {need / 1e6:.0f} MB of memory and "
+                             f"{have / 1e6:.0f} MB is available; use a shorter track or free some memory")
 
 
 @functools.lru_cache(maxsize=4)
 def _analyse_cached(path: str, size: int, mtime_ns: int) -> Analysis:
-    from .media import decode_audio  # noqa: PLC0415
+    from .media import probe_audio  # noqa: PLC0415
 
-    return _analyse_samples(decode_audio(path, rate=ANALYSIS_RATE))
+    stream = probe_audio(path)
+    if stream is None or stream.empty:
+        raise ZoomdreamError(f"{path}: no audio stream found" if stream is None else
+                             f"{path}: its audio track holds no samples")
+    check_analysis_budget(path, stream.duration)
+    if stream.duration is not None and stream.duration <= BLOCK_SECONDS:
+        return _analyse_file(path, BLOCK_SECONDS)
+    return _analyse_in_child(path)
+
+
+def _analyse_file(path: str, block_seconds: float) -> Analysis:
+    """Decode ``path`` block by block and analyse it, here."""
+    from .media import stream_audio  # noqa: PLC0415
+
+    blocks = stream_audio(path, rate=ANALYSIS_RATE, block=_block_hops(block_seconds) * HOP)
+    try:
+        return _analyse_blocks(blocks, block_seconds)
+    finally:
+        blocks.close()
+
+
+def _analyse_in_child(path: str) -> Analysis:
+    """``_analyse_file`` in a fresh interpreter: librosa's and numba's memory (about 400 MB once compiled)
+    then never adds to TensorFlow's in a render, and leaves with the child. A short track is analysed
+    in-process instead: starting the child (importing librosa again) would cost more than the analysis.
+    The child runs in its own session, like ffmpeg: Ctrl-C reaches this process, which kills it."""
+    from .media.process import capture_bytes  # noqa: PLC0415
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = "import sys; from zoomdream.audio import analysis_child; analysis_child(sys.argv[1], float(sys.argv[2]))"
+    rc, out, err = capture_bytes([sys.executable, "-c", code, path, repr(BLOCK_SECONDS)],
+                                 env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                     p for p in (package_root, os.environ.get("PYTHONPATH")) if p)})
+    if rc == ZoomdreamError.exit_code:
+        raise ZoomdreamError(err.decode("utf-8", "replace").strip().splitlines()[-1])
+    if rc != 0:
+        raise RuntimeError(f"audio analysis of {path} failed (exit {rc}): {err.decode('utf-8', 'replace')[-2000:]}")
+    return pickle.loads(out)
+
+
+def analysis_child(path: str, block_seconds: float) -> None:
+    """The child's side of ``_analyse_in_child``: the pickled Analysis on stdout, or one error line on stderr."""
+    try:
+        result = _analyse_file(path, block_seconds)
+    except ZoomdreamError as e:
+        print(e, file=sys.stderr)
+        sys.exit(ZoomdreamError.exit_code)
+    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def analyse(path) -> Analysis:

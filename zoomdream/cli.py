@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from . import settings as S
-from .errors import Interrupted, Terminated, ZoomdreamError
+from .errors import Interrupted, Terminated, ZoomdreamError, clear_interrupt, note_interrupt
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -349,6 +349,11 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def _on_sigint(signum, frame):
+    note_interrupt()  # checked again at the next safe point, in case a foreign callback swallows what follows
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -357,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     log.propagate = False
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    old_int = signal.signal(signal.SIGINT, _on_sigint)
+    clear_interrupt()
     try:
         return COMMANDS[args.command](args)
     except ZoomdreamError as e:
@@ -383,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         if "zoomdream.media" in sys.modules:  # whatever happened, no ffmpeg outlives the command
             sys.modules["zoomdream.media"].stop_children()
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+        clear_interrupt()
         sys.stderr.flush()
 
 

@@ -4,7 +4,34 @@ A ``ZoomdreamError`` carries a single line that says what went wrong, where (the
 the key), what was expected and what to do. The CLI prints it as
 ``zoomdream: error: <message>`` and exits with code 2. Bugs are not ZoomdreamErrors:
 they raise normally and show a traceback with ``--debug``.
+
+Ctrl-C is noticed at the next safe point wherever it lands: the CLI's SIGINT handler notes it
+(:func:`note_interrupt`) before raising KeyboardInterrupt, and :func:`check_interrupt`, called
+after each library call (ffmpeg, librosa, a dream step, a frame), raises it again if nobody
+acted on it: a foreign callback (a ctypes callback inside numba or TensorFlow) may swallow the
+KeyboardInterrupt, never the note.
 """
+
+import threading
+
+_INTERRUPT = threading.Event()
+
+
+def note_interrupt() -> None:
+    """Remember a Ctrl-C until :func:`check_interrupt` or :func:`clear_interrupt` takes it."""
+    _INTERRUPT.set()
+
+
+def clear_interrupt() -> None:
+    """Forget a noted Ctrl-C (it has been acted on)."""
+    _INTERRUPT.clear()
+
+
+def check_interrupt() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C was noted and nobody acted on it yet; else nothing (cheap)."""
+    if _INTERRUPT.is_set():
+        _INTERRUPT.clear()
+        raise KeyboardInterrupt
 
 
 class ZoomdreamError(Exception):

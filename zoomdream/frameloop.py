@@ -33,7 +33,7 @@ from .animation import Animation, features_used, still_dream, uses_frame_count
 from .audio import ANALYSIS_VERSION, analysis_library_version, frame_features
 from .backbones import load_backbone
 from .checks import check_budget, frame_size
-from .errors import Interrupted, Terminated, ZoomdreamError
+from .errors import Interrupted, Terminated, ZoomdreamError, check_interrupt
 from .fileio import check_output_path, published_together, sidecar_path, write_text_atomic
 from .framecache import FRAME_PATTERN, FrameCache, cache_dir, file_identity, render_manifest, versions, work_folder
 from .images import load_image
@@ -49,10 +49,16 @@ log = logging.getLogger("zoomdream")
 
 
 # ---------------------------------------------------------------- small shared pieces
+class _Progress(tqdm):
+    def update(self, n=1):
+        check_interrupt()  # every step and frame is a safe point for a Ctrl-C
+        return super().update(n)
+
+
 def progress(total: int, *, quiet: bool, unit: str, desc: str, initial: int = 0):
-    """The progress bar of a render (none when ``quiet``)."""
-    return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=quiet, dynamic_ncols=True,
-                leave=False, smoothing=0.1)
+    """The progress bar of a render (none when ``quiet``); each update is a safe point for Ctrl-C."""
+    return _Progress(total=total, initial=initial, unit=unit, desc=desc, disable=quiet, dynamic_ncols=True,
+                     leave=False, smoothing=0.1)
 
 
 def sidecar(output: Path, settings: Settings, extra: dict) -> None:

@@ -49,6 +49,7 @@ class Scan:
     found_input: bool = False
     demuxer: str = ""  # ffmpeg's input format name ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", ...)
     container_start: float = 0.0
+    container_duration: float | None = None  # the dump's "Duration:" (None for N/A); an estimate for some formats
     streams: list[Stream] = field(default_factory=list)
     out_types: dict[int, str] = field(default_factory=dict)  # output stream -> "video"/"audio"
     out_tb: dict[int, Fraction] = field(default_factory=dict)
@@ -132,6 +133,8 @@ def scan_ffmpeg(path: str, out_args: list[str] | None) -> Scan:
         elif section:
             if m := re.search(r"start: (-?[\d.]+)", msg):
                 scan.container_start = float(m.group(1))
+            if m := re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", msg):
+                scan.container_duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
             if m := STREAM_LINE.match(msg):
                 scan.streams.append(parse_stream(int(m.group(1)), m.group(2), m.group(3)))
             elif (m := re.search(r"rotation of (-?[\d.]+) degrees", msg)) and scan.streams:

@@ -39,6 +39,7 @@ class AudioInfo:
     rate: int  # samples per second (0 when unknown)
     empty: bool  # the stream holds no samples (a WAV header and nothing else): no audio
     has_video: bool  # the file also holds a video track (not cover art)
+    duration: float | None  # seconds the container says it lasts (None when it does not say)
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,8 @@ def probe_audio(path) -> AudioInfo | None:
     out = scan.out_stream("audio")
     return AudioInfo(codec=audios[0].codec, rate=audios[0].sample_rate,
                      empty=out is None or not scan.packets.get(out),  # not even one packet
-                     has_video=any(s.kind == "Video" and not s.attached for s in scan.streams))
+                     has_video=any(s.kind == "Video" and not s.attached for s in scan.streams),
+                     duration=scan.container_duration)
 
 
 def _span(packets: list[tuple[int | None, int, int]], tb: Fraction | None) -> float | None:

@@ -20,7 +20,7 @@ import threading
 
 import imageio_ffmpeg
 
-from ..errors import ZoomdreamError
+from ..errors import ZoomdreamError, check_interrupt
 
 __all__ = ["ffmpeg_exe", "url", "popen", "stop", "stop_children", "capture", "capture_bytes", "run", "tail",
            "ffmpeg_version", "STDERR_TAIL_CHARS"]
@@ -124,9 +124,10 @@ def capture(cmd: list[str]) -> tuple[int, str, str]:
     return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
-def capture_bytes(cmd: list[str]) -> tuple[int, bytes, bytes]:
-    """Run an ffmpeg command to completion, holding all its output; return (rc, stdout, stderr)."""
-    proc = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def capture_bytes(cmd: list[str], **popen_args) -> tuple[int, bytes, bytes]:
+    """Run an ffmpeg command (or another child, ``popen_args`` like ``env``) to completion, holding all its
+    output; return (rc, stdout, stderr)."""
+    proc = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen_args)
     try:
         out, err = proc.communicate()
     except BaseException:
@@ -134,6 +135,7 @@ def capture_bytes(cmd: list[str]) -> tuple[int, bytes, bytes]:
         for stream in (proc.stdout, proc.stderr):
             stream.close()
         raise
+    check_interrupt()  # a Ctrl-C that arrived meanwhile and was lost on its way
     return proc.returncode, out, err
 
 
@@ -167,6 +169,7 @@ def run(cmd: list[str], *, echo: bool = False) -> tuple[int, str]:
     finally:
         if not reader.is_alive():
             proc.stderr.close()
+    check_interrupt()
     return rc, last.decode("utf-8", "replace")
 
 
