@@ -8,6 +8,13 @@ few milliseconds early or late). Loudness and band energies are the mean over th
 onset strength its maximum. Every feature is normalised to 0..1 over the WHOLE track (not
 only the rendered part), so ``--start``/``--end``/``--preview`` and render chunks see the
 same values at the same moment of the music. Frames after the track ends are silence (0).
+Time zero is the container's start, as for the encoder that muxes the track (``decode_audio``
+pads a track that starts late with silence), so a sound and the frame it drives line up.
+
+Memory is bounded: the track is decoded and analysed in blocks of BLOCK_SECONDS with overlap
+(``_analyse_blocks``), and a track longer than one block is analysed in a child process, so
+librosa's and numba's memory never adds to TensorFlow's; ``check_analysis_budget`` refuses a
+track whose analysis would not fit, before decoding it.
 
 Why librosa: onset strength (log-mel spectral flux with the lag and framing compensation
 done right) and beat tracking (Ellis' dynamic programming with a tempo prior) are the field's
@@ -105,12 +112,11 @@ def _block_features(y: np.ndarray) -> dict[str, np.ndarray]:
     freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT)  # (1 + N_FFT/2,)
     k = power.shape[1]
 
-    def band(lo, hi):
+    out = {}
+    for name, lo, hi in (("bass", 0.0, BASS_HZ), ("mid", BASS_HZ, TREBLE_HZ), ("treble", TREBLE_HZ, sr)):
         rows = (freqs >= lo) & (freqs < hi)
-        return np.sqrt(power[rows].sum(axis=0)).astype(np.float64)  # (k,) amplitude in the band
-
-    out = {"bass": band(0.0, BASS_HZ), "mid": band(BASS_HZ, TREBLE_HZ), "treble": band(TREBLE_HZ, sr)}
-    del power
+        out[name] = np.sqrt(power[rows].sum(axis=0)).astype(np.float64)  # (k,) amplitude in the band
+    del power  # the spectra of a block go before the onset's are made
     out["rms"] = librosa.feature.rms(y=y, frame_length=N_FFT, hop_length=HOP, center=True)[0][:k].astype(np.float64)
     check_interrupt()
     # 2) onset strength (librosa's log-mel flux; a 1024 window times hits more tightly than 2048) on the same hop grid
