@@ -213,7 +213,8 @@ def test_sigint_during_audio_analysis_stops_the_command_and_writes_nothing(tmp_p
     import time
     from pathlib import Path
 
-    track = lavfi_audio(tmp_path / "long.wav", clicks_expr([0.5 * i for i in range(1, 100)]), 60.0)
+    track = tmp_path / "long.wav"  # 40 s: longer than one analysis block, so it is analysed in a child process
+    ff("-f", "lavfi", "-i", "sine=frequency=220:beep_factor=4:sample_rate=22050:duration=40", track)
     before = sorted(os.listdir(tmp_path))
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
