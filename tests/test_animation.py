@@ -143,12 +143,12 @@ HOSTILE = [
     ("--zoom", "9**9**9", "is inf at frame 0 (not a finite number)"),
     ("--zoom", "nope*2", "unknown name 'nope'"),
     ("--zoom", "0:(1.0), 10:(1.1", "unbalanced '('"),
-    ("--zoom", "1 - t", "is 0 at frame 1; expected a zoom factor > 0"),
+    ("--zoom", "1 - t", "zoom.zoom (--zoom): '1 - t' is 0 at frame 1; expected a number > 0 and <= 10"),
     ("--rotate", "0/0", "is nan at frame 0"),
     ("--step", "sqrt(2 - t)", "is nan at frame 3"),
-    ("--pan", "sin(t) | __import__('os')", "--pan (y): '__import__' is not an allowed function"),
-    ("--colour-lock", "t", "is 2 at frame 2; expected a strength in 0..1"),
-    ("--center", "0.5 | 2", "is 2 at frame 0; expected a fraction in 0..1"),
+    ("--pan", "sin(t) | __import__('os')", "--pan: y: '__import__' is not an allowed function"),
+    ("--colour-lock", "t", "zoom.colour_lock (--colour-lock): 't' is 2 at frame 2; expected a number in 0..1"),
+    ("--center", "0.5 | 2", "--center: ' 2' is 2 at frame 0; expected a number in 0..1"),
 ]
 
 

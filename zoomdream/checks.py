@@ -73,10 +73,12 @@ def check_file(path, role: str, *, folder_ok: bool = False) -> Path:
 
 
 def check_render(settings, *, input=None, input_folder_ok: bool = False, mask=None, audio=None,
-                 **options) -> None:
+                 **options) -> S.Settings:
     """Everything that can be checked before a render starts: the settings (as the dataclasses
     declare them), the keyword render options (``crf=``, ``start=``, ...), the input and every
-    other file named (guide, weights, mask, audio)."""
+    other file named (guide, weights, mask, audio). Returns the settings as a whole ``Settings``
+    (a render given only a ``DreamSettings`` takes the defaults for the rest)."""
+    settings = S.as_settings(settings)
     S.validate(settings)
     if options:
         S.check_options(**options)
@@ -91,6 +93,7 @@ def check_render(settings, *, input=None, input_folder_ok: bool = False, mask=No
         check_file(mask, "mask")
     if audio is not None:
         check_file(audio, "audio file")
+    return settings
 
 
 # ---------------------------------------------------------------- budgets

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, media, presets
-from .animation import Animation, features_used, still_dream, uses_frame_count
+from .animation import Animation, dream_at, features_used, uses_frame_count
 from .audio import ANALYSIS_VERSION, analysis_library_version, frame_features
 from .backbones import load_backbone
 from .checks import check_budget, frame_size
@@ -106,7 +106,7 @@ def load_backbone_and_objective(settings: Settings, extra_layers: dict | None = 
 
 def still(settings: Settings) -> Settings:
     """A still takes every schedule's value at frame 0 (with no audio)."""
-    return dataclasses.replace(settings, dream=still_dream(settings.dream))
+    return dataclasses.replace(settings, dream=dream_at(settings.dream, 0))
 
 
 def numeric(settings: Settings, anim: Animation) -> Settings:

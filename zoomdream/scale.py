@@ -157,7 +157,7 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     back; nan when nothing was dreamed) and ``total``.
     """
     started = time.perf_counter()
-    check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start, end=end,
+    settings = check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start, end=end,
                  preview=preview, fps=fps, crf=crf, workers=workers, chunk=chunk, warmup=warmup, fade=fade)
     ray = import_ray()
     # output, input and the work folder, opened exactly as render_video opens them

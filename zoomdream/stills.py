@@ -38,7 +38,7 @@ def _check_still_output(output, inputs, overwrite) -> Path:
 
 def render_image(input, output, *, settings: Settings, overwrite: bool = False, quiet: bool = False) -> np.ndarray:
     """Dream one photo into ``output`` (PNG/JPEG) with a settings sidecar; returns the dreamed RGB array."""
-    check_render(settings, input=input)
+    settings = check_render(settings, input=input)
     out = _check_still_output(output, render_inputs(settings, input), overwrite)
     settings = still(settings)
     with output_lock(out):
@@ -58,7 +58,7 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
 def render_sheet(input, output, *, settings: Settings, layers: list[str] | None = None, cell: int = 256,
                  overwrite: bool = False, quiet: bool = False) -> np.ndarray:
     """One dream per layer (the backbone's interesting ones by default), as a labelled grid."""
-    check_render(settings, input=input, cell=cell)
+    settings = check_render(settings, input=input, cell=cell)
     out = _check_still_output(output, render_inputs(settings, input), overwrite)
     with output_lock(out):
         return _sheet(input, out, settings=settings, layers=layers, cell=cell, quiet=quiet)

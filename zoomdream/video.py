@@ -10,7 +10,6 @@ Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0; frame i is
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -49,7 +48,7 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     ``on_frame``: as ``frameloop.run_frames``. Returns a summary: frames, fps, the mean added
     flicker and the dreamed frames' (width, height).
     """
-    check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start, end=end,
+    settings = check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start, end=end,
                  preview=preview, fps=fps, crf=crf)
     out = check_video_output(output, settings=settings, input=input, mask=mask, audio=audio, overwrite=overwrite,
                              start=start, end=end)
@@ -179,6 +178,7 @@ class VideoLoop:
         self.mask = None if mask is None else _Mask(mask)
         self.flicker = flow.FlickerMeter()
         self.flow_cache = flow_cache(info, settings, animation, start=start)
+        self.dream_base = self.settings.dream.frame()  # frame 0's numbers; each frame takes its own step
 
     def close(self):
         self.frames.close()
@@ -216,7 +216,7 @@ class VideoLoop:
             iterations = v.iterations_per_frame if carry else d.iterations
             layers = self.anim.layers(i)
             objective = self.objective if layers is None else self.objective.with_weights(layers)
-            d = dataclasses.replace(d, step=self.anim.step(i))
+            d = self.anim.dream(i, self.dream_base)
             mask = None if self.mask is None else self.mask.at(i, (src.shape[1], src.shape[0]))
             out = to_uint8(dream(init, objective, self.backbone, d, frame=i, iterations=iterations, mask=mask))
         else:

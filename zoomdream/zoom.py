@@ -6,7 +6,6 @@ Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from fractions import Fraction
@@ -38,7 +37,7 @@ def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames
 
     ``on_frame``: as ``frameloop.run_frames``.
     """
-    check_render(settings, input=input, audio=audio, crf=crf)
+    settings = check_render(settings, input=input, audio=audio, crf=crf)
     out = check_movie_output(output, render_inputs(settings, input, audio), overwrite)
     with output_lock(out):
         return _render_zoom(input, out, settings=settings, crf=crf, keep_frames=keep_frames, restart=restart,
@@ -82,7 +81,7 @@ class ZoomLoop:
         z = settings.zoom
         self.anim = animation
         settings = self.settings = numeric(settings, animation)
-        extra = {name: 0.0 for frame in (z.layers or {}).values() for name in frame}
+        extra = dict.fromkeys(animation.layer_keyframes, 0.0)
         self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
         self.backbone, self.objective = (load_backbone_and_objective(settings, extra) if self.dreams
                                          else (None, None))
@@ -91,16 +90,17 @@ class ZoomLoop:
         self.ref_stats = colour.colour_reference(photo)
         # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
         # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
-        self.frame_settings = dataclasses.replace(settings.dream, octaves=z.octaves_per_frame)
+        self.first_dream = settings.dream.frame()
+        self.later_dream = settings.dream.frame(octaves=z.octaves_per_frame)
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
-        z, d = self.settings.zoom, self.settings.dream
+        z = self.settings.zoom
         h, w = self.photo.shape[:2]
         if prev_out is None:
-            init, iterations = self.photo, d.iterations
+            init, iterations, d = self.photo, self.first_dream.iterations, self.first_dream
         else:
             m = motion.frame_matrix(self.anim.motion(i), fps=z.fps, size=(w, h))
-            init, iterations, d = motion.warp_affine(prev_out, m), z.iterations_per_frame, self.frame_settings
+            init, iterations, d = motion.warp_affine(prev_out, m), z.iterations_per_frame, self.later_dream
         if i % z.dream_every or not self.dreams:
             out = init  # pure motion between dreamed frames (or everywhere, with --iterations 0)
         else:
@@ -108,8 +108,8 @@ class ZoomLoop:
             layers = self.anim.layers(i)
             if layers is not None:
                 objective = objective.with_weights(layers)
-            d = dataclasses.replace(d, step=self.anim.step(i))
-            out = to_uint8(dream(to_unit(init), objective, self.backbone, d, frame=i, iterations=iterations))
+            out = to_uint8(dream(to_unit(init), objective, self.backbone, self.anim.dream(i, d), frame=i,
+                                 iterations=iterations))
         lock = self.anim.colour_lock(i)
         if lock > 0:
             out = colour.colour_lock(out, self.ref_stats, lock)
