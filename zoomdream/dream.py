@@ -88,6 +88,24 @@ def octave_note(shape: tuple[int, int], settings: DreamSettings, min_size: int) 
             f"{min_size} px minimum")
 
 
+def border_note(shape: tuple[int, int], objective: Objective, backbone: Backbone) -> str | None:
+    """One line for the log when ``border`` drops every activation cell of a layer at this (H, W), so that
+    layer adds nothing to the dream (and with no other term, the image comes back unchanged); else None."""
+    h, w = shape
+    for term in objective.terms:
+        if term.kind != "layer" or not term.border:
+            continue
+        try:  # the layer's map size for this input, from the graph alone (nothing runs)
+            out = backbone.feature_model((term.layer,)).compute_output_shape((1, h, w, 3))
+            rows, cols = (out[0] if isinstance(out, list) else out)[1:3]
+        except Exception:  # noqa: BLE001 - a network that cannot say: no note
+            continue
+        if rows is not None and cols is not None and min(rows, cols) <= 2 * term.border:
+            return (f"--border {term.border} leaves nothing of layer {term.layer} at {w}x{h} px (its map is "
+                    f"{cols}x{rows} cells): it does not dream; use a smaller --border or a larger image")
+    return None
+
+
 def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """Start/stop spans of tiles covering [0, n) with at least ``overlap`` shared pixels.
 
@@ -396,9 +414,11 @@ def dream_image(image: np.ndarray, *, settings: DreamSettings | None = None, bac
     settings = dream_at(settings, frame)  # the step and layer weights at this frame, as numbers
     backbone = backbone or load_backbone(settings.model, weights=settings.weights, precision=settings.precision)
     objective = objective or from_settings(settings, backbone, guide)
-    note = octave_note(image.shape[:2], settings, backbone.min_size) if settings.iterations else None
-    if note:  # once per image: dream() itself runs once per frame and stays silent
-        log.info(note)
+    if settings.iterations:  # once per image: dream() itself runs once per frame and stays silent
+        for note in (octave_note(image.shape[:2], settings, backbone.min_size),
+                     border_note(image.shape[:2], objective, backbone)):
+            if note:
+                log.info(note)
     out = dream(to_unit(image), objective, backbone, settings.frame(), seed=seed, frame=frame, mask=mask,
                 progress=progress)
     return to_uint8(out)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .audio import analyse, frame_features, plot_features, write_csv
 from .backbones import load_backbone
-from .checks import check_budget, check_render
+from .checks import check_budget, check_dream_size, check_render
 from .dream import dream_image, total_steps
 from .errors import ZoomdreamError
 from .fileio import check_output_path, output_lock
@@ -43,6 +43,7 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
     settings = still(settings)
     with output_lock(out):
         image = load_image(input, max_size=settings.dream.max_size)
+        check_dream_size(settings, image.shape[1::-1], f"{Path(input).name} is")
         check_budget(out, frames=1, size=image.shape[1::-1])
         backbone, objective = load_backbone_and_objective(settings)
         steps = total_steps(image.shape[:2], settings.dream, backbone.min_size)

@@ -25,8 +25,8 @@ from .checks import check_render, frame_size
 from .dream import dream, octave_note, to_uint8, to_unit
 from .errors import ZoomdreamError
 from .fileio import output_lock
-from .frameloop import (animation, check_video_output, finish_video, fps_text, load_backbone_and_objective, numeric,
-                        open_video, run_frames, video_track)
+from .frameloop import (animation, check_video_output, discard_unless_begun, finish_video, fps_text,
+                        load_backbone_and_objective, numeric, open_video, run_frames, video_track)
 from .framecache import cache_dir, file_identity
 from .images import IMAGE_EXTENSIONS, load_image
 from .settings import Settings
@@ -48,18 +48,19 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     ``on_frame``: as ``frameloop.run_frames``. Returns a summary: frames, fps, the mean added
     flicker and the dreamed frames' (width, height).
     """
-    settings = check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start, end=end,
-                 preview=preview, fps=fps, crf=crf)
+    settings = check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start,
+                            end=end, preview=preview, fps=fps, crf=crf)
     out = check_video_output(output, settings=settings, input=input, mask=mask, audio=audio, overwrite=overwrite,
                              start=start, end=end)
     with output_lock(out):
         job = open_video(input, out, settings=settings, start=start, end=end, preview=preview, fps=fps,
                          restart=restart, mask=mask, audio=audio)
-        loop = VideoLoop(job.info, settings, start=start, end=end, mask=mask, animation=job.animation)
-        try:
-            run_frames(job.cache, job.n, loop.frame, quiet=quiet, desc="dreaming", on_frame=on_frame)
-        finally:
-            loop.close()
+        with discard_unless_begun(job.cache):
+            loop = VideoLoop(job.info, settings, start=start, end=end, mask=mask, animation=job.animation)
+            try:
+                run_frames(job.cache, job.n, loop.frame, quiet=quiet, desc="dreaming", on_frame=on_frame)
+            finally:
+                loop.close()
         size = finish_video(job, out, settings=settings, start=start, end=end, preview=preview, audio=audio,
                             crf=crf, keep_frames=keep_frames, quiet=quiet)
     n, info = job.n, job.info

@@ -15,12 +15,12 @@ from typing import Callable
 import numpy as np
 
 from . import colour, media, motion
-from .checks import check_budget, check_render
+from .checks import check_budget, check_dream_size, check_render
 from .dream import dream, octave_note, to_uint8, to_unit
 from .errors import ZoomdreamError
 from .fileio import output_lock
-from .frameloop import (animation, audio_manifest, check_movie_output, finish, fps_text, load_backbone_and_objective,
-                        numeric, render_inputs, run_frames)
+from .frameloop import (animation, audio_manifest, check_movie_output, discard_unless_begun, finish, fps_text,
+                        load_backbone_and_objective, numeric, render_inputs, run_frames)
 from .framecache import FrameCache, render_manifest, work_folder
 from .images import fit_size, load_image
 from .settings import Settings
@@ -49,8 +49,9 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     if audio is not None and not media.has_audio(audio):
         raise ZoomdreamError(f"{audio}: no audio stream found")
     photo = load_image(input, max_size=settings.dream.max_size)
-    check_budget(out, frames=z.frames, size=tuple(z.size or photo.shape[1::-1]),
-                 work_frames=work_folder(out) / "frames")
+    size = tuple(z.size or photo.shape[1::-1])  # (w, h) of every frame
+    check_dream_size(settings, size, "the frames are" if z.size else f"{Path(input).name} is")
+    check_budget(out, frames=z.frames, size=size, work_frames=work_folder(out) / "frames")
     if z.size is not None:
         photo = fit_size(photo, tuple(z.size))
     n = z.frames
@@ -59,8 +60,9 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     manifest = render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]],
                                                         **audio_manifest(settings, "zoom", track, n)})
     cache = FrameCache(out, manifest, restart=restart)
-    loop = ZoomLoop(photo, settings, animation=anim)
-    run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming", on_frame=on_frame)
+    with discard_unless_begun(cache):
+        loop = ZoomLoop(photo, settings, animation=anim)
+        run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming", on_frame=on_frame)
     fps = Fraction(z.fps).limit_denominator(1001)
     order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
     total = len(order) if order else n
