@@ -140,3 +140,12 @@ def test_values_are_a_pure_function_of_the_frame():
     again = values(text, n=1000)
     np.testing.assert_array_equal(whole, again)
     assert values(text, n=1000)[500:510].tolist() == whole[500:510].tolist()
+
+
+@pytest.mark.parametrize("text", ["0:(1), 1" + "0" * 399 + ":(2)", "0:(1), 1000001:(2)", "0:(1), " + "9" * 5000 + ":(2)"])
+def test_a_keyframe_past_the_last_frame_is_refused_in_one_line(text):
+    with pytest.raises(ZoomdreamError, match=r"^--zoom: (keyframe .*: frames must be integers in 0..1000000|"
+                                             r"schedule is \d+ characters long)"):
+        schedule.parse(text, where="--zoom")
+    with pytest.raises(ZoomdreamError, match=r"^--zoom: keyframe .*: frames must be integers in 0..1000000"):
+        schedule.parse({0: 1.0, 10**400: 2.0}, where="--zoom")

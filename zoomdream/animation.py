@@ -197,8 +197,9 @@ class Animation:
         self.tables: dict[str, np.ndarray] = {}  # key -> (n,) or (n, 2) float64
         self.constant: dict[str, bool] = {}
         for a, curves in _curves(settings, kind):
-            cols = [schedule.evaluate(c, env, where=a.label, check=a.check.inside, expected=a.check.what)
-                    for c in curves]
+            axes = ("x", "y") if a.pair else ("",)
+            cols = [schedule.evaluate(c, env, where=f"{a.label} {axis}".strip(), check=a.check.inside,
+                                      expected=a.check.what) for c, axis in zip(curves, axes)]
             self.tables[a.key] = cols[0] if len(cols) == 1 else np.stack(cols, axis=1)
             self.constant[a.key] = all(c.constant is not None for c in curves)
         weight = S.LAYER_WEIGHT

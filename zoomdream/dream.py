@@ -461,6 +461,6 @@ def _mask(mask, shape: tuple[int, int]) -> np.ndarray:
     bad = ~np.isfinite(m) | (m < 0) | (m > 1)
     if bad.any():
         y, x = (int(v) for v in np.argwhere(bad)[0])
-        raise ZoomdreamError(f"dream_image: mask: expected numbers in 0..1, got {mask[y, x]!r} at (row {y}, "
+        raise ZoomdreamError(f"dream_image: mask: expected numbers in 0..1, got {float(m[y, x])} at (row {y}, "
                              f"column {x}) and {int(bad.sum()) - 1} more")
     return m
