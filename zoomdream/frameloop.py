@@ -181,7 +181,8 @@ def discard_unless_begun(cache: FrameCache):
 def _any_frame(cache: FrameCache) -> bool:
     """A finished frame is in the work folder (any index: chunked renders finish frames out of order)."""
     try:
-        return any(e.name.endswith(".png") and not e.name.startswith(".") for e in os.scandir(cache.frames))
+        with os.scandir(cache.frames) as entries:
+            return any(e.name.endswith(".png") and not e.name.startswith(".") for e in entries)
     except OSError:
         return False
 
