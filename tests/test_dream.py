@@ -290,8 +290,8 @@ def test_dream_image_takes_a_whole_settings_and_render_image_a_dream_settings(ph
     whole = Settings(dream=tiny_settings)
     np.testing.assert_array_equal(dream_image(photo, settings=whole, backbone=backbone),
                                   dream_image(photo, settings=tiny_settings, backbone=backbone))
-    out = render_image(small_photo, tmp_path / "d.png", settings=dataclasses.replace(tiny_settings, model="vgg16-hed", iterations=1),
-                       quiet=True)
+    vgg = dataclasses.replace(tiny_settings, model="vgg16-hed", iterations=1)
+    out = render_image(small_photo, tmp_path / "d.png", settings=vgg, quiet=True)
     assert out.shape == photo.shape and (tmp_path / "d.png").is_file()
     for bad in ({"step": 0.1}, "default", 3):
         with pytest.raises(ZoomdreamError, match=r"^dream_image: settings: expected DreamSettings"):

@@ -142,7 +142,8 @@ def test_values_are_a_pure_function_of_the_frame():
     assert values(text, n=1000)[500:510].tolist() == whole[500:510].tolist()
 
 
-@pytest.mark.parametrize("text", ["0:(1), 1" + "0" * 399 + ":(2)", "0:(1), 1000001:(2)", "0:(1), " + "9" * 5000 + ":(2)"])
+@pytest.mark.parametrize("text", ["0:(1), 1" + "0" * 399 + ":(2)", "0:(1), 1000001:(2)",
+                                  "0:(1), " + "9" * 5000 + ":(2)"])
 def test_a_keyframe_past_the_last_frame_is_refused_in_one_line(text):
     with pytest.raises(ZoomdreamError, match=r"^--zoom: (keyframe .*: frames must be integers in 0..1000000|"
                                              r"schedule is \d+ characters long)"):
