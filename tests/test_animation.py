@@ -150,7 +150,7 @@ HOSTILE = [
     ("--step", "sqrt(2 - t)", "is nan at frame 3"),
     ("--pan", "sin(t) | __import__('os')", "--pan: y: '__import__' is not an allowed function"),
     ("--colour-lock", "t", "zoom.colour_lock (--colour-lock): 't' is 2 at frame 2; expected a number in 0..1"),
-    ("--center", "0.5 | 2", "--center: ' 2' is 2 at frame 0; expected a number in 0..1"),
+    ("--center", "0.5 | 2", "--center: '2' is 2 at frame 0; expected a number in 0..1"),
 ]
 
 

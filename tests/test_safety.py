@@ -381,7 +381,7 @@ BIG_KEYFRAME = "1" + "0" * 399  # a frame number of 400 digits
     (["--step", "5+0*t"], ["--step", "0.5+0*t"], "(--step): '5+0*t' is 5 at frame 0; expected a number in 0..1"),
     (["--rotate", "1000+0*t"], ["--rotate", "100+0*t"], "(--rotate): '1000+0*t' is 1000 at frame 0"),
     (["--zoom", "1000+0*t"], ["--zoom", "1.1+0*t"], "(--zoom): '1000+0*t' is 1000 at frame 0"),
-    (["--pan", "99999+0*t | 0"], ["--pan", "9+0*t | 0"], "(--pan) x: '99999+0*t ' is 99999 at frame 0"),
+    (["--pan", "99999+0*t | 0"], ["--pan", "9+0*t | 0"], "(--pan) x: '99999+0*t' is 99999 at frame 0"),
     (["--step", "0:(0.01), 5:(5)"], ["--step", "0:(0.01), 5:(0.5)"], "--step: '0:(0.01), 5:(5)' is 1.008 at frame 1"),
     (["--step", "0.2*t"], ["--step", "0.2*t/n"], "(--step): '0.2*t' is 1.2 at frame 6"),  # 12 frames: late
     (["--colour-lock", "t"], ["--colour-lock", "t/n"], "(--colour-lock): 't' is 2 at frame 2"),

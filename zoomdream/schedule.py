@@ -302,7 +302,7 @@ def _parse(value) -> Curve:
         if len(parts) > 1:
             raise _Refused(f"'{text.strip()}': a ',' outside parentheses separates keyframes, "
                            f"written F:(EXPR), F:(EXPR)")
-        return Curve(keys=(0,), exprs=(_Expr(text),), ease=ease, text=value)
+        return Curve(keys=(0,), exprs=(_Expr(text),), ease=ease, text=value.strip())
     frames: dict[int, _Expr] = {}
     for part in parts:
         km = _KEYFRAME.match(part)
@@ -314,7 +314,7 @@ def _parse(value) -> Curve:
             raise _Refused(f"keyframe {frame} appears twice")
         frames[frame] = _Expr(_unparen(km.group(2)))
     keys = tuple(sorted(frames))
-    return Curve(keys=keys, exprs=tuple(frames[k] for k in keys), ease=ease, text=value)
+    return Curve(keys=keys, exprs=tuple(frames[k] for k in keys), ease=ease, text=value.strip())
 
 
 def _shown(k) -> str:
