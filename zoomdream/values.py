@@ -5,8 +5,11 @@ reason; the caller adds where the value came from (the flag, the preset's file:l
 keyword). Each check also knows how to read command-line text (``parse``), what it expects in
 words (``what``) and its metavar. Numbers must be finite (``math.isfinite`` is asked first, so
 NaN is out of every range) and integers are bounded. Values are quoted through :func:`quote`,
-so an error never echoes an unbounded value. A schedule (text with expressions of the frame and
-the soundtrack) is checked for syntax here; its values over the frames in ``animation``.
+so an error never echoes an unbounded value. A schedulable setting goes through
+:func:`check_schedulable`: a plain value, ``{frame: value}`` keyframes or a schedule (text with
+expressions of the frame and the soundtrack), whose syntax is checked here, and its range too
+when it is made of constants; a schedule of the frame or the soundtrack is held to the same
+range at every frame when a render starts (``animation``).
 """
 
 from __future__ import annotations
