@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from zoomdream import animation, media, motion, presets
+from zoomdream import settings as S
 from zoomdream.audio import frame_features
 from zoomdream.cli import main
 from zoomdream.errors import ZoomdreamError
@@ -143,12 +145,12 @@ HOSTILE = [
     ("--zoom", "9**9**9", "is inf at frame 0 (not a finite number)"),
     ("--zoom", "nope*2", "unknown name 'nope'"),
     ("--zoom", "0:(1.0), 10:(1.1", "unbalanced '('"),
-    ("--zoom", "1 - t", "is 0 at frame 1; expected a zoom factor > 0"),
+    ("--zoom", "1 - t", "zoom.zoom (--zoom): '1 - t' is 0 at frame 1; expected a number > 0 and <= 10"),
     ("--rotate", "0/0", "is nan at frame 0"),
     ("--step", "sqrt(2 - t)", "is nan at frame 3"),
-    ("--pan", "sin(t) | __import__('os')", "--pan (y): '__import__' is not an allowed function"),
-    ("--colour-lock", "t", "is 2 at frame 2; expected a strength in 0..1"),
-    ("--center", "0.5 | 2", "is 2 at frame 0; expected a fraction in 0..1"),
+    ("--pan", "sin(t) | __import__('os')", "--pan: y: '__import__' is not an allowed function"),
+    ("--colour-lock", "t", "zoom.colour_lock (--colour-lock): 't' is 2 at frame 2; expected a number in 0..1"),
+    ("--center", "0.5 | 2", "--center: '2' is 2 at frame 0; expected a number in 0..1"),
 ]
 
 
@@ -196,3 +198,64 @@ def test_preset_schedules_are_checked_with_file_and_line(tmp_path):
     s = presets.load_preset(p)
     assert s.dream.step == "0.01 + 0.02*beat" and s.video.pan == ("2*sin(s)", 0)
     assert presets.load_preset(p) == presets.from_dict(__import__("yaml").safe_load(presets.dump(s)))
+
+
+# ---------------------------------------------------------------- one declaration per setting
+def test_animated_settings_are_derived_from_the_declarations():
+    schedulable = {key for key, spec in S.declarations().items() if spec.schedulable}
+    assert set(animation.ANIMATED) == schedulable - {"layers", "zoom.layers"}  # the weights: a mapping of schedules
+    for key, a in animation.ANIMATED.items():
+        spec = S.declarations()[key]
+        base = spec.check.base if isinstance(spec.check, S.Keyframed) else spec.check
+        assert a.check == (base.item if a.pair else base) and a.flag == spec.flags[0]
+
+
+def _outside(check: S.Number) -> float:
+    return check.hi + 1 if check.hi is not None else (check.lo if check.lo_open else check.lo - 1)
+
+
+def _inside(check: S.Number) -> float:
+    return (check.lo + check.hi) / 2
+
+
+@pytest.mark.parametrize("key", sorted(animation.ANIMATED))
+def test_every_schedule_is_held_to_its_own_declaration_at_every_frame(key):
+    """A value that a constant could not take is refused at the first frame a schedule takes it, naming the
+    setting and the frame, before anything renders; the same number as a constant is refused too."""
+    a = animation.ANIMATED[key]
+    bad, good = _outside(a.check), _inside(a.check)
+    with pytest.raises(S.Invalid):
+        S.check_value(key, (bad, good) if a.pair else bad)
+    text = f"{good}*(t < 3) + {bad}*(t >= 3)"
+    settings = S.merge(S.Settings(), {key: f"{text} | {good}" if a.pair else text})
+    kind = "video" if key.startswith("video.") else "zoom"
+    expected = rf"^{re.escape(a.label)}( x)?: '{re.escape(text)} ?' is {bad:g} at frame 3; " \
+               rf"expected {re.escape(a.check.what)}$"
+    with pytest.raises(ZoomdreamError, match=expected):
+        animation.Animation(settings, kind=kind, n=6, fps=24.0)
+    good_settings = S.merge(S.Settings(), {key: f"{good} + 0*t | {good}" if a.pair else f"{good} + 0*t"})
+    animation.Animation(good_settings, kind=kind, n=6, fps=24.0)
+
+
+@pytest.mark.parametrize("key", ["layers", "zoom.layers"])
+def test_layer_weight_schedules_have_the_bounds_of_a_constant_weight(key):
+    text = "2*(t < 3) + 2000*(t >= 3)"
+    value = {"block3_conv1": text} if key == "layers" else {0: {"block3_conv1": 1.0}, 4: {"block3_conv1": text}}
+    settings = S.merge(S.Settings(), {key: value})
+    where = "layers (--layers) block3_conv1" if key == "layers" else "zoom.layers block3_conv1"
+    with pytest.raises(ZoomdreamError, match=rf"^{re.escape(where)}: .* is [\d.]+ at frame 3; "
+                                             rf"expected a number in -1000..1000$"):
+        animation.Animation(settings, kind="zoom", n=8, fps=24.0)
+    with pytest.raises(S.Invalid, match="expected a number in -1000..1000"):
+        S.check_value("layers", {"block3_conv1": 2000.0})
+
+
+def test_keyframed_layers_fade_missing_names_and_take_expressions():
+    """zoom.layers keyframes are schedules like any other: smoothstep between keys, a layer missing at a
+    keyframe weighs 0 there, held outside the keys; an expression is evaluated at each frame."""
+    settings = S.merge(S.Settings(), {"zoom.layers": {0: {"a": 1.0}, 10: {"b": "2 + 0*t"}}})
+    anim = animation.Animation(settings, kind="zoom", n=14, fps=24.0)
+    assert anim.layers(0) == {"a": 1.0, "b": 0.0}
+    assert anim.layers(5) == pytest.approx({"a": 0.5, "b": 1.0})  # smoothstep(0.5) = 0.5
+    assert anim.layers(10) == anim.layers(13) == {"a": 0.0, "b": 2.0}
+    assert anim.layers(2) == pytest.approx({"a": 1 - 0.104, "b": 2 * 0.104})  # 3u^2 - 2u^3 at u = 0.2

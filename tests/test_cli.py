@@ -15,7 +15,7 @@ import yaml
 from zoomdream import presets
 from zoomdream.cli import main
 
-from conftest import names_in
+from conftest import FFMPEG, names_in
 
 TINY = ["--octaves", "1", "--iterations", "2", "--layers", "block3b_add=1", "--precision", "fp32", "-q"]  # on the default model
 
@@ -185,3 +185,53 @@ def test_dreaming_prints_no_library_log_spam(tmp_path, small_jpg):
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == "" and r.stdout.strip() == ""
     assert out.exists()
+
+
+# ---------------------------------------------------------------- schedule forms and notes
+VGG = ["--model", "vgg16-hed", "--octaves", "1", "--iterations", "1", "--precision", "fp32", "--jitter", "2"]
+
+
+@pytest.mark.parametrize("weights,expected", [
+    ("block3_conv1=max(0.5, 0.1*t)", {"block3_conv1": "max(0.5, 0.1*t)"}),
+    ("block3_conv1=0:(1), 5:(2)", {"block3_conv1": "0:(1), 5:(2)"}),
+    ("block3_conv1=0:(1), 5:(max(1, 2)); smooth, block2_conv2=clip(t, 0, 1), block4_conv1",
+     {"block3_conv1": "0:(1), 5:(max(1, 2)); smooth", "block2_conv2": "clip(t, 0, 1)", "block4_conv1": 1.0}),
+])
+def test_layer_weights_may_hold_commas(tmp_path, small_jpg, weights, expected):
+    """A comma inside parentheses, or before a keyframe, belongs to the weight; the render then runs."""
+    from zoomdream.cli import build_parser, resolve_settings
+
+    args = build_parser().parse_args(["zoom", str(small_jpg), "-o", "z.mp4", "--layers", weights, *VGG])
+    assert dict(resolve_settings(args).dream.layers) == expected
+    out = tmp_path / "z.mp4"
+    assert main(["zoom", str(small_jpg), "-o", str(out), "--layers", weights, "--frames", "6", "-q", *VGG]) == 0
+    assert out.is_file()
+
+
+def test_a_preset_of_keyframe_maps_and_layer_expressions_renders(tmp_path, small_jpg):
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("model: vgg16-hed\nlayers: {block3_conv1: 1.0}\nstep: {0: 0.01, 10: 0.02}\n"
+                      "zoom:\n  colour_lock: {0: 0.2, 4: 0.6}\n"
+                      "  layers: {0: {block3_conv1: 1.0}, 4: {block3_conv1: '0.5 + 0.1*t', block4_conv1: 1}}\n")
+    out = tmp_path / "z.mp4"
+    assert main(["zoom", str(small_jpg), "-o", str(out), "--preset", str(preset), "--frames", "6", "-q",
+                 "--octaves", "1", "--iterations", "1", "--precision", "fp32"]) == 0
+    assert out.is_file()
+
+
+def test_a_flag_without_effect_gets_a_note(tmp_path, small_jpg, capsys):
+    """``--border`` that leaves nothing of the layer at this size, ``--fps`` on a video file: a note, not silence."""
+    out = tmp_path / "b.png"
+    assert main(["image", str(small_jpg), "-o", str(out), "--border", "2", "--layers", "block5_conv3=1", *VGG]) == 0
+    err = capsys.readouterr().err
+    assert "note: --border 2 leaves nothing of layer block5_conv3 at 64x48 px (its map is 4x3 cells)" in err, err
+    assert main(["image", str(small_jpg), "-o", str(tmp_path / "c.png"), "--border", "1", "--layers",
+                 "block3_conv1=1", *VGG]) == 0
+    assert "--border" not in capsys.readouterr().err  # a border that leaves cells: no note
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=10:duration=0.3", "-c:v", "libx264", str(clip)], check=True)
+    assert main(["video", str(clip), "-o", str(tmp_path / "v.mp4"), "--iterations", "0", "--fps", "12"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --fps 12 has no effect on a video file (it is the rate of a folder of images): clip.mp4 plays at " \
+           "its own 10 fps" in err, err

@@ -263,3 +263,93 @@ def test_gradient_filter_does_not_retrace_across_sizes():
         out = filt.fn(np.random.default_rng(0).normal(size=shape).astype(np.float32))
         assert out.shape == shape
     assert filt.fn.experimental_get_tracing_count() == before
+
+
+# ---------------------------------------------------------------- the public function checks its arguments
+def test_dream_image_evaluates_schedules_at_its_frame(photo, backbone, tiny_settings):
+    """Schedule text in the settings (step, layer weights) is taken at ``frame``: the same dream as the
+    numbers the schedules give there."""
+    scheduled = dataclasses.replace(tiny_settings, step="0.01 + 0.005*t", layers={"block3_conv1": "0:(1), 4:(3)"})
+    at_two = dataclasses.replace(tiny_settings, step=0.02, layers={"block3_conv1": 2.0})
+    a = dream_image(photo, settings=scheduled, backbone=backbone, frame=2)
+    b = dream_image(photo, settings=at_two, backbone=backbone, frame=2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, dream_image(photo, settings=scheduled, backbone=backbone, frame=0))
+    with pytest.raises(ZoomdreamError, match=r"^step \(--step\): '0.5\*t' is 1.5 at frame 0; expected a number in "
+                                             r"0..1$"):
+        dream_image(photo, settings=dataclasses.replace(tiny_settings, step="0.5*t"), backbone=backbone, frame=3)
+    with pytest.raises(ZoomdreamError, match="uses the audio feature 'beat' but there is no audio"):
+        dream_image(photo, settings=dataclasses.replace(tiny_settings, step="0.01*beat"), backbone=backbone)
+
+
+def test_dream_image_takes_a_whole_settings_and_render_image_a_dream_settings(photo, backbone, tiny_settings,
+                                                                              small_photo, tmp_path):
+    from zoomdream.settings import Settings
+    from zoomdream.stills import render_image
+
+    whole = Settings(dream=tiny_settings)
+    np.testing.assert_array_equal(dream_image(photo, settings=whole, backbone=backbone),
+                                  dream_image(photo, settings=tiny_settings, backbone=backbone))
+    vgg = dataclasses.replace(tiny_settings, model="vgg16-hed", iterations=1)
+    out = render_image(small_photo, tmp_path / "d.png", settings=vgg, quiet=True)
+    assert out.shape == photo.shape and (tmp_path / "d.png").is_file()
+    for bad in ({"step": 0.1}, "default", 3):
+        with pytest.raises(ZoomdreamError, match=r"^dream_image: settings: expected DreamSettings"):
+            dream_image(photo, settings=bad, backbone=backbone)
+        with pytest.raises(ZoomdreamError, match=r"^settings: expected a Settings object"):
+            render_image(small_photo, tmp_path / "e.png", settings=bad)
+    assert not (tmp_path / "e.png").exists()
+
+
+BAD_ARGUMENTS = [
+    ({"seed": -1}, r"^dream_image: seed: expected an integer in 0..4294967295, got -1$"),
+    ({"seed": 2.5}, r"^dream_image: seed: expected an integer"),
+    ({"frame": -5}, r"^dream_image: frame: expected an integer in 0..1000000, got -5$"),
+    ({"frame": "3"}, r"^dream_image: frame: expected an integer"),
+    ({"guide": np.zeros((8, 8), np.uint8)}, r"^dream_image: guide: expected an \(H, W, 3\) uint8 RGB array, "
+                                            r"got \(8, 8\) uint8$"),
+    ({"guide": np.zeros((8, 8, 3), np.float32)}, r"^dream_image: guide: expected an \(H, W, 3\) uint8"),
+    ({"mask": np.full((48, 64), np.nan, np.float32)}, r"^dream_image: mask: expected numbers in 0..1, got nan at "
+                                                      r"\(row 0, column 0\) and 3071 more$"),
+    ({"mask": np.full((48, 64), np.inf)}, r"^dream_image: mask: expected numbers in 0..1, got inf"),
+    ({"mask": np.full((48, 64), 2.0)}, r"^dream_image: mask: expected numbers in 0..1, got 2.0"),
+    ({"mask": np.ones((24, 32), np.float32)}, r"^dream_image: mask: expected an \(48, 64\) array of numbers in 0..1 "
+                                              r"like the image, got \(24, 32\) float32$"),
+    ({"mask": [[1.0]]}, r"^dream_image: mask: expected an \(48, 64\) array"),
+    ({"backbone": "vgg16"}, r"^dream_image: backbone: expected a Backbone"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", BAD_ARGUMENTS, ids=[next(iter(k)) + str(i) for i, (k, _) in
+                                                               enumerate(BAD_ARGUMENTS)])
+def test_dream_image_refuses_bad_arguments_at_the_door(photo, tiny_settings, kwargs, message, monkeypatch):
+    """One line naming the argument, before any network is built (load_backbone is never reached)."""
+    from zoomdream import dream as dream_module
+
+    def no_network(*args, **kw):
+        raise AssertionError("the network was built before the arguments were checked")
+
+    monkeypatch.setattr(dream_module, "load_backbone", no_network)
+    with pytest.raises(ZoomdreamError, match=message):
+        dream_image(photo, settings=tiny_settings, **kwargs)
+
+
+@pytest.mark.parametrize("image", [np.zeros((48, 64), np.uint8), np.zeros((48, 64, 3), np.float32),
+                                   np.zeros((0, 64, 3), np.uint8), "photo.png"])
+def test_dream_image_refuses_an_image_that_is_not_rgb_uint8(image, tiny_settings):
+    with pytest.raises(ZoomdreamError, match=r"^dream_image: image: expected an \(H, W, 3\) uint8 RGB array"):
+        dream_image(image, settings=tiny_settings)
+
+
+def test_the_dream_core_takes_one_resolved_frame_of_numbers(photo, backbone, tiny_settings):
+    """``dream`` takes a DreamFrame (numbers only); a DreamSettings of numbers is resolved the same way,
+    and one that still holds a schedule is refused: it has a value only at a frame."""
+    from zoomdream.settings import DreamFrame
+
+    frame = tiny_settings.frame()
+    assert isinstance(frame, DreamFrame) and frame.step == tiny_settings.step
+    obj = objectives.layer("block3_conv1")
+    np.testing.assert_array_equal(dream(to_unit(photo), obj, backbone, frame),
+                                  dream(to_unit(photo), obj, backbone, tiny_settings))
+    with pytest.raises(ZoomdreamError, match="step: '0.01\\*t' is a schedule"):
+        dream(to_unit(photo), obj, backbone, dataclasses.replace(tiny_settings, step="0.01*t"))

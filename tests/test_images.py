@@ -22,8 +22,8 @@ from PIL import Image, features
 
 from zoomdream import fileio, images
 from zoomdream.errors import ZoomdreamError
-from zoomdream.images import (ALPHA_BACKGROUND, MAX_PIXELS, fit_size, load_image, load_png_fast, resize_max,
-                              save_image, save_png_fast)
+from zoomdream.images import (ALPHA_BACKGROUND, MAX_PIXELS, fit_size, image_header, load_image, load_png_fast,
+                              resize_max, save_image, save_png_fast)
 
 from conftest import assert_close
 
@@ -563,3 +563,16 @@ def test_fit_size_shapes_and_dtype():
     assert tall.shape == (40, 20) and tall.dtype == np.uint8
     with pytest.raises(ZoomdreamError, match="size"):
         fit_size(wide, (0, 10))
+
+
+def test_image_header_reads_the_size_alone_and_refuses_a_cut_short_png(tmp_path):
+    png, jpg = tmp_path / "a.png", tmp_path / "b.jpg"
+    save_image(png, np.zeros((30, 50, 3), np.uint8))
+    save_image(jpg, np.zeros((20, 10, 3), np.uint8))
+    assert image_header(png) == (50, 30) and image_header(jpg) == (10, 20)
+    png.write_bytes(png.read_bytes()[:-12])  # the IEND chunk gone: the pixels may still be there
+    with pytest.raises(ZoomdreamError, match=r"a.png: image is truncated or corrupt \(the PNG is cut short\)$"):
+        image_header(png)
+    (tmp_path / "c.png").write_bytes(b"not an image at all")
+    with pytest.raises(ZoomdreamError, match="not an image file"):
+        image_header(tmp_path / "c.png")

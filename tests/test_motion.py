@@ -1,4 +1,4 @@
-"""Motion matrices, the one-warp resample and schedules.
+"""Motion matrices and the one-warp resample (values over time are schedules: test_schedule.py).
 
 Goldens are hand-computed on tiny images (STYLE 13a). Exact-grid moves use
 ``interpolation="nearest"`` where interpolation must not enter the comparison.
@@ -12,7 +12,7 @@ import pytest
 from zoomdream import motion
 from zoomdream.errors import ZoomdreamError
 from zoomdream.motion import (
-    REFERENCE_FPS, Motion, Schedule, center_px, frame_matrix, motion_at, rotate, translate, warp_affine, zoom,
+    REFERENCE_FPS, Motion, center_px, frame_matrix, rotate, translate, warp_affine, zoom,
 )
 
 from conftest import DTYPES, assert_close, smooth_rgb
@@ -27,7 +27,7 @@ def apply(M, x, y):
 
 def test_public_names():
     for name in ["REFERENCE_FPS", "zoom", "rotate", "translate", "center_px", "frame_matrix", "warp_affine",
-                 "Motion", "Schedule", "motion_at"]:
+                 "Motion"]:
         assert name in motion.__all__ and hasattr(motion, name), name
     assert REFERENCE_FPS == 24
 
@@ -167,72 +167,3 @@ def test_bad_inputs_are_user_errors():
         Motion(pan=(1.0,))
     with pytest.raises(ZoomdreamError, match="fps"):
         frame_matrix(Motion(), fps=0, size=(4, 4))
-
-
-# ---------------------------------------------------------------------------------------
-# Schedules
-
-
-def test_schedule_keys_between_before_after():
-    s = Schedule({10: 1.0, 20: 3.0})
-    assert s.value_at(0) == 1.0  # before the first key: constant
-    assert s.value_at(10) == 1.0
-    assert s.value_at(15) == pytest.approx(2.0)  # smoothstep(0.5) = 0.5
-    assert s.value_at(12.5) == pytest.approx(1.3125)  # smoothstep(0.25) = 0.15625; 1 + 2 * 0.15625
-    assert s.value_at(20) == 3.0
-    assert s.value_at(1000) == 3.0  # after the last key: constant
-    assert s.keys == (10, 20)
-
-
-def test_schedule_three_keys_unsorted_and_constant():
-    s = Schedule({100: 0.0, 0: 2.0, 50: 1.0})
-    assert [s.value_at(t) for t in (0, 25, 50, 75, 100)] == pytest.approx([2.0, 1.5, 1.0, 0.5, 0.0])
-    c = Schedule(1.02)
-    assert c.value_at(-5) == c.value_at(0) == c.value_at(10 ** 6) == 1.02
-
-
-def test_schedule_is_pure():
-    s = Schedule({0: 1.0, 10: 2.0})
-    first = [s.value_at(t) for t in range(12)]
-    assert [s.value_at(t) for t in reversed(range(12))][::-1] == first
-
-
-def test_schedule_tuples():
-    s = Schedule({0: (0.0, 0.0), 10: [4.0, -2.0]})
-    assert s.value_at(5) == pytest.approx((2.0, -1.0))
-    assert isinstance(s.value_at(5), tuple)
-    assert s.value_at(30) == (4.0, -2.0)
-
-
-def test_dict_schedule_fades_missing_keys():
-    s = Schedule({0: {"mixed3": 1.0}, 10: {"mixed5": 2.0}})
-    assert s.value_at(0) == {"mixed3": 1.0, "mixed5": 0.0}
-    assert s.value_at(5) == pytest.approx({"mixed3": 0.5, "mixed5": 1.0})
-    assert s.value_at(10) == {"mixed3": 0.0, "mixed5": 2.0}
-    assert Schedule.constant({"mixed4": 1.5}).value_at(99) == {"mixed4": 1.5}
-
-
-@pytest.mark.parametrize("bad", [{-1: 1.0}, {1.5: 1.0}, {"3": 1.0}, {True: 1.0}, {"mixed4": 1.0}, {}])
-def test_schedule_bad_keys(bad):
-    with pytest.raises(ZoomdreamError, match="schedule"):
-        Schedule(bad)
-
-
-@pytest.mark.parametrize("bad", [{0: 1.0, 5: (1.0, 2.0)}, {0: (1.0, 2.0), 5: (1.0,)}, {0: "fast"},
-                                 {0: {"a": "x"}}, {0: float("nan")}])
-def test_schedule_bad_values(bad):
-    with pytest.raises(ZoomdreamError, match="schedule value at frame"):
-        Schedule(bad)
-
-
-def test_motion_at():
-    schedules = {"zoom": Schedule({0: 1.0, 10: 1.1}), "pan": Schedule((1.0, 0.0)), "rotate": 0.5}
-    m = motion_at(5, schedules)
-    assert m.zoom == pytest.approx(1.05)  # halfway in frames, smoothstep(0.5) = 0.5
-    assert (m.rotate, m.pan, m.center) == (0.5, (1.0, 0.0), (0.5, 0.5))
-    assert motion_at(5, schedules) == m  # pure
-    assert motion_at(0, {}) == Motion()
-    with pytest.raises(ZoomdreamError, match="zooom"):
-        motion_at(0, {"zooom": Schedule(1.0)})
-    with pytest.raises(ZoomdreamError, match="pan"):
-        motion_at(0, {"pan": Schedule(1.0)})

@@ -161,3 +161,51 @@ def test_the_readme_preset_example_is_a_valid_preset(tmp_path):
     s = presets.load_preset(_write(tmp_path, block, "readme.yaml"))
     assert s.dream.channels == {"block6a_expand_activation": (12, 40)} and s.zoom.octaves_per_frame == 1
     assert (s.dream.model, s.dream.grad_levels, s.dream.grad_blur) == ("efficientnet-lite0", 4, 0.7)
+
+
+# ---------------------------------------------------------------- the schedule forms the README documents
+def _keyframe_map_yaml(key: str, first: float, then: float, pair: bool) -> str:
+    a, b = (f"[{first}, {first}]", f"[{then}, {then}]") if pair else (first, then)
+    section, _, name = key.rpartition(".")
+    line = f"{name}: {{0: {a}, 10: {b}}}\n"
+    return f"{section}:\n  {line}" if section else line
+
+
+@pytest.mark.parametrize("key", sorted(k for k, s in S.declarations().items() if s.schedulable
+                                       and k not in ("layers", "zoom.layers")))
+def test_a_keyframe_map_of_plain_numbers_works_for_every_schedulable_key(tmp_path, key):
+    """``step: {0: 0.01, 10: 0.02}`` (unquoted numbers): eased between the keys like every keyframe map."""
+    from zoomdream.animation import ANIMATED, Animation
+
+    a = ANIMATED[key]
+    lo = a.check.lo if a.check.lo is not None else -1.0
+    first, then = (lo + 0.25, lo + 0.75) if a.check.hi is None or a.check.hi - lo >= 1 else (lo, a.check.hi)
+    settings = presets.load_preset(_write(tmp_path, _keyframe_map_yaml(key, first, then, a.pair)))
+    anim = Animation(settings, kind="video" if key.startswith("video.") else "zoom", n=12, fps=24.0)
+    column = anim.tables[key] if not a.pair else anim.tables[key][:, 0]
+    assert column[0] == first and column[10] == column[11] == then
+    assert column[5] == pytest.approx((first + then) / 2)
+    out_of_range = _keyframe_map_yaml(key, first, _outside(a.check), a.pair)
+    with pytest.raises(ZoomdreamError, match=rf"mine.yaml:\d: {key}: keyframe 10: expected"):
+        presets.load_preset(_write(tmp_path, out_of_range))
+
+
+def _outside(check) -> float:
+    return check.hi + 1 if check.hi is not None else check.lo - 1
+
+
+def test_zoom_layer_keyframes_with_expressions_are_checked_with_file_and_key(tmp_path):
+    bad = _write(tmp_path, """\
+        zoom:
+          layers: {0: {block3_conv1: 1.0}, 10: {block3_conv1: "nope(t)"}}
+        """)
+    with pytest.raises(ZoomdreamError, match=r"mine.yaml:2: zoom.layers: keyframe 10: layer block3_conv1: weight "
+                                             r"'nope\(t\)' is not a number nor a schedule"):
+        presets.load_preset(bad)
+    far = _write(tmp_path, """\
+        zoom:
+          layers: {0: {block3_conv1: "2000"}}
+        """)
+    with pytest.raises(ZoomdreamError, match=r"mine.yaml:2: zoom.layers: keyframe 0: layer block3_conv1: '2000' is "
+                                             r"2000 at frame 0; expected a number in -1000..1000"):
+        presets.load_preset(far)

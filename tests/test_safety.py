@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from clips import make_clip
+from conftest import FFMPEG
 from zoomdream import fileio, media
 from zoomdream.cli import main
-from zoomdream.errors import Terminated
+from zoomdream.errors import Interrupted, Terminated
 from zoomdream.flow import FlowCache
 from zoomdream.images import save_image
 
@@ -370,3 +371,137 @@ def test_a_signal_during_process_creation_still_stops_the_child(data, monkeypatc
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+# ---------------------------------------------------------------- every refusal before anything is created
+BIG_KEYFRAME = "1" + "0" * 399  # a frame number of 400 digits
+
+
+@pytest.mark.parametrize("bad,fixed,named", [
+    (["--step", "5+0*t"], ["--step", "0.5+0*t"], "(--step): '5+0*t' is 5 at frame 0; expected a number in 0..1"),
+    (["--rotate", "1000+0*t"], ["--rotate", "100+0*t"], "(--rotate): '1000+0*t' is 1000 at frame 0"),
+    (["--zoom", "1000+0*t"], ["--zoom", "1.1+0*t"], "(--zoom): '1000+0*t' is 1000 at frame 0"),
+    (["--pan", "99999+0*t | 0"], ["--pan", "9+0*t | 0"], "(--pan) x: '99999+0*t' is 99999 at frame 0"),
+    (["--step", "0:(0.01), 5:(5)"], ["--step", "0:(0.01), 5:(0.5)"], "--step: '0:(0.01), 5:(5)' is 1.008 at frame 1"),
+    (["--step", "0.2*t"], ["--step", "0.2*t/n"], "(--step): '0.2*t' is 1.2 at frame 6"),  # 12 frames: late
+    (["--colour-lock", "t"], ["--colour-lock", "t/n"], "(--colour-lock): 't' is 2 at frame 2"),
+    (["--layers", "block3_conv1=5000+0*t"], ["--layers", "block3_conv1=50+0*t"],
+     "(--layers) block3_conv1: '5000+0*t' is 5000 at frame 0; expected a number in -1000..1000"),
+    (["--zoom", f"0:(1), {BIG_KEYFRAME}:(2)"], ["--zoom", "0:(1), 10:(2)"],
+     "--zoom: keyframe 100000000000... (400 digits): frames must be integers in 0..1000000"),
+    (["--size", "16x16"], ["--size", "32x32"], "16x16 px; the model vgg16-hed needs at least 32 px on each side"),
+], ids=["step", "rotate", "zoom", "pan", "step-keyframes", "step-late", "colour-lock", "layer-weight",
+        "huge-keyframe", "size"])
+def test_a_refused_zoom_leaves_nothing_and_the_corrected_command_runs(data, tmp_path, capsys, bad, fixed, named):
+    """Each value at each frame is held to its setting's own range (as a constant would be), the network's
+    minimum size is known up front: refused in one line naming the flag (and the first bad frame), exit 2,
+    with nothing created; then the corrected command renders."""
+    photo = data / "photo.png"
+    out = data / "z.mp4"
+    before = snapshot(data)
+    err = refused(capsys, _zoom(photo, out, "--frames", "12", *bad))
+    assert named in err, err
+    assert_intact(before)
+    assert snapshot(data).keys() == before.keys()  # no work folder, no temp, no lock left
+    assert _zoom(photo, out, "--frames", "3", *fixed) == 0
+    assert out.is_file() and not [p for p in os.listdir(data) if "zoomdream" in p]
+
+
+@pytest.fixture(scope="module")
+def odd_inputs(tmp_path_factory):
+    """Clips too small for the network, a sound file, and folders of frames with an odd member."""
+    folder = tmp_path_factory.mktemp("odd")
+    ff = [FFMPEG, "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi"]
+    for name, size in (("tiny.mkv", "1x1"), ("wide.mkv", "10000x10")):
+        subprocess.run([*ff, "-i", f"testsrc=size={size}:rate=10:duration=0.3", "-c:v", "ffv1", str(folder / name)],
+                       check=True)
+    subprocess.run([*ff, "-i", "sine=d=1", str(folder / "sound.wav")], check=True)
+    return folder
+
+
+def _frames_folder(folder: Path, sizes, *, damage=None) -> Path:
+    folder.mkdir()
+    for i, (w, h) in enumerate(sizes):
+        save_image(folder / f"{i:03d}.png", np.full((h, w, 3), 40 * i, np.uint8))
+    if damage == "cut short":
+        last = folder / f"{len(sizes) - 1:03d}.png"
+        last.write_bytes(last.read_bytes()[:-20])
+    elif damage == "empty":
+        (folder / f"{len(sizes) - 1:03d}.png").write_bytes(b"")
+    return folder
+
+
+@pytest.mark.parametrize("case", ["1x1 clip", "10000x10 clip", "sound as mask", "mixed sizes", "cut-short member",
+                                  "empty member"])
+def test_a_refused_video_leaves_nothing_and_the_corrected_command_runs(data, odd_inputs, case, capsys):
+    """Found up front, before the work folder: the network's minimum size, a mask without pictures, a folder
+    of frames whose members differ in size or are damaged (checked by their headers, not decoded)."""
+    clip, mask = data / "clip.mp4", None
+    if case == "1x1 clip":
+        source = odd_inputs / "tiny.mkv"
+    elif case == "10000x10 clip":
+        source = odd_inputs / "wide.mkv"
+    elif case == "sound as mask":
+        source, mask = clip, odd_inputs / "sound.wav"
+    else:
+        damage = {"cut-short member": "cut short", "empty member": "empty"}.get(case)
+        sizes = [(64, 48), (72, 48), (64, 48)] if case == "mixed sizes" else [(64, 48)] * 3
+        source = _frames_folder(data / "frames", sizes, damage=damage)
+    out = data / "v.mp4"
+    before = snapshot(data)
+    extra = ["--mask", str(mask)] if mask else []
+    err = refused(capsys, main(["video", str(source), "-o", str(out), "--preview", "2", *VIDEO_TINY, *extra]))
+    assert {"1x1 clip": "1x1 px", "10000x10 clip": "10000x10 px", "sound as mask": "mask: ",
+            "mixed sizes": "72x48, expected 64x48", "cut-short member": "002.png: image is truncated",
+            "empty member": "002.png: empty file"}[case] in err, err
+    assert_intact(before)
+    assert snapshot(data).keys() == before.keys()
+    if case == "sound as mask":
+        extra = ["--mask", str(data / "photo.png")]
+    elif source.is_dir():
+        _frames_folder(data / "fixed", [(64, 48)] * 3)
+        source = data / "fixed"
+    else:
+        source = clip
+    assert main(["video", str(source), "-o", str(out), "--preview", "2", *VIDEO_TINY, *extra]) == 0
+    assert out.is_file() and not [p for p in os.listdir(data) if "zoomdream" in p]
+
+
+@pytest.mark.parametrize("where", ["building the network", "before frame 0"])
+def test_ctrl_c_before_the_first_frame_leaves_nothing(data, tmp_path, monkeypatch, capsys, where):
+    """Ctrl-C after the work folder was made but before a frame was finished: the folder goes, the message
+    says nothing was written (and it is so), and the same command then runs afresh."""
+    from zoomdream import zoom
+
+    photo = data / "photo.png"
+    out = tmp_path / "z.mp4"
+    before = snapshot(tmp_path)
+    if where == "building the network":
+        real = zoom.ZoomLoop
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(zoom, "ZoomLoop", interrupted)
+        assert _zoom(photo, out) == 130
+        assert capsys.readouterr().err.strip() == "zoomdream: interrupted; nothing was written"
+        monkeypatch.setattr(zoom, "ZoomLoop", real)
+    else:
+        with pytest.raises(Interrupted, match="^interrupted before the first frame was finished; nothing was written$"):
+            zoom.render_zoom(photo, out, settings=zoom_settings(), on_frame=ctrl_c_at(0))
+    assert snapshot(tmp_path) == before  # no work folder, no lock
+    assert _zoom(photo, out) == 0 and out.is_file()
+
+
+def zoom_settings():
+    from zoomdream.cli import build_parser, resolve_settings
+
+    return resolve_settings(build_parser().parse_args(["zoom", "x", "-o", "y.mp4", *ZOOM_TINY]))
+
+
+def ctrl_c_at(k: int):
+    def on_frame(done: int):
+        if done == k:
+            raise KeyboardInterrupt
+
+    return on_frame

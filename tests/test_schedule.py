@@ -5,7 +5,6 @@ import pytest
 
 from zoomdream import schedule
 from zoomdream.errors import ZoomdreamError
-from zoomdream.motion import Schedule
 
 
 def values(text, n=30, fps=24.0, **features):
@@ -36,12 +35,17 @@ def test_before_the_first_keyframe_the_value_holds():
     np.testing.assert_array_equal(v[10:], 3.0)
 
 
-def test_smooth_easing_suffix_and_yaml_map_match_the_old_keyframes():
-    old = Schedule({0: 1.01, 48: 1.03})
+def smoothstep_keyframes(t: float, a: float, b: float, t0: int, t1: int) -> float:
+    """The YAML keyframe map's easing, written out: held outside the keys, 3u^2 - 2u^3 between them."""
+    u = min(max((t - t0) / (t1 - t0), 0.0), 1.0)
+    return a if u <= 0 else b if u >= 1 else a + (b - a) * (u * u * (3.0 - 2.0 * u))
+
+
+def test_smooth_easing_suffix_and_yaml_map_match_the_keyframe_easing():
     mine = values("0:(1.01), 48:(1.03); smooth", n=60)
     as_map = schedule.evaluate(schedule.parse({0: 1.01, 48: 1.03}), schedule.frame_variables(60, 24), where="x")
     for t in range(60):
-        assert mine[t] == old.value_at(t) == as_map[t]
+        assert mine[t] == as_map[t] == smoothstep_keyframes(t, 1.01, 1.03, 0, 48)
     assert values("0:(1.01), 48:(1.03); linear", n=60)[24] == pytest.approx(1.02, abs=1e-15)
 
 
@@ -120,7 +124,7 @@ def test_non_finite_values_name_the_setting_and_the_frame(text, frame):
 def test_range_check_names_the_frame():
     env = schedule.frame_variables(10, 24)
     with pytest.raises(ZoomdreamError, match=r"^--blend: '0.2\*t' is 1.2 at frame 6; expected 0..1$"):
-        schedule.evaluate(schedule.parse("0.2*t"), env, where="--blend", check=lambda v: 0 <= v <= 1,
+        schedule.evaluate(schedule.parse("0.2*t"), env, where="--blend", check=lambda v: (0 <= v) & (v <= 1),
                           expected="0..1")
 
 
@@ -136,3 +140,13 @@ def test_values_are_a_pure_function_of_the_frame():
     again = values(text, n=1000)
     np.testing.assert_array_equal(whole, again)
     assert values(text, n=1000)[500:510].tolist() == whole[500:510].tolist()
+
+
+@pytest.mark.parametrize("text", ["0:(1), 1" + "0" * 399 + ":(2)", "0:(1), 1000001:(2)",
+                                  "0:(1), " + "9" * 5000 + ":(2)"])
+def test_a_keyframe_past_the_last_frame_is_refused_in_one_line(text):
+    with pytest.raises(ZoomdreamError, match=r"^--zoom: (keyframe .*: frames must be integers in 0..1000000|"
+                                             r"schedule is \d+ characters long)"):
+        schedule.parse(text, where="--zoom")
+    with pytest.raises(ZoomdreamError, match=r"^--zoom: keyframe .*: frames must be integers in 0..1000000"):
+        schedule.parse({0: 1.0, 10**400: 2.0}, where="--zoom")

@@ -205,7 +205,7 @@ def test_schedulable_settings_go_through_the_one_hook(monkeypatch):
         seen.append(value)
         return base_check(value)
 
-    monkeypatch.setattr(S, "_check_schedulable", hook)
+    monkeypatch.setattr(S, "check_schedulable", hook)
     S.check_value("zoom.zoom", {0: 1.0, 24: 1.05})
     S.check_value("iterations", 3)  # not schedulable: not through the hook
     S.ZoomSettings(rotate=0.5)

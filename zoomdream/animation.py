@@ -1,10 +1,14 @@
 """Which settings change over time, and their value at every frame of one render.
 
-The animated settings (``ANIMATED``) may be numbers, schedule strings or keyframe maps
-(:mod:`zoomdream.schedule`); every other setting is constant. An :class:`Animation` evaluates
-all of them for frames 0..n-1 up front, so a NaN, an out-of-range value or an audio feature
-without audio is refused before anything is rendered, and the render loops only look values
-up by frame index (a pure function of the frame, also in Ray chunks).
+The animated settings are those declared ``schedulable`` in ``settings.py`` (``ANIMATED`` is
+derived from the declarations, plus the layer weights): each may be a number, a schedule string
+or a keyframe map (:mod:`zoomdream.schedule`); every other setting is constant. An
+:class:`Animation` evaluates all of them for frames 0..n-1 up front and holds every value at
+every frame to the setting's own declaration (the range a constant must be in; for layer
+weights, that of a constant weight), so a NaN, an out-of-range value or an audio feature without
+audio is refused, naming the setting and the first bad frame, before anything is created. The
+render loops only look values up by frame index (a pure function of the frame, also in Ray
+chunks) and hand the dream core one resolved :class:`~zoomdream.settings.DreamFrame` per frame.
 
 - zoom: the camera (``zoom.zoom``, ``zoom.rotate``, ``zoom.pan``, ``zoom.center``, per frame at
   24 fps as always), dream strength ``step``, the layer weights (``layers`` values, or the
@@ -21,60 +25,55 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from . import motion, schedule
+from . import settings as S
 
-__all__ = ["ANIMATED", "Animation", "check_settings", "features_used", "carries", "still_dream",
+__all__ = ["ANIMATED", "Animated", "Animation", "check_settings", "features_used", "carries", "dream_at",
            "uses_frame_count"]
 
 
 @dataclass(frozen=True)
 class Animated:
-    """One setting that may change over time."""
+    """One setting that may change over time, as its declaration in ``settings.py`` says."""
 
-    section: str  # "dream", "zoom" or "video"
-    name: str  # field name in that section
-    flag: str  # command-line flag
+    key: str  # settings key: "step", "zoom.zoom", "video.pan", ...
+    flag: str  # its command-line flag ("" for a preset-only key)
+    check: S.Number  # the range of one value (for a pair, of each of x and y)
     pair: bool = False  # two schedules (x, y)
-    check: Callable[[float], bool] | None = None
-    expected: str = ""
 
     @property
-    def key(self) -> str:
-        return self.name if self.section == "dream" else f"{self.section}.{self.name}"
+    def section(self) -> str:
+        return self.key.partition(".")[0] if "." in self.key else "dream"
+
+    @property
+    def name(self) -> str:
+        return self.key.rpartition(".")[2]
+
+    @property
+    def label(self) -> str:
+        return f"{self.key} ({self.flag})" if self.flag else self.key
 
 
-def _positive(v):
-    return v > 0
+def _animated(key: str, spec: S.Spec) -> Animated:
+    check = spec.check.base if isinstance(spec.check, S.Keyframed) else spec.check
+    pair = isinstance(check, S.Pair)
+    return Animated(key, spec.flags[0] if spec.flags else "", check.item if pair else check, pair)
 
 
-def _non_negative(v):
-    return v >= 0
+def _is_layers(spec: S.Spec) -> bool:
+    return isinstance(spec.check.base if isinstance(spec.check, S.Keyframed) else spec.check, S.Layers)
 
 
-def _unit(v):
-    return 0.0 <= v <= 1.0
-
-
+# Every schedulable setting but the layer weights (which are a mapping of schedules, below),
+# derived from the declarations: a new schedulable setting is animated and range-checked by declaring it.
+ANIMATED: dict[str, Animated] = {key: _animated(key, spec) for key, spec in S.declarations().items()
+                                 if spec.schedulable and not _is_layers(spec)}
 _CAMERA = ("zoom", "rotate", "pan", "center")
-ANIMATED: dict[str, Animated] = {a.key: a for a in (
-    Animated("dream", "step", "--step", check=_non_negative, expected="a step >= 0"),
-    Animated("zoom", "zoom", "--zoom", check=_positive, expected="a zoom factor > 0"),
-    Animated("zoom", "rotate", "--rotate"),
-    Animated("zoom", "pan", "--pan", pair=True),
-    Animated("zoom", "center", "--center", pair=True, check=_unit, expected="a fraction in 0..1"),
-    Animated("zoom", "colour_lock", "--colour-lock", check=_unit, expected="a strength in 0..1"),
-    Animated("video", "blend", "--blend", check=_unit, expected="a blend in 0..1"),
-    Animated("video", "colour_lock", "--colour-lock", check=_unit, expected="a strength in 0..1"),
-    Animated("video", "zoom", "--zoom", check=_positive, expected="a zoom factor > 0"),
-    Animated("video", "rotate", "--rotate"),
-    Animated("video", "pan", "--pan", pair=True),
-    Animated("video", "center", "--center", pair=True, check=_unit, expected="a fraction in 0..1"),
-)}
-LAYER_WEIGHTS = "layers"  # the dream's layer weights: each may be a schedule
+LAYERS_LABEL = "layers (--layers)"
 
 
 def _keys_for(kind: str) -> list[Animated]:
@@ -87,9 +86,9 @@ def _value(settings, a: Animated):
 
 
 def _label(a: Animated, flags: Mapping[str, str] | None = None) -> str:
-    if flags is not None:
-        return flags.get(a.key, a.key)
-    return f"{a.key} ({a.flag})"
+    if flags is not None and a.key in flags:
+        return flags[a.key]
+    return a.label
 
 
 def _curves(settings, kind: str, flags=None) -> list[tuple[Animated, tuple]]:
@@ -103,9 +102,36 @@ def _curves(settings, kind: str, flags=None) -> list[tuple[Animated, tuple]]:
     return out
 
 
-def _layer_curves(settings, flags=None) -> dict[str, schedule.Curve]:
-    where = (flags or {}).get(LAYER_WEIGHTS, "layers (--layers)")
-    return {name: schedule.parse(w, where=f"{where} {name}") for name, w in settings.dream.layers.items()}
+def _layer_curves(d, flags=None) -> dict[str, tuple[str, schedule.Curve]]:
+    """The dream's layer weights: name -> (where, schedule)."""
+    label = (flags or {}).get("layers", LAYERS_LABEL)
+    out = {}
+    for name, w in d.layers.items():
+        where = f"{label} {name}"
+        out[name] = (where, schedule.parse(w, where=where))
+    return out
+
+
+def _keyframed_layers(settings) -> dict[str, tuple[str, schedule.Curve]]:
+    """``zoom.layers`` {frame: {layer: weight}} as one schedule per layer: smoothstep between keyframes,
+    a layer missing at a keyframe weighs 0 there (so layers fade in and out); weights may be expressions."""
+    keyframes = settings.zoom.layers
+    if not keyframes:
+        return {}
+    names = dict.fromkeys(n for weights in keyframes.values() for n in weights)
+    out = {}
+    for name in names:
+        where = f"zoom.layers {name}"
+        out[name] = (where, schedule.parse({k: w.get(name, 0.0) for k, w in keyframes.items()}, where=where))
+    return out
+
+
+def _all_curves(settings, kind: str) -> list[schedule.Curve]:
+    curves = [c for _, cs in _curves(settings, kind) for c in cs]
+    curves += [c for _, c in _layer_curves(settings.dream).values()]
+    if kind == "zoom":
+        curves += [c for _, c in _keyframed_layers(settings).values()]
+    return curves
 
 
 def check_settings(settings, *, flags: Mapping[str, str] | None = None) -> None:
@@ -115,43 +141,45 @@ def check_settings(settings, *, flags: Mapping[str, str] | None = None) -> None:
     """
     for kind in ("zoom", "video"):
         _curves(settings, kind, flags)
-    _layer_curves(settings, flags)
+    _layer_curves(settings.dream, flags)
+    _keyframed_layers(settings)
 
 
 def features_used(settings, kind: str) -> set[str]:
     """The audio features any animated setting of a ``kind`` ("zoom"/"video") render refers to."""
-    used = set()
-    for _, curves in _curves(settings, kind):
-        for c in curves:
-            used |= c.features
-    for c in _layer_curves(settings).values():
-        used |= c.features
-    return used
+    return set().union(*(c.features for c in _all_curves(settings, kind)))
 
 
 def uses_frame_count(settings, kind: str) -> bool:
     """True when a schedule refers to ``n`` (then the frame count decides the frames' pixels)."""
-    curves = [c for _, cs in _curves(settings, kind) for c in cs] + list(_layer_curves(settings).values())
-    return any("n" in c.names for c in curves)
+    return any("n" in c.names for c in _all_curves(settings, kind))
 
 
 def carries(settings) -> bool:
     """False only when the video blend is a constant 0 (nothing is carried between frames)."""
-    curve = schedule.parse(settings.video.blend, where="video.blend (--blend)")
+    curve = schedule.parse(settings.video.blend, where=ANIMATED["video.blend"].label)
     return curve.constant is None or curve.constant > 0
 
 
-def still_dream(d):
-    """``d`` (DreamSettings) with its animated values taken at frame 0, for a still image.
+def _one_frame(frame: int) -> dict:
+    """The names an expression may use at frame ``frame`` alone (24 fps, no audio, ``n`` = frame + 1)."""
+    t = np.array([float(frame)])  # (1,)
+    return {"t": t, "s": t / 24.0, "fps": np.float64(24.0), "n": np.float64(frame + 1)}
 
-    A still has no audio and no frames after the first: a schedule that uses an audio feature is refused.
+
+def dream_at(d: S.DreamSettings, frame: int = 0) -> S.DreamSettings:
+    """``d`` with its animated values (step, layer weights) taken at ``frame``, as plain numbers.
+
+    For a still or one ``dream_image`` call: no audio and 24 fps, so a schedule that uses an audio
+    feature is refused; every value is held to its declaration (step 0..1, weights as constant ones).
     """
-    env = schedule.frame_variables(1, 24.0)
-    step = schedule.evaluate(schedule.parse(d.step, where="step (--step)"), env, where="step (--step)",
-                             check=_non_negative, expected="a step >= 0")[0]
-    layers = {name: float(schedule.evaluate(schedule.parse(w, where=f"layers {name}"), env,
-                                            where=f"layers {name} (--layers)")[0])
-              for name, w in d.layers.items()}
+    env = _one_frame(frame)
+    a = ANIMATED["step"]
+    step = schedule.evaluate(schedule.parse(d.step, where=a.label), env, where=a.label, check=a.check.inside,
+                             expected=a.check.what)[0]
+    layers = {name: float(schedule.evaluate(c, env, where=where, check=S.LAYER_WEIGHT.inside,
+                                            expected=S.LAYER_WEIGHT.what)[0])
+              for name, (where, c) in _layer_curves(d).items()}
     return dataclasses.replace(d, step=float(step), layers=layers)
 
 
@@ -169,16 +197,21 @@ class Animation:
         self.tables: dict[str, np.ndarray] = {}  # key -> (n,) or (n, 2) float64
         self.constant: dict[str, bool] = {}
         for a, curves in _curves(settings, kind):
-            cols = [schedule.evaluate(c, env, where=_label(a), check=a.check, expected=a.expected) for c in curves]
+            axes = ("x", "y") if a.pair else ("",)
+            cols = [schedule.evaluate(c, env, where=f"{a.label} {axis}".strip(), check=a.check.inside,
+                                      expected=a.check.what) for c, axis in zip(curves, axes)]
             self.tables[a.key] = cols[0] if len(cols) == 1 else np.stack(cols, axis=1)
             self.constant[a.key] = all(c.constant is not None for c in curves)
-        layer_curves = _layer_curves(settings)
-        self.layer_tables = {name: schedule.evaluate(c, env, where=f"layers {name} (--layers)")
-                             for name, c in layer_curves.items()}
-        self.layers_animated = any(c.constant is None for c in layer_curves.values())
-        self.layer_keyframes = None
-        if kind == "zoom" and settings.zoom.layers:  # {frame: {layer: weight}} keyframes (smoothstep) win
-            self.layer_keyframes = motion.Schedule(settings.zoom.layers)
+        weight = S.LAYER_WEIGHT
+
+        def weights(curves):
+            return {name: schedule.evaluate(c, env, where=where, check=weight.inside, expected=weight.what)
+                    for name, (where, c) in curves.items()}
+
+        layer_curves = _layer_curves(settings.dream)
+        self.layer_tables = weights(layer_curves)
+        self.layers_animated = any(c.constant is None for _, c in layer_curves.values())
+        self.layer_keyframes = weights(_keyframed_layers(settings)) if kind == "zoom" else {}
         camera = [f"video.{c}" for c in _CAMERA]
         self.camera_moves = kind == "video" and not all(
             self.constant[k] and np.all(self.tables[k][0] == _STILL[k]) for k in camera)
@@ -198,12 +231,16 @@ class Animation:
 
     def layers(self, i: int) -> dict[str, float] | None:
         """The layer weights at frame i, or None when they never change (the objective's own weights)."""
-        if self.layer_keyframes is not None:
-            return self.layer_keyframes.value_at(i)
+        j = min(i, self.n - 1)
+        if self.layer_keyframes:  # zoom.layers keyframes win over the dream's layers
+            return {name: float(v[j]) for name, v in self.layer_keyframes.items()}
         if not self.layers_animated:
             return None
-        j = min(i, self.n - 1)
         return {name: float(v[j]) for name, v in self.layer_tables.items()}
+
+    def dream(self, i: int, base: S.DreamFrame) -> S.DreamFrame:
+        """Frame i's dream: ``base`` (made once per render) with this frame's step."""
+        return dataclasses.replace(base, step=self.step(i))
 
     def constant_layers(self) -> dict[str, float]:
         """Layer weights at frame 0: what the objective is built with."""

@@ -6,7 +6,7 @@ Each render function (``render_image``, ``render_sheet``, ``render_video``, ``re
 the frame size and count, so a command that cannot finish is refused in one line, saying
 what it needs and what there is, instead of failing hours later with a full disk.
 
-This module imports neither TensorFlow nor cv2.
+This module imports neither TensorFlow nor cv2 (the checks of images and media import them when they run).
 """
 
 from __future__ import annotations
@@ -73,10 +73,12 @@ def check_file(path, role: str, *, folder_ok: bool = False) -> Path:
 
 
 def check_render(settings, *, input=None, input_folder_ok: bool = False, mask=None, audio=None,
-                 **options) -> None:
+                 **options) -> S.Settings:
     """Everything that can be checked before a render starts: the settings (as the dataclasses
     declare them), the keyword render options (``crf=``, ``start=``, ...), the input and every
-    other file named (guide, weights, mask, audio)."""
+    other file named (guide, weights, mask, audio). Returns the settings as a whole ``Settings``
+    (a render given only a ``DreamSettings`` takes the defaults for the rest)."""
+    settings = S.as_settings(settings)
     S.validate(settings)
     if options:
         S.check_options(**options)
@@ -91,6 +93,54 @@ def check_render(settings, *, input=None, input_folder_ok: bool = False, mask=No
         check_file(mask, "mask")
     if audio is not None:
         check_file(audio, "audio file")
+    return settings
+
+
+def check_dream_size(settings, size: tuple[int, int], what: str) -> None:
+    """Frames of ``size`` (w, h) px are at least the network's minimum input on each side (when it dreams).
+
+    The minimum is in the backbone registry, so this needs no network: a render too small for it
+    is refused before anything is created, not at its first frame.
+    """
+    d = settings.dream
+    if d.iterations == 0:
+        return  # motion alone: no network
+    from .backbones import get_spec  # noqa: PLC0415  (the registry; TensorFlow only when a network is built)
+
+    spec = get_spec(d.model)
+    w, h = size
+    if min(w, h) < spec.min_size:
+        raise ZoomdreamError(f"{what} {w}x{h} px; the model {spec.name} needs at least {spec.min_size} px on each "
+                             f"side (a larger size, or --iterations 0 for the motion alone)")
+
+
+def check_mask(mask) -> None:
+    """``--mask``: an image whose header reads, or a video file with a video stream (probed, not decoded)."""
+    from . import media  # noqa: PLC0415  (ffmpeg and Pillow: only for a render that has a mask)
+    from .images import IMAGE_EXTENSIONS, image_header  # noqa: PLC0415
+
+    try:
+        if Path(mask).suffix.lower() in IMAGE_EXTENSIONS:
+            image_header(mask)
+        else:
+            media.probe(mask)
+    except ZoomdreamError as e:
+        raise ZoomdreamError(f"mask: {e} (a mask is an image or a video)") from None
+
+
+def check_image_folder(info) -> None:
+    """Every image of a folder input, by its header: readable, whole (a PNG) and the first one's size.
+
+    Cheap (no pixel is decoded), so a folder with a corrupt or odd-sized member is refused before
+    the render starts rather than at that frame.
+    """
+    from .images import image_header  # noqa: PLC0415
+
+    for file in info.images:
+        w, h = image_header(file)
+        if (w, h) != (info.width, info.height):
+            raise ZoomdreamError(f"{file}: image is {w}x{h}, expected {info.width}x{info.height} like the first "
+                                 f"image of the folder")
 
 
 # ---------------------------------------------------------------- budgets

@@ -212,21 +212,15 @@ def resolve_settings(args: argparse.Namespace):
 
 
 def _check_schedules(given: dict) -> None:
-    """The syntax of every schedule given as a flag, before anything else (errors name the flag)."""
-    from . import schedule  # noqa: PLC0415
-
+    """Every schedule given as a flag, before anything else, by its declaration (errors name the flag):
+    its syntax, and the range of one made of constants only (others are checked over every frame
+    when the render starts, see ``animation``)."""
     for key, value in given.items():
-        if key not in SCHEDULE_FLAGS or not S.is_schedule_text(value):
-            continue
-        flag = SCHEDULE_FLAGS[key]
-        if key == "layers":
-            for name, w in value.items():
-                if isinstance(w, str):
-                    schedule.parse(w, where=f"{flag} {name}")
-        elif S.schedule_is_pair(key):
-            schedule.parse_pair(value, where=flag)
-        else:
-            schedule.parse(value, where=flag)
+        if key in SCHEDULE_FLAGS and S.is_schedule_text(value):
+            try:
+                S.check_value(key, value)
+            except S.Invalid as e:
+                raise ZoomdreamError(f"{SCHEDULE_FLAGS[key]}: {e}") from None
 
 
 def _raise(message: str):

@@ -34,8 +34,9 @@ import numpy as np
 from ._tf import tf as _tf
 from .backbones import Backbone, load_backbone
 from .errors import ZoomdreamError
+from .animation import dream_at
 from .objectives import Objective, from_settings
-from .settings import DreamSettings, validate
+from .settings import FRAME_INDEX, MAX_SEED, DreamFrame, DreamSettings, Number, Settings, quote, validate
 
 log = logging.getLogger("zoomdream")
 
@@ -85,6 +86,24 @@ def octave_note(shape: tuple[int, int], settings: DreamSettings, min_size: int) 
         return None
     return (f"using {used} of {settings.octaves} octaves: a smaller octave would fall below the model's "
             f"{min_size} px minimum")
+
+
+def border_note(shape: tuple[int, int], objective: Objective, backbone: Backbone) -> str | None:
+    """One line for the log when ``border`` drops every activation cell of a layer at this (H, W), so that
+    layer adds nothing to the dream (and with no other term, the image comes back unchanged); else None."""
+    h, w = shape
+    for term in objective.terms:
+        if term.kind != "layer" or not term.border:
+            continue
+        try:  # the layer's map size for this input, from the graph alone (nothing runs)
+            out = backbone.feature_model((term.layer,)).compute_output_shape((1, h, w, 3))
+            rows, cols = (out[0] if isinstance(out, list) else out)[1:3]
+        except Exception:  # noqa: BLE001 - a network that cannot say: no note
+            continue
+        if rows is not None and cols is not None and min(rows, cols) <= 2 * term.border:
+            return (f"--border {term.border} leaves nothing of layer {term.layer} at {w}x{h} px (its map is "
+                    f"{cols}x{rows} cells): it does not dream; use a smaller --border or a larger image")
+    return None
 
 
 def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
@@ -289,7 +308,7 @@ def _assemble(parts, shape):
     return tf.convert_to_tensor(total)
 
 
-def dream(image, objective: Objective, backbone: Backbone, settings: DreamSettings, *,
+def dream(image, objective: Objective, backbone: Backbone, settings: DreamFrame | DreamSettings, *,
           seed: int | None = None, frame: int = 0, iterations: int | None = None,
           mask: np.ndarray | None = None, progress: Callable[[int], None] | None = None,
           history: list | None = None) -> np.ndarray:
@@ -302,6 +321,8 @@ def dream(image, objective: Objective, backbone: Backbone, settings: DreamSettin
         progress: called with the number of steps just done.
         history: if given, receives the loss of every step (floats), in order.
     """
+    if not isinstance(settings, DreamFrame):
+        settings = settings.frame()  # numbers only: a schedule is evaluated at a frame before it gets here
     iterations = settings.iterations if iterations is None else iterations
     if iterations == 0:  # no dreaming (a motion preview): the image as given, not resampled through the octaves
         return np.array(image, dtype=np.float32)
@@ -372,16 +393,74 @@ def dream_image(image: np.ndarray, *, settings: DreamSettings | None = None, bac
 
     The model is built from ``settings`` unless ``backbone`` is given; the objective from
     ``settings.layers``/``channels`` (plus ``guide``, an RGB uint8 image) unless given.
+    ``settings``: a DreamSettings (or a whole Settings, whose dream part is used); schedules in it
+    (step, layer weights) are evaluated at ``frame`` (at 24 fps, without audio). ``mask``: (H, W)
+    numbers in 0..1, where the dream may change the image. Every argument is checked first: a
+    bad one is a ZoomdreamError naming it.
     """
-    settings = settings or DreamSettings()
+    settings = _dream_settings(settings)
     validate(settings)  # also catches a settings object whose fields were changed behind the dataclass's back
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"dream_image expects (H, W, 3) uint8 RGB; got {image.shape} {image.dtype}")
+    seed = None if seed is None else _argument("seed", seed, Number(0, MAX_SEED, integer=True))
+    frame = _argument("frame", frame, FRAME_INDEX)
+    image = _rgb("image", image)
+    if guide is not None:
+        guide = _rgb("guide", guide)
+    if mask is not None:
+        mask = _mask(mask, image.shape[:2])
+    if backbone is not None and not isinstance(backbone, Backbone):
+        raise ZoomdreamError(f"dream_image: backbone: expected a Backbone (load_backbone), got {quote(backbone)}")
+    if objective is not None and not isinstance(objective, Objective):
+        raise ZoomdreamError(f"dream_image: objective: expected an Objective, got {quote(objective)}")
+    settings = dream_at(settings, frame)  # the step and layer weights at this frame, as numbers
     backbone = backbone or load_backbone(settings.model, weights=settings.weights, precision=settings.precision)
     objective = objective or from_settings(settings, backbone, guide)
-    note = octave_note(image.shape[:2], settings, backbone.min_size) if settings.iterations else None
-    if note:  # once per image: dream() itself runs once per frame and stays silent
-        log.info(note)
-    out = dream(to_unit(image), objective, backbone, settings, seed=seed, frame=frame, mask=mask, progress=progress)
+    if settings.iterations:  # once per image: dream() itself runs once per frame and stays silent
+        for note in (octave_note(image.shape[:2], settings, backbone.min_size),
+                     border_note(image.shape[:2], objective, backbone)):
+            if note:
+                log.info(note)
+    out = dream(to_unit(image), objective, backbone, settings.frame(), seed=seed, frame=frame, mask=mask,
+                progress=progress)
     return to_uint8(out)
+
+
+def _dream_settings(settings) -> DreamSettings:
+    if settings is None:
+        return DreamSettings()
+    if isinstance(settings, Settings):
+        return settings.dream  # a whole preset: a still dreams with its dream part
+    if not isinstance(settings, DreamSettings):
+        raise ZoomdreamError(f"dream_image: settings: expected DreamSettings (or Settings), got {quote(settings)}")
+    return settings
+
+
+def _argument(name: str, value, check: Number):
+    try:
+        return check(value)
+    except Exception as e:  # noqa: BLE001 - Invalid, or a comparison an odd type refuses
+        raise ZoomdreamError(f"dream_image: {name}: {e}") from None
+
+
+def _rgb(name: str, image) -> np.ndarray:
+    image = np.asarray(image) if isinstance(image, np.ndarray) else image
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 \
+            or 0 in image.shape:
+        got = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ZoomdreamError(f"dream_image: {name}: expected an (H, W, 3) uint8 RGB array, got {got}")
+    return image
+
+
+def _mask(mask, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) numbers in 0..1 matching the image, as float32; anything else is refused in one line."""
+    m = mask if isinstance(mask, np.ndarray) else None
+    if m is None or m.shape != tuple(shape) or not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
+        got = f"{m.shape} {m.dtype}" if m is not None else type(mask).__name__
+        raise ZoomdreamError(f"dream_image: mask: expected an ({shape[0]}, {shape[1]}) array of numbers in 0..1 "
+                             f"like the image, got {got}")
+    m = m.astype(np.float32)
+    bad = ~np.isfinite(m) | (m < 0) | (m > 1)
+    if bad.any():
+        y, x = (int(v) for v in np.argwhere(bad)[0])
+        raise ZoomdreamError(f"dream_image: mask: expected numbers in 0..1, got {float(m[y, x])} at (row {y}, "
+                             f"column {x}) and {int(bad.sum()) - 1} more")
+    return m

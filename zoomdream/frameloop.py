@@ -29,10 +29,10 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, media, presets
-from .animation import Animation, features_used, still_dream, uses_frame_count
+from .animation import Animation, dream_at, features_used, uses_frame_count
 from .audio import ANALYSIS_VERSION, analysis_library_version, frame_features
 from .backbones import load_backbone
-from .checks import check_budget, frame_size
+from .checks import check_budget, check_dream_size, check_image_folder, check_mask, frame_size
 from .errors import Interrupted, Terminated, ZoomdreamError, check_interrupt
 from .fileio import check_output_path, published_together, sidecar_path, write_text_atomic
 from .framecache import FRAME_PATTERN, FrameCache, cache_dir, file_identity, render_manifest, versions, work_folder
@@ -40,7 +40,8 @@ from .images import load_image
 from .objectives import from_settings
 from .settings import Settings
 
-__all__ = ["VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output", "finish",
+__all__ = ["VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output",
+           "discard_unless_begun", "finish",
            "finish_video", "fps_text", "load_backbone_and_objective", "numeric", "open_video", "output_soundtrack",
            "progress", "render_inputs", "run_frames", "sidecar", "signals_to_exceptions", "soundtrack_file", "still",
            "video_track"]
@@ -113,7 +114,7 @@ def load_backbone_and_objective(settings: Settings, extra_layers: dict | None = 
 
 def still(settings: Settings) -> Settings:
     """A still takes every schedule's value at frame 0 (with no audio)."""
-    return dataclasses.replace(settings, dream=still_dream(settings.dream))
+    return dataclasses.replace(settings, dream=dream_at(settings.dream, 0))
 
 
 def numeric(settings: Settings, anim: Animation) -> Settings:
@@ -166,11 +167,38 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
                 done = i + 1
                 bar.update(1)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after frame {done}/{n_frames}; run the same command again to resume "
-                          f"(or add --restart to start over)", 130) from None
+        raise Interrupted(_stopped("interrupted", done, n_frames), 130) from None
     except Terminated:
-        raise Interrupted(f"terminated after frame {done}/{n_frames}; run the same command again to resume "
-                          f"(or add --restart to start over)", 143) from None
+        raise Interrupted(_stopped("terminated", done, n_frames), 143) from None
+
+
+@contextlib.contextmanager
+def discard_unless_begun(cache: FrameCache):
+    """Around everything a render does once its work folder exists: if it stops (an error, Ctrl-C,
+    SIGTERM) before its first frame is finished, the folder goes, so nothing is left behind and
+    the same or a corrected command starts afresh. A folder with finished frames stays, to resume."""
+    try:
+        yield
+    except BaseException:
+        if not _any_frame(cache):
+            cache.remove()
+        raise
+
+
+def _any_frame(cache: FrameCache) -> bool:
+    """A finished frame is in the work folder (any index: chunked renders finish frames out of order)."""
+    try:
+        with os.scandir(cache.frames) as entries:
+            return any(e.name.endswith(".png") and not e.name.startswith(".") for e in entries)
+    except OSError:
+        return False
+
+
+def _stopped(verb: str, done: int, n_frames: int) -> str:
+    if done == 0:
+        return f"{verb} before the first frame was finished; nothing was written"
+    return (f"{verb} after frame {done}/{n_frames}; run the same command again to resume "
+            f"(or add --restart to start over)")
 
 
 def finish(cache: FrameCache, n_frames: int, output: Path, *, fps: Fraction, audio, crf: int, keep_frames: bool,
@@ -236,13 +264,22 @@ def open_video(input, out: Path, *, settings: Settings, start: float, end: float
     info = media.probe(input, fps=fps)
     for note in info.notes:  # VFR resampled, truncated file, alpha composited, HDR
         log.warning("%s: %s", Path(input).name, note)
+    if fps is not None and not info.images:
+        log.info("--fps %s has no effect on a video file (it is the rate of a folder of images): %s plays at "
+                 "its own %s fps", fps_text(Fraction(fps)), Path(input).name, fps_text(info.fps))
+    # Everything that can refuse this render is checked before the work folder is made.
+    if info.images:
+        check_image_folder(info)
+    if mask is not None:
+        check_mask(mask)
     n = media.frame_count(info, start=start, end=end, max_frames=preview)
     d = settings.dream
+    size = frame_size((info.width, info.height), d.max_size)
+    check_dream_size(settings, size, f"{Path(input).name}: its frames are")
     track = video_track(info, start=start, audio=audio)
     n_all = media.frame_count(info, start=start, end=end)  # schedules see the whole range, --preview or not
     anim = animation(settings, kind="video", n=n_all, fps=info.fps, audio=track)
-    check_budget(out, frames=n, size=frame_size((info.width, info.height), d.max_size),
-                 flow_cache=cache_dir() / "flow", work_frames=work_folder(out) / "frames")
+    check_budget(out, frames=n, size=size, flow_cache=cache_dir() / "flow", work_frames=work_folder(out) / "frames")
     manifest = render_manifest("video", input, settings, {"start": start, "end": end, "fps": str(info.fps),
                                                          "max_size": d.max_size, **(render or {}),
                                                          **audio_manifest(settings, "video", track, n_all)},

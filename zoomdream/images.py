@@ -38,6 +38,7 @@ __all__ = [
     "ALPHA_BACKGROUND",
     "load_image",
     "load_frame",
+    "image_header",
     "save_image",
     "save_png_fast",
     "load_png_fast",
@@ -326,12 +327,29 @@ def _pillow_guard_off():
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _decode(f, name: str, max_size: int | None, *, upright: bool, notes: bool) -> np.ndarray:
-    """Open ``f`` with Pillow, refuse bombs from the header, decode frame 0 to RGB uint8.
+def image_header(path: str | os.PathLike) -> tuple[int, int]:
+    """(w, h) of an image as stored, from its header alone (no pixel is decoded); a PNG must also end
+    with its IEND chunk. The cheap check of every member of a folder of frames before a render.
 
-    ``upright``: apply the EXIF orientation; ``notes``: log what was changed on the way.
+    Raises ZoomdreamError "<path>: <problem>" as ``load_image`` would for a missing, empty,
+    non-image, over-sized or cut-short file.
     """
-    # 1) header only: Image.open is lazy, so no pixel data is read yet
+    name = check_file(path)
+    try:
+        f = open(name, "rb")
+    except OSError as e:
+        raise ZoomdreamError(f"{os.fspath(path)}: cannot read the file ({e.strerror or e})") from None
+    with f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with _open_header(f, os.fspath(path)) as im:
+            size, kind = im.size, im.format
+    if kind == "PNG" and not png_complete(name):
+        raise ZoomdreamError(f"{os.fspath(path)}: image is truncated or corrupt (the PNG is cut short)")
+    return size
+
+
+def _open_header(f, name: str) -> Image.Image:
+    """Pillow's lazy open of ``f`` (the header only), refusing what is no image, no pixels or a bomb."""
     try:
         with _pillow_guard_off():
             im = Image.open(f)
@@ -342,14 +360,27 @@ def _decode(f, name: str, max_size: int | None, *, upright: bool, notes: bool) -
         raise ZoomdreamError(f"{name}: not an image file (cannot identify format)") from None
     except Exception as e:  # noqa: BLE001 - parsers of untrusted bytes fail with any type
         raise ZoomdreamError(f"{name}: image is truncated or corrupt ({_reason(e)})") from None
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        im.close()
+        raise ZoomdreamError(
+            f"{name}: image is {w}x{h} ({w * h / 1e6:.4g} MP), over the {MAX_PIXELS // 1_000_000} MP limit; "
+            f"shrink it with an image editor first (possible decompression bomb)")
+    if w < 1 or h < 1:
+        im.close()
+        raise ZoomdreamError(f"{name}: image is {w}x{h}, it has no pixels")
+    return im
+
+
+def _decode(f, name: str, max_size: int | None, *, upright: bool, notes: bool) -> np.ndarray:
+    """Open ``f`` with Pillow, refuse bombs from the header, decode frame 0 to RGB uint8.
+
+    ``upright``: apply the EXIF orientation; ``notes``: log what was changed on the way.
+    """
+    # 1) header only: Image.open is lazy, so no pixel data is read yet
+    im = _open_header(f, name)
     with im:
         w, h = im.size
-        if w * h > MAX_PIXELS:
-            raise ZoomdreamError(
-                f"{name}: image is {w}x{h} ({w * h / 1e6:.4g} MP), over the {MAX_PIXELS // 1_000_000} MP limit; "
-                f"shrink it with an image editor first (possible decompression bomb)")
-        if w < 1 or h < 1:
-            raise ZoomdreamError(f"{name}: image is {w}x{h}, it has no pixels")
         # 2) decode pixels (counting frames walks a GIF, so it can fail like decoding)
         try:
             n_frames = getattr(im, "n_frames", 1)

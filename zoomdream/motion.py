@@ -1,4 +1,4 @@
-"""The zoom animation's camera motion, as 3×3 matrices, and keyframed schedules.
+"""The camera motion of zooms and videos, as 3×3 matrices (values over time are schedules: ``schedule``).
 
 Motion ops are small factories that return matrices; compose them with ``@`` and apply
 the product as ONE resample per frame (every resample blurs)::
@@ -27,7 +27,6 @@ Convention:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Real
 
@@ -45,8 +44,6 @@ __all__ = [
     "frame_matrix",
     "warp_affine",
     "Motion",
-    "Schedule",
-    "motion_at",
 ]
 
 REFERENCE_FPS = 24  # motion values are per frame at this rate; other rates keep motion per second
@@ -204,132 +201,9 @@ def warp_affine(image: np.ndarray, M: np.ndarray, *, interpolation: str = "lancz
     return one(image)
 
 
-# ---------------------------------------------------------------------------------------
-# Schedules
-
-
 def _is_number(value) -> bool:
     return isinstance(value, (Real, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_pair(value) -> bool:
     return isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2 and all(_is_number(v) for v in value)
-
-
-def _is_frame_index(key) -> bool:
-    return isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)) and key >= 0
-
-
-class Schedule:
-    """A value keyed by frame index, smoothly interpolated between keyframes.
-
-    ``Schedule({0: 1.02, 120: 1.05})`` eases from 1.02 at frame 0 to 1.05 at frame 120;
-    ``Schedule(1.02)`` is constant. A mapping is ALWAYS read as keyframes, so a constant
-    dict of layer weights is ``Schedule({0: {"mixed4": 1.0}})`` or
-    ``Schedule.constant({...})``.
-
-    - Keys are frame indices: non-negative ints.
-    - Values are all numbers, all sequences of numbers of one length (pan, center), or
-      all dicts of numbers (layer weights). A dict key missing at a keyframe counts as
-      0 there, so layers fade in and out; ``value_at`` returns every name ever used.
-    - Between keyframes the value follows smoothstep, 3u² − 2u³ (u = fraction of the
-      way): smooth, never overshoots, and momentarily level at each keyframe. Before
-      the first key and after the last it is constant.
-    - ``value_at(t)`` is a pure function of the frame index, like nanoGPT's ``get_lr``.
-    """
-
-    def __init__(self, values):
-        keyframes = values if isinstance(values, Mapping) else {0: values}
-        if not keyframes:
-            raise ZoomdreamError("schedule has no keyframes; give a value or {frame: value, ...}")
-        for key in keyframes:
-            if not _is_frame_index(key):
-                raise ZoomdreamError(
-                    f"schedule key {key!r} is not a frame index (a non-negative int); "
-                    "a constant dict is written {0: {...}}")
-        self._keys = np.array(sorted(int(k) for k in keyframes), dtype=np.float64)  # (n,)
-        ordered = [keyframes[k] for k in sorted(keyframes, key=int)]
-        self._kind, self._names, self._table = self._tabulate(ordered, sorted(keyframes, key=int))
-
-    @classmethod
-    def constant(cls, value) -> "Schedule":
-        """A schedule that is ``value`` at every frame (``value`` may be a dict)."""
-        return cls({0: value})
-
-    @staticmethod
-    def _tabulate(values, keys):
-        """Values -> (kind, dict names, (n, d) float64 table); one row per keyframe."""
-        def bad(key, what):
-            return ZoomdreamError(f"schedule value at frame {key}: {what}")
-
-        first = values[0]
-        if _is_number(first):
-            kind, names = "number", None
-        elif isinstance(first, Mapping):
-            kind = "dict"
-            names = list(dict.fromkeys(n for v in values if isinstance(v, Mapping) for n in v))
-        elif isinstance(first, (tuple, list, np.ndarray)):
-            kind, names = "sequence", None
-        else:
-            raise bad(keys[0], f"expected a number, a list of numbers or a dict of numbers; got {first!r}")
-        rows = []
-        for key, value in zip(keys, values):
-            if kind == "number" and _is_number(value):
-                row = [value]
-            elif kind == "dict" and isinstance(value, Mapping):
-                row = [value.get(n, 0.0) for n in names]
-            elif kind == "sequence" and isinstance(value, (tuple, list, np.ndarray)) and len(value) == len(first):
-                row = list(value)
-            else:
-                raise bad(key, f"{value!r} does not match the first keyframe's {first!r}")
-            if not all(_is_number(v) and math.isfinite(v) for v in row):
-                raise bad(key, f"expected finite numbers; got {value!r}")
-            rows.append([float(v) for v in row])
-        return kind, names, np.array(rows, dtype=np.float64)  # (n, d)
-
-    @property
-    def keys(self) -> tuple[int, ...]:
-        """The keyframe indices, ascending."""
-        return tuple(int(k) for k in self._keys)
-
-    def value_at(self, t: float):
-        """The value at frame ``t``: a float, a tuple of floats or a dict of floats."""
-        keys, table = self._keys, self._table
-        i = int(np.searchsorted(keys, t, side="right")) - 1  # last key <= t
-        if i < 0:
-            row = table[0]
-        elif i >= len(keys) - 1:
-            row = table[-1]
-        else:
-            u = (t - keys[i]) / (keys[i + 1] - keys[i])
-            ease = u * u * (3.0 - 2.0 * u)  # smoothstep
-            row = table[i] + (table[i + 1] - table[i]) * ease  # (d,)
-        if self._kind == "number":
-            return float(row[0])
-        if self._kind == "dict":
-            return {n: float(v) for n, v in zip(self._names, row)}
-        return tuple(float(v) for v in row)
-
-    def __repr__(self) -> str:
-        points = {k: self.value_at(k) for k in self.keys}
-        return f"Schedule({points})"
-
-
-MOTION_FIELDS = ("zoom", "rotate", "pan", "center")
-
-
-def motion_at(t: float, schedules: Mapping[str, Schedule]) -> Motion:
-    """The Motion at frame ``t``: a pure function of ``t``, like nanoGPT's ``get_lr(it)``.
-
-    ``schedules`` maps Motion field names (zoom, rotate, pan, center) to Schedules
-    (plain values are wrapped in ``Schedule``); missing fields keep Motion's defaults.
-    """
-    unknown = [name for name in schedules if name not in MOTION_FIELDS]
-    if unknown:
-        raise ZoomdreamError(f"unknown motion key {unknown[0]!r}; expected: {', '.join(MOTION_FIELDS)}")
-    values = {}
-    for name, schedule in schedules.items():
-        if not isinstance(schedule, Schedule):
-            schedule = Schedule(schedule)
-        values[name] = schedule.value_at(t)
-    return Motion(**values)

@@ -45,8 +45,8 @@ from . import flow
 from .checks import check_render
 from .errors import Interrupted, Terminated, ZoomdreamError
 from .fileio import PARTIAL_TAG, output_lock
-from .frameloop import (VideoJob, check_video_output, finish_video, fps_text, open_video, progress,
-                        signals_to_exceptions)
+from .frameloop import (VideoJob, check_video_output, discard_unless_begun, finish_video, fps_text, open_video,
+                        progress, signals_to_exceptions)
 from .images import load_png_fast, save_png_fast
 from .raypool import MAX_RETRIES, WORKER_CPUS, RayNotices, Workers, absolute, import_ray, ray_session, result
 from .scaleplan import DEFAULT_CHUNK, DEFAULT_FADE, DEFAULT_WARMUP, Chunk, find_cuts, plan_chunks, plan_segments
@@ -157,8 +157,9 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
     back; nan when nothing was dreamed) and ``total``.
     """
     started = time.perf_counter()
-    check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start, end=end,
-                 preview=preview, fps=fps, crf=crf, workers=workers, chunk=chunk, warmup=warmup, fade=fade)
+    settings = check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start,
+                            end=end, preview=preview, fps=fps, crf=crf, workers=workers, chunk=chunk, warmup=warmup,
+                            fade=fade)
     ray = import_ray()
     # output, input and the work folder, opened exactly as render_video opens them
     out = check_video_output(output, settings=settings, input=input, mask=mask, audio=audio, overwrite=overwrite,
@@ -171,7 +172,8 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
                          render={"chunk": chunk, "warmup": warmup, "fade": fade})
         run = _Run(job, settings, chunk=chunk, warmup=warmup, fade=fade, start=start, end=end, mask=mask,
                    audio=audio, quiet=quiet, on_frame=on_frame, fault=worker_fault, clock={"start": started})
-        plan, store, used = _dream(ray, run, workers=workers, address=address)
+        with discard_unless_begun(job.cache):
+            plan, store, used = _dream(ray, run, workers=workers, address=address)
         for i in store.faded:  # a run stopped between the two versions of a frame and its blend
             store.blend(i)
         # the seam report, from the finished frames; then the output, exactly as render_video writes it

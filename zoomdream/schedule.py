@@ -37,6 +37,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from .errors import ZoomdreamError
+from .values import FRAME_INDEX, MAX_FRAMES, Invalid, split_top
 
 __all__ = [
     "FEATURES",
@@ -189,23 +190,10 @@ class _Expr:
 
 def _split_top(text: str, sep: str) -> list[str]:
     """``text`` split at ``sep`` outside parentheses; unbalanced parentheses are refused."""
-    parts, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth < 0:
-                raise _Refused(f"unbalanced '{ch}' in '{text.strip()}'")
-        if ch == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    if depth:
-        raise _Refused(f"unbalanced '(' in '{text.strip()}'")  # also '[' / '{', refused later anyway
-    parts.append("".join(cur))
-    return parts
+    try:
+        return split_top(text, sep)
+    except Invalid as e:
+        raise _Refused(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -280,8 +268,8 @@ def _parse(value) -> Curve:
             raise _Refused("keyframes must not be empty")
         keys = []
         for k in value:
-            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-                raise _Refused(f"keyframe {k!r}: frames must be integers >= 0")
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= MAX_FRAMES:
+                raise _Refused(f"keyframe {_shown(k)}: frames must be integers in 0..{MAX_FRAMES}")
             keys.append(int(k))
         keys.sort()
         exprs = []
@@ -314,19 +302,32 @@ def _parse(value) -> Curve:
         if len(parts) > 1:
             raise _Refused(f"'{text.strip()}': a ',' outside parentheses separates keyframes, "
                            f"written F:(EXPR), F:(EXPR)")
-        return Curve(keys=(0,), exprs=(_Expr(text),), ease=ease, text=value)
+        return Curve(keys=(0,), exprs=(_Expr(text),), ease=ease, text=value.strip())
     frames: dict[int, _Expr] = {}
     for part in parts:
         km = _KEYFRAME.match(part)
         if not km:
             raise _Refused(f"'{part.strip()}' is not a keyframe F:(EXPR)" if part.strip()
                            else f"empty keyframe in '{text.strip()}' (a ',' too many?)")
-        frame = int(km.group(1))
+        frame = _frame_index(km.group(1))
         if frame in frames:
             raise _Refused(f"keyframe {frame} appears twice")
         frames[frame] = _Expr(_unparen(km.group(2)))
     keys = tuple(sorted(frames))
-    return Curve(keys=keys, exprs=tuple(frames[k] for k in keys), ease=ease, text=value)
+    return Curve(keys=keys, exprs=tuple(frames[k] for k in keys), ease=ease, text=value.strip())
+
+
+def _shown(k) -> str:
+    text = repr(k) if not isinstance(k, int) or k < 10**12 else f"{str(k)[:12]}... ({len(str(k))} digits)"
+    return text[:40]
+
+
+def _frame_index(digits: str) -> int:
+    """A keyframe's frame number, in 0..MAX_FRAMES (a number of 400 digits is refused, not converted)."""
+    if len(digits.lstrip("0")) > len(str(MAX_FRAMES)) or int(digits) > MAX_FRAMES:
+        raise _Refused(f"keyframe {_shown(int(digits)) if len(digits) < 4000 else digits[:12] + '...'}: "
+                       f"frames must be integers in 0..{MAX_FRAMES}")
+    return FRAME_INDEX(int(digits))
 
 
 def _unparen(text: str) -> str:
@@ -381,10 +382,18 @@ def frame_variables(n: int, fps: float, features: Mapping[str, np.ndarray] | Non
     return env
 
 
+def check_constant(curve: Curve, check: Callable[[np.ndarray], np.ndarray], *, expected: str) -> None:
+    """A schedule made of constants only (no frame, time or audio names) checked at every frame up to
+    its last keyframe (it holds after that), so its range is known before any render; others pass."""
+    if curve.names - {"pi"}:
+        return
+    evaluate(curve, frame_variables(curve.keys[-1] + 1, 24.0), where="", check=check, expected=expected)
+
+
 def evaluate(curve: Curve, env: Mapping[str, np.ndarray], *, where: str,
              check: Callable[[float], bool] | None = None, expected: str = "") -> np.ndarray:
-    """``curve`` at every frame of ``env``, refused (naming ``where`` and the frame) when not finite
-    or when ``check(value)`` is false; ``expected`` says what the range is."""
+    """``curve`` at every frame of ``env``, refused (naming ``where`` and the first bad frame) when not
+    finite or outside ``check`` (elementwise: values (n,) -> bool (n,)); ``expected`` says what the range is."""
     missing = curve.features - set(env)
     if missing:
         raise ZoomdreamError(f"{where}: uses the audio feature '{sorted(missing)[0]}' but there is no audio "
@@ -393,10 +402,18 @@ def evaluate(curve: Curve, env: Mapping[str, np.ndarray], *, where: str,
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         i = int(bad[0])
-        raise ZoomdreamError(f"{where}: '{curve.text}' is {values[i]} at frame {i} (not a finite number)")
+        raise ZoomdreamError(f"{_at(where)}'{_text(curve)}' is {values[i]} at frame {i} (not a finite number)")
     if check is not None:
-        ok = np.array([check(v) for v in values]) if values.size else np.ones(0, bool)
+        ok = np.asarray(check(values), bool)  # (n,)
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
-            raise ZoomdreamError(f"{where}: '{curve.text}' is {values[i]:g} at frame {i}; expected {expected}")
+            raise ZoomdreamError(f"{_at(where)}'{_text(curve)}' is {values[i]:g} at frame {i}; expected {expected}")
     return values
+
+
+def _at(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def _text(curve: Curve) -> str:
+    return curve.text if len(curve.text) <= 80 else curve.text[:77] + "..."

@@ -41,8 +41,8 @@ FLOW_METHODS = ("dis", "farneback")
 # and where the command line, the presets and the tests look them up (``settings.Number``, ...).
 from .values import (FRAME_INDEX, LAYER_WEIGHT, MAX_CHANNELS, MAX_FPS, MAX_FRAMES, MAX_LAYERS, MAX_NAME_CHARS,
                      MAX_OCTAVES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_FPS, QUOTE_CHARS, Boolean, Channels, Choice,
-                     FrameRate, Invalid, Keyframed, Layers, Number, Pair, Path_, Text, check_schedule_text,
-                     is_schedule, is_schedule_text, quote)
+                     FrameRate, Invalid, Keyframed, Layers, Number, Pair, Path_, Text, check_schedulable,
+                     check_schedule_text, is_schedule, is_schedule_text, quote)
 
 # ---------------------------------------------------------------- declarations
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Spec:
     def validate(self, value):
         """The one validator: the normalised value, or :class:`Invalid` with the reason."""
         if self.schedulable:
-            return _check_schedulable(value, self.check)
+            return check_schedulable(value, self.check)
         return self.check(value)
 
     def parse(self, text: str):
@@ -68,22 +68,6 @@ class Spec:
     @property
     def what(self) -> str:
         return self.check.what
-
-
-def _check_schedulable(value, base_check: Callable):
-    """The one place a schedulable value is checked: a plain value or keyframe map as ``base_check``
-    takes it, or a schedule (a string, or keyframes whose values are expressions).
-
-    A schedule's syntax is checked here; its values, which may depend on the soundtrack and the
-    frame count, are checked for range over every frame when a render starts (``animation``).
-    """
-    base = base_check.base if isinstance(base_check, Keyframed) else base_check
-    if isinstance(base, Layers):
-        return base_check(value)  # Layers takes expression weights itself
-    pair = isinstance(base, Pair)
-    if is_schedule(value, pair):
-        return check_schedule_text(value, pair=pair)
-    return base_check(value)
 
 
 def schedule_is_pair(key: str) -> bool:
@@ -178,6 +162,44 @@ class DreamSettings(_Validated):
     def weights_file(self) -> str | None:
         """The weights file the user named; None for the bundled/cached weights or an untrained network."""
         return None if self.weights in (None, RANDOM_WEIGHTS) else self.weights
+
+
+    def frame(self, **numbers) -> "DreamFrame":
+        """This dream's values as one frame's :class:`DreamFrame`; ``numbers`` replace some (``step=``,
+        ``octaves=``, ``iterations=``). A value that is still a schedule must be given here: the
+        animation evaluates it (``animation.dream_at`` for one frame)."""
+        values = {name: numbers.get(name, getattr(self, name)) for name in FRAME_FIELDS}
+        if not isinstance(values["step"], (int, float)) or isinstance(values["step"], bool):
+            raise ZoomdreamError(f"settings: step: {quote(values['step'])} is a schedule; it has a value only at a "
+                                 f"frame (dream_image evaluates it at its frame argument)")
+        return DreamFrame(**values)
+
+
+FRAME_FIELDS = ("step", "iterations", "octaves", "octave_scale", "max_loss", "grad_norm", "grad_levels", "grad_blur",
+                "clip", "jitter", "tile", "seed")
+
+
+@dataclass(frozen=True)
+class DreamFrame:
+    """One frame's dream, resolved: plain numbers, every schedule evaluated at that frame.
+
+    This is what the dream core (``dream.dream``) takes. The animation makes one per frame from
+    settings that were checked once, up front, so it is not checked again (a ``DreamSettings``
+    checks all its fields whenever one is made or copied).
+    """
+
+    step: float
+    iterations: int
+    octaves: int
+    octave_scale: float
+    max_loss: float | None
+    grad_norm: str
+    grad_levels: int
+    grad_blur: float
+    clip: bool
+    jitter: int
+    tile: int
+    seed: int
 
 
 ZOOM_FACTOR = Number(0.0, 10.0, lo_open=True)
@@ -336,6 +358,17 @@ def validate(settings) -> None:
         _Validated.__post_init__(settings)
     else:
         raise ZoomdreamError(f"settings: expected a Settings object, got {quote(settings)}")
+
+
+def as_settings(settings) -> Settings:
+    """What a render takes, checked: a Settings as it is, or one part of it (a DreamSettings, say) with the
+    other parts at their defaults; anything else is refused in one line."""
+    if isinstance(settings, Settings):
+        return settings
+    for name, cls in (("dream", DreamSettings), *SECTIONS.items()):
+        if isinstance(settings, cls):
+            return Settings(**{name: settings})
+    raise ZoomdreamError(f"settings: expected a Settings object (or a DreamSettings), got {quote(settings)}")
 
 
 def to_dict(settings: Settings) -> dict:

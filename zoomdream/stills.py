@@ -16,7 +16,7 @@ import numpy as np
 from . import media
 from .audio import analyse, frame_features, plot_features, write_csv
 from .backbones import load_backbone
-from .checks import check_budget, check_render
+from .checks import check_budget, check_dream_size, check_render
 from .dream import dream_image, total_steps
 from .errors import ZoomdreamError
 from .fileio import check_output_path, output_lock, published_together
@@ -39,11 +39,12 @@ def _check_still_output(output, inputs, overwrite) -> Path:
 
 def render_image(input, output, *, settings: Settings, overwrite: bool = False, quiet: bool = False) -> np.ndarray:
     """Dream one photo into ``output`` (PNG/JPEG) with a settings sidecar; returns the dreamed RGB array."""
-    check_render(settings, input=input)
+    settings = check_render(settings, input=input)
     out = _check_still_output(output, render_inputs(settings, input), overwrite)
     settings = still(settings)
     with output_lock(out):
         image = load_image(input, max_size=settings.dream.max_size)
+        check_dream_size(settings, image.shape[1::-1], f"{Path(input).name} is")
         check_budget(out, frames=1, size=image.shape[1::-1])
         backbone, objective = load_backbone_and_objective(settings)
         steps = total_steps(image.shape[:2], settings.dream, backbone.min_size)
@@ -60,7 +61,7 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
 def render_sheet(input, output, *, settings: Settings, layers: list[str] | None = None, cell: int = 256,
                  overwrite: bool = False, quiet: bool = False) -> np.ndarray:
     """One dream per layer (the backbone's interesting ones by default), as a labelled grid."""
-    check_render(settings, input=input, cell=cell)
+    settings = check_render(settings, input=input, cell=cell)
     out = _check_still_output(output, render_inputs(settings, input), overwrite)
     with output_lock(out):
         return _sheet(input, out, settings=settings, layers=layers, cell=cell, quiet=quiet)

@@ -5,8 +5,11 @@ reason; the caller adds where the value came from (the flag, the preset's file:l
 keyword). Each check also knows how to read command-line text (``parse``), what it expects in
 words (``what``) and its metavar. Numbers must be finite (``math.isfinite`` is asked first, so
 NaN is out of every range) and integers are bounded. Values are quoted through :func:`quote`,
-so an error never echoes an unbounded value. A schedule (text with expressions of the frame and
-the soundtrack) is checked for syntax here; its values over the frames in ``animation``.
+so an error never echoes an unbounded value. A schedulable setting goes through
+:func:`check_schedulable`: a plain value, ``{frame: value}`` keyframes or a schedule (text with
+expressions of the frame and the soundtrack), whose syntax is checked here, and its range too
+when it is made of constants; a schedule of the frame or the soundtrack is held to the same
+range at every frame when a render starts (``animation``).
 """
 
 from __future__ import annotations
@@ -111,6 +114,15 @@ class Number:
             raise Invalid(f"expected {what}, got {quote(v)}")
         return int(v) if self.integer else float(v)
 
+    def inside(self, values):
+        """Elementwise: which of ``values`` (a float array of finite numbers) are in the range."""
+        ok = values == values
+        if self.lo is not None:
+            ok = ok & ((values > self.lo) if self.lo_open else (values >= self.lo))
+        if self.hi is not None:
+            ok = ok & (values <= self.hi)
+        return ok
+
     def parse(self, text: str):
         """Command-line text -> the value to check (the text itself when it is no number: the check says why)."""
         for kind in ((int,) if self.integer else (int, float)):
@@ -201,6 +213,43 @@ class Boolean:
 LAYER_WEIGHT = Number(-1000.0, 1000.0)
 
 
+def split_top(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at ``sep`` outside parentheses (and brackets); unbalanced ones are :class:`Invalid`."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                raise Invalid(f"unbalanced '{ch}' in {quote(text.strip())}")
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if depth:
+        raise Invalid(f"unbalanced '(' in {quote(text.strip())}")
+    parts.append("".join(cur))
+    return parts
+
+
+_KEYFRAME_START = re.compile(r"\s*\d+\s*:")
+
+
+def split_layers(text: str) -> list[str]:
+    """``--layers`` text split into ``name=weight`` parts: at commas outside parentheses, and a part that
+    starts like a keyframe (``5:(2)``) continues the weight before it, so ``a=max(0.5, t), b=0:(1), 5:(2)``
+    is two layers."""
+    out: list[str] = []
+    for part in split_top(text):
+        if out and _KEYFRAME_START.match(part):
+            out[-1] += "," + part
+        else:
+            out.append(part)
+    return out
+
+
 @dataclass(frozen=True)
 class Layers:
     """{layer name: weight}; on the command line ``a=0.5,b=1.5`` (a bare name means weight 1)."""
@@ -218,7 +267,8 @@ class Layers:
             if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
                 raise Invalid(f"layer names must be text of 1 to {MAX_NAME_CHARS} characters, got {quote(name)}")
             if isinstance(w, str):  # a schedule (expression) of the frame and the soundtrack
-                out[name] = check_schedule_text(w, pair=False, what=f"layer {quote(name)[1:-1]}: weight {quote(w)}")
+                out[name] = check_schedule_text(w, pair=False, what=f"layer {quote(name)[1:-1]}: weight {quote(w)}",
+                                                check=LAYER_WEIGHT, where=f"layer {quote(name)[1:-1]}")
                 continue
             try:
                 out[name] = LAYER_WEIGHT(w)
@@ -228,7 +278,7 @@ class Layers:
 
     def parse(self, text: str):
         out = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
+        for part in filter(None, (p.strip() for p in split_layers(text))):
             name, _, weight = part.partition("=")
             if not name.strip():
                 raise Invalid(f"empty layer name in {quote(text)} (expected name=weight,name=weight)")
@@ -395,12 +445,57 @@ def is_schedule_text(value) -> bool:
         isinstance(x, str) for x in value.values()))
 
 
-def check_schedule_text(value, *, pair: bool, what: str = ""):
-    """A schedule's syntax (one schedule, or two for a pair); returns it (a list as a tuple), or :class:`Invalid`."""
+def check_schedule_text(value, *, pair: bool, what: str = "", check=None, where: str = ""):
+    """A schedule's syntax (one schedule, or two for a pair); returns it (a list as a tuple), or :class:`Invalid`.
+
+    ``check`` (the setting's :class:`Number` or :class:`Pair`): a schedule made of constants only
+    (``"2*3"``, ``"0:(0.01), 5:(5)"``) is also held to its range here, frame by frame, so a preset
+    is refused when it is checked; a schedule of the frame or the soundtrack is checked over every
+    frame when a render starts (``animation``). ``what`` introduces a syntax error, ``where`` a range error.
+    """
     from . import schedule  # noqa: PLC0415  (numpy: kept off the start-up of `zoomdream --help`)
 
     try:
-        (schedule.parse_pair if pair else schedule.parse)(value)
+        curves = schedule.parse_pair(value) if pair else (schedule.parse(value),)
     except ZoomdreamError as e:
         raise Invalid(f"{what} is not a number nor a schedule ({e})" if what else str(e)) from None
+    if check is not None:
+        item = check.item if isinstance(check, Pair) else check
+        for curve in curves:
+            try:
+                schedule.check_constant(curve, item.inside, expected=item.what)
+            except ZoomdreamError as e:
+                raise Invalid(f"{where}: {e}" if where else str(e)) from None
     return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class _OneValue:
+    """One keyframe's value of a schedulable setting: a number (pair) as ``base`` takes it, or an expression."""
+
+    base: Any
+    pair: bool
+
+    @property
+    def what(self) -> str:
+        return f"{self.base.what} or an expression"
+
+    def __call__(self, v):
+        if is_schedule(v, self.pair):
+            return check_schedule_text(v, pair=self.pair, check=self.base)
+        return self.base(v)
+
+
+def check_schedulable(value, check):
+    """The one check of a value that can change over time (``schedulable`` in the declaration).
+
+    A plain value as ``check`` takes it; ``{frame: value}`` keyframes, whose values are numbers
+    (held to the setting's range) or expressions, eased with smoothstep; or a schedule string.
+    """
+    base = check.base if isinstance(check, Keyframed) else check
+    if isinstance(base, Layers):
+        return check(value)  # Layers takes expression weights itself
+    one = _OneValue(base, isinstance(base, Pair))
+    if isinstance(value, Mapping):
+        return Keyframed(one)(value)
+    return one(value)

@@ -10,7 +10,6 @@ Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0; frame i is
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -26,8 +25,8 @@ from .checks import check_render, frame_size
 from .dream import dream, octave_note, to_uint8, to_unit
 from .errors import ZoomdreamError
 from .fileio import output_lock
-from .frameloop import (animation, check_video_output, finish_video, fps_text, load_backbone_and_objective, numeric,
-                        open_video, run_frames, video_track)
+from .frameloop import (animation, check_video_output, discard_unless_begun, finish_video, fps_text,
+                        load_backbone_and_objective, numeric, open_video, run_frames, video_track)
 from .framecache import cache_dir, file_identity
 from .images import IMAGE_EXTENSIONS, load_image
 from .settings import Settings
@@ -49,18 +48,19 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     ``on_frame``: as ``frameloop.run_frames``. Returns a summary: frames, fps, the mean added
     flicker and the dreamed frames' (width, height).
     """
-    check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start, end=end,
-                 preview=preview, fps=fps, crf=crf)
+    settings = check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start,
+                            end=end, preview=preview, fps=fps, crf=crf)
     out = check_video_output(output, settings=settings, input=input, mask=mask, audio=audio, overwrite=overwrite,
                              start=start, end=end)
     with output_lock(out):
         job = open_video(input, out, settings=settings, start=start, end=end, preview=preview, fps=fps,
                          restart=restart, mask=mask, audio=audio)
-        loop = VideoLoop(job.info, settings, start=start, end=end, mask=mask, animation=job.animation)
-        try:
-            run_frames(job.cache, job.n, loop.frame, quiet=quiet, desc="dreaming", on_frame=on_frame)
-        finally:
-            loop.close()
+        with discard_unless_begun(job.cache):
+            loop = VideoLoop(job.info, settings, start=start, end=end, mask=mask, animation=job.animation)
+            try:
+                run_frames(job.cache, job.n, loop.frame, quiet=quiet, desc="dreaming", on_frame=on_frame)
+            finally:
+                loop.close()
         size = finish_video(job, out, settings=settings, start=start, end=end, preview=preview, audio=audio,
                             crf=crf, keep_frames=keep_frames, quiet=quiet)
     n, info = job.n, job.info
@@ -179,6 +179,7 @@ class VideoLoop:
         self.mask = None if mask is None else _Mask(mask)
         self.flicker = flow.FlickerMeter()
         self.flow_cache = flow_cache(info, settings, animation, start=start)
+        self.dream_base = self.settings.dream.frame()  # frame 0's numbers; each frame takes its own step
 
     def close(self):
         self.frames.close()
@@ -216,7 +217,7 @@ class VideoLoop:
             iterations = v.iterations_per_frame if carry else d.iterations
             layers = self.anim.layers(i)
             objective = self.objective if layers is None else self.objective.with_weights(layers)
-            d = dataclasses.replace(d, step=self.anim.step(i))
+            d = self.anim.dream(i, self.dream_base)
             mask = None if self.mask is None else self.mask.at(i, (src.shape[1], src.shape[0]))
             out = to_uint8(dream(init, objective, self.backbone, d, frame=i, iterations=iterations, mask=mask))
         else:

@@ -6,7 +6,6 @@ Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from fractions import Fraction
 from pathlib import Path
@@ -15,11 +14,12 @@ from typing import Callable
 import numpy as np
 
 from . import colour, media, motion
-from .checks import check_budget, check_render
+from .checks import check_budget, check_dream_size, check_render
 from .dream import dream, octave_note, to_uint8, to_unit
 from .fileio import output_lock
-from .frameloop import (animation, audio_manifest, check_movie_output, finish, fps_text, load_backbone_and_objective,
-                        numeric, render_inputs, run_frames, soundtrack_file)
+from .frameloop import (animation, audio_manifest, check_movie_output, discard_unless_begun, finish, fps_text,
+                        load_backbone_and_objective, numeric, render_inputs, run_frames,
+                        soundtrack_file)
 from .framecache import FrameCache, render_manifest, work_folder
 from .images import fit_size, load_image
 from .settings import Settings
@@ -36,7 +36,7 @@ def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames
 
     ``on_frame``: as ``frameloop.run_frames``.
     """
-    check_render(settings, input=input, audio=audio, crf=crf)
+    settings = check_render(settings, input=input, audio=audio, crf=crf)
     out = check_movie_output(output, render_inputs(settings, input, audio), overwrite)
     with output_lock(out):
         return _render_zoom(input, out, settings=settings, crf=crf, keep_frames=keep_frames, restart=restart,
@@ -47,8 +47,9 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     z = settings.zoom
     sound = None if audio is None else soundtrack_file(audio)  # probed before any frame: None when silent
     photo = load_image(input, max_size=settings.dream.max_size)
-    check_budget(out, frames=z.frames, size=tuple(z.size or photo.shape[1::-1]),
-                 work_frames=work_folder(out) / "frames")
+    size = tuple(z.size or photo.shape[1::-1])  # (w, h) of every frame
+    check_dream_size(settings, size, "the frames are" if z.size else f"{Path(input).name} is")
+    check_budget(out, frames=z.frames, size=size, work_frames=work_folder(out) / "frames")
     if z.size is not None:
         photo = fit_size(photo, tuple(z.size))
     n = z.frames
@@ -57,8 +58,9 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     manifest = render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]],
                                                         **audio_manifest(settings, "zoom", track, n)})
     cache = FrameCache(out, manifest, restart=restart)
-    loop = ZoomLoop(photo, settings, animation=anim)
-    run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming", on_frame=on_frame)
+    with discard_unless_begun(cache):
+        loop = ZoomLoop(photo, settings, animation=anim)
+        run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming", on_frame=on_frame)
     fps = Fraction(z.fps).limit_denominator(1001)
     order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
     total = len(order) if order else n
@@ -79,7 +81,7 @@ class ZoomLoop:
         z = settings.zoom
         self.anim = animation
         settings = self.settings = numeric(settings, animation)
-        extra = {name: 0.0 for frame in (z.layers or {}).values() for name in frame}
+        extra = dict.fromkeys(animation.layer_keyframes, 0.0)
         self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
         self.backbone, self.objective = (load_backbone_and_objective(settings, extra) if self.dreams
                                          else (None, None))
@@ -88,16 +90,17 @@ class ZoomLoop:
         self.ref_stats = colour.colour_reference(photo)
         # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
         # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
-        self.frame_settings = dataclasses.replace(settings.dream, octaves=z.octaves_per_frame)
+        self.first_dream = settings.dream.frame()
+        self.later_dream = settings.dream.frame(octaves=z.octaves_per_frame)
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
-        z, d = self.settings.zoom, self.settings.dream
+        z = self.settings.zoom
         h, w = self.photo.shape[:2]
         if prev_out is None:
-            init, iterations = self.photo, d.iterations
+            init, iterations, d = self.photo, self.first_dream.iterations, self.first_dream
         else:
             m = motion.frame_matrix(self.anim.motion(i), fps=z.fps, size=(w, h))
-            init, iterations, d = motion.warp_affine(prev_out, m), z.iterations_per_frame, self.frame_settings
+            init, iterations, d = motion.warp_affine(prev_out, m), z.iterations_per_frame, self.later_dream
         if i % z.dream_every or not self.dreams:
             out = init  # pure motion between dreamed frames (or everywhere, with --iterations 0)
         else:
@@ -105,8 +108,8 @@ class ZoomLoop:
             layers = self.anim.layers(i)
             if layers is not None:
                 objective = objective.with_weights(layers)
-            d = dataclasses.replace(d, step=self.anim.step(i))
-            out = to_uint8(dream(to_unit(init), objective, self.backbone, d, frame=i, iterations=iterations))
+            out = to_uint8(dream(to_unit(init), objective, self.backbone, self.anim.dream(i, d), frame=i,
+                                 iterations=iterations))
         lock = self.anim.colour_lock(i)
         if lock > 0:
             out = colour.colour_lock(out, self.ref_stats, lock)
