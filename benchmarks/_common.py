@@ -28,7 +28,7 @@ SEED_INCEPTION_MAX_LOSS = 10.0
 
 def tf():
     """TensorFlow, imported quietly (zoomdream's way: before keras, C++ log spam to /dev/null)."""
-    from zoomdream._tf import tf as _tf  # noqa: PLC0415
+    from zoomdream.backbones.tf import tf as _tf  # noqa: PLC0415
 
     return _tf()
 
@@ -70,7 +70,7 @@ def default_layers(model: str) -> dict[str, float]:
     """The layers a benchmark dreams with: the seed's for InceptionV3, the default preset's otherwise."""
     if model == "inception_v3":
         return dict(SEED_INCEPTION_LAYERS)
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset  # noqa: PLC0415
 
     preset = load_preset("default").dream
     if preset.model == model:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
 from bench_dream import classic_settings, count_flops, machine_note  # noqa: E402
+
+import _common as C  # noqa: E402
 
 MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "vgg16-hed", "vgg16", "inception_v3")
 PRECISIONS = ("fp32", "bf16")
@@ -42,7 +43,7 @@ def lite_shape_flops(name: str, layers, h: int, w: int) -> float:
     A cross-check on the graph count: TensorFlow registers no FLOP statistic for the depthwise
     convolution's input gradient, so the graph count misses that part of the backward pass.
     """
-    from zoomdream import efficientnet as E  # noqa: PLC0415
+    from zoomdream.backbones import efficientnet as E  # noqa: PLC0415
 
     order = [n for n, _, _ in E.layer_table(name)]
     deepest = max(order.index(n) for n in layers)

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from zoomdream.backbones import load_backbone  # noqa: PLC0415
     from zoomdream.dream import dream, to_unit  # noqa: PLC0415
     from zoomdream.objectives import from_settings  # noqa: PLC0415
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset  # noqa: PLC0415
 
     C.tf()
     base = load_preset("default").dream

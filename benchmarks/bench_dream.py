@@ -43,8 +43,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
 import seed_reference  # noqa: E402
+
+import _common as C  # noqa: E402
 
 MODELS = ("vgg16-hed", "inception_v3")
 PRECISIONS = ("fp32", "bf16")
@@ -57,7 +58,7 @@ def log(msg: str = "") -> None:
 # --------------------------------------------------------------------------- (a) zoomdream vs the seed
 def classic_settings(model: str, layers: dict, precision: str, max_loss):
     """The inception-classic preset's dream settings, on ``model`` with ``layers``."""
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset  # noqa: PLC0415
 
     base = load_preset("inception-classic").dream
     return dataclasses.replace(base, model=model, layers=layers, precision=precision, max_loss=max_loss)
@@ -345,7 +346,7 @@ def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------- (d) bf16 vs fp32 look
 def bench_bf16_look(backbones: dict, image: np.ndarray, out_dir: Path, iterations: int | None) -> dict:
     from zoomdream.dream import dream_image  # noqa: PLC0415
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset  # noqa: PLC0415
 
     settings = load_preset("default").dream
     if iterations:
@@ -384,7 +385,7 @@ def bench_tiling(backbone, image: np.ndarray, repeats: int) -> dict | None:
     """The default preset (tile 512) against the same dream untiled, fp32, interleaved."""
     from zoomdream.dream import dream_image, octave_shapes, tile_plan  # noqa: PLC0415
     from zoomdream.objectives import from_settings  # noqa: PLC0415
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset  # noqa: PLC0415
 
     # 4 steps per octave instead of 10: the ratio does not depend on the count, the run time does
     settings = dataclasses.replace(load_preset("default").dream, precision=backbone.precision, iterations=4)

@@ -171,8 +171,8 @@ def tile_counts(size: tuple[int, int], d, min_size: int) -> list[str]:
 
 
 def bench_still(sizes: list[tuple[int, int]], iterations: int, tile: int | None, work: Path) -> dict:
-    from zoomdream.presets import load_preset  # noqa: PLC0415
     from zoomdream.settings import merge  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset  # noqa: PLC0415
 
     d = merge(load_preset("default"), {"tile": tile}).dream
     log(f"\n(b) peak RSS of `zoomdream image` (default preset: {d.model}, layers {dict(d.layers)}, {d.octaves} octaves "

@@ -107,12 +107,13 @@ class SessionCPU:
 
 def run_case(job: dict) -> dict:
     """In the child process: one render; returns its summary (JSON-able)."""
-    from zoomdream import presets, settings as S  # noqa: PLC0415
+    from zoomdream import settings as S  # noqa: PLC0415
+    from zoomdream.settings import presets  # noqa: PLC0415
 
     settings = S.merge(presets.load_preset(job["preset"]), {"max_size": job["max_size"]})
     common = {"settings": settings, "keep_frames": True, "quiet": True}
     if job["case"] == "seq":
-        from zoomdream.video import render_video  # noqa: PLC0415
+        from zoomdream.render.video import render_video  # noqa: PLC0415
 
         out = render_video(job["input"], job["output"], **common)
     else:
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = [f"clip={size[0]}x{size[1]}x{args.frames}@{args.max_size}px", f"chunk={args.chunk}",
              f"warmup={warmup}", f"fade={fade}"]
-    from zoomdream.images import load_png_fast  # noqa: PLC0415
+    from zoomdream.media.images import load_png_fast  # noqa: PLC0415
 
     if "ray1" in results and "ray2" in results:
         same = [a.read_bytes() for a in results["ray1"]["frames_dir"]] == \

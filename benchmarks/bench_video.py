@@ -105,10 +105,11 @@ def make_clip(path: Path, size=CLIP_SIZE, fps=CLIP_FPS, seconds=CLIP_SECONDS, so
 
 def source_motion(info, n: int = 24) -> tuple[float, float]:
     """Mean and max flow magnitude (px/frame) over the first n frames: proof the clip moves."""
-    from zoomdream import flow, media  # noqa: PLC0415
+    from zoomdream import flow  # noqa: PLC0415
+    from zoomdream.media.read import iter_frames
 
     mags, prev = [], None
-    for f in media.iter_frames(info, max_frames=n):
+    for f in iter_frames(info, max_frames=n):
         if prev is not None:
             mags.append(float(np.linalg.norm(flow.compute_flow(f, prev), axis=2).mean()))
         prev = f
@@ -117,9 +118,10 @@ def source_motion(info, n: int = 24) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- (b) flow overhead
 def bench_flow_overhead(info, repeats: int = 5) -> float:
-    from zoomdream import flow, media  # noqa: PLC0415
+    from zoomdream import flow  # noqa: PLC0415
+    from zoomdream.media.read import iter_frames
 
-    frames = list(media.iter_frames(info, max_frames=repeats + 1))
+    frames = list(iter_frames(info, max_frames=repeats + 1))
     times = []
     for i in range(1, len(frames)):
         a, b = frames[i], frames[i - 1]
@@ -134,8 +136,8 @@ def bench_flow_overhead(info, repeats: int = 5) -> float:
 
 # --------------------------------------------------------------------------- (c) interleaved timing
 def settings_cases(candidate_ipf: int | None, seed: int) -> dict:
-    from zoomdream.presets import load_preset  # noqa: PLC0415
     from zoomdream.settings import merge  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset  # noqa: PLC0415
 
     base = merge(load_preset("default"), {"seed": seed})
     cases = {
@@ -152,7 +154,7 @@ def bench_interleaved(info, cases: dict, n: int, still_n: int) -> dict:
 
     The slow ``still`` case makes ``still_n`` frames, its turns spread evenly over the ``n`` rounds.
     """
-    from zoomdream.video import dream_frames  # noqa: PLC0415
+    from zoomdream.render.video import dream_frames  # noqa: PLC0415
 
     counts = {k: (still_n if k == "still" else n) for k in cases}
     gens = {k: dream_frames(info, s, first=0, stop=counts[k]) for k, s in cases.items()}
@@ -192,9 +194,9 @@ def paired_ratios(res: dict) -> dict:
 def child_main(spec: dict) -> None:
     """Runs in the subprocess: one render_video, then a RESULT line."""
     os.environ["ZOOMDREAM_CACHE"] = spec["cache"]
-    from zoomdream.presets import load_preset  # noqa: PLC0415
-    from zoomdream.video import render_video  # noqa: PLC0415
+    from zoomdream.render.video import render_video  # noqa: PLC0415
     from zoomdream.settings import merge  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset  # noqa: PLC0415
 
     settings = merge(load_preset(spec.get("preset", "default")), spec["overrides"])
     t = time.perf_counter()
@@ -335,10 +337,11 @@ def main() -> None:
         clip = work / "pan_640x360.mp4"
         t = C.now()
         make_clip(clip)
-        from zoomdream import media  # noqa: PLC0415
+        from zoomdream.media.probe import probe
+        from zoomdream.media.read import frame_count, iter_frames
 
-        info = media.probe(clip)
-        n_clip = media.frame_count(info)
+        info = probe(clip)
+        n_clip = frame_count(info)
         mean_px, max_px = source_motion(info)
         log(f"\n(a) clip: {clip.name} {info.width}x{info.height} @ {info.fps} fps, {n_clip} frames, made in "
             f"{C.now() - t:.1f} s from {CLIP_SOURCE.name} (pan + vertical sway); source flow over 24 frames: "
@@ -363,7 +366,7 @@ def main() -> None:
                 log(f"    {name:<6} blend {s.video.blend}, iterations_per_frame {s.video.iterations_per_frame} "
                     f"(frame 0: {s.dream.iterations})")
             res = bench_interleaved(info, cases, args.frames, args.still_frames)
-            src = list(media.iter_frames(info, max_frames=args.frames))
+            src = list(iter_frames(info, max_frames=args.frames))
             steady = {k: C.median(r["times"][1:]) for k, r in res.items()}
             flick = {k: float(np.nanmean(r["flicker"][1:])) for k, r in res.items()}
             strength = {k: float(np.mean([np.abs(f.astype(np.float32) - src[i].astype(np.float32)).mean()

@@ -52,7 +52,7 @@ EPSILON = 1e-7  # keras.backend.epsilon(), the seed's floor under the gradient n
 
 
 def _tf():
-    from zoomdream._tf import tf  # noqa: PLC0415  (quiet import: TF's C++ start-up lines go to /dev/null)
+    from zoomdream.backbones.tf import tf  # noqa: PLC0415  (quiet import: TF's C++ start-up lines go to /dev/null)
 
     return tf()
 
@@ -235,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--border", type=int, default=2, help="activation cells dropped at each edge in the loss")
     args = p.parse_args(argv)
 
+    from PIL import Image  # noqa: PLC0415
+
     from zoomdream.backbones import load_backbone  # noqa: PLC0415
     from zoomdream.errors import ZoomdreamError  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
 
     if args.max_loss == "auto":
         max_loss = 10.0 if args.model == "inception_v3" else None

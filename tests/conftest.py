@@ -144,7 +144,7 @@ def photo(sample_path) -> np.ndarray:
 @pytest.fixture()
 def small_photo(tmp_path, photo) -> Path:
     """``photo`` saved as a PNG file."""
-    from zoomdream.images import save_image
+    from zoomdream.media.images import save_image
 
     path = tmp_path / "photo.png"
     save_image(path, photo)

@@ -9,9 +9,10 @@ import pytest
 
 from zoomdream import audio
 from zoomdream.cli import main
-from zoomdream.images import load_image
+from zoomdream.media.images import load_image
 
-from conftest import FFMPEG as FF, clicks_expr, lavfi_audio
+from conftest import FFMPEG as FF
+from conftest import clicks_expr, lavfi_audio
 
 CLICK_SECONDS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)  # 120 bpm, on frame times at 24 and 30 fps
 IRREGULAR = tuple((f + 0.3) / 24 for f in (5, 17, 22, 40, 47, 70))  # 0.3 frame after frame starts, at 24 fps

@@ -15,9 +15,10 @@ from collections import namedtuple
 
 import pytest
 
-from zoomdream import checks, presets
+from zoomdream import checks
 from zoomdream.cli import main
 from zoomdream.errors import ZoomdreamError
+from zoomdream.settings import presets
 
 from clips import make_clip
 from conftest import names_in

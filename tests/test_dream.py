@@ -9,8 +9,19 @@ import numpy as np
 import pytest
 
 from zoomdream import objectives
-from zoomdream.dream import (GradientFilter, GradientStep, dream, dream_image, image_gradient, octave_note,
-                             octave_shapes, tile_plan, tile_spans, to_uint8, to_unit)
+from zoomdream.dream import (
+    GradientFilter,
+    GradientStep,
+    dream,
+    dream_image,
+    image_gradient,
+    octave_note,
+    octave_shapes,
+    tile_plan,
+    tile_spans,
+    to_uint8,
+    to_unit,
+)
 from zoomdream.errors import ZoomdreamError
 from zoomdream.settings import DreamSettings
 

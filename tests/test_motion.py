@@ -12,7 +12,16 @@ import pytest
 from zoomdream import motion
 from zoomdream.errors import ZoomdreamError
 from zoomdream.motion import (
-    REFERENCE_FPS, Motion, Schedule, center_px, frame_matrix, motion_at, rotate, translate, warp_affine, zoom,
+    REFERENCE_FPS,
+    Motion,
+    Schedule,
+    center_px,
+    frame_matrix,
+    motion_at,
+    rotate,
+    translate,
+    warp_affine,
+    zoom,
 )
 
 from conftest import DTYPES, assert_close, smooth_rgb

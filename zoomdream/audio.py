@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ZoomdreamError
-from .schedule import FEATURES
+from zoomdream.errors import ZoomdreamError
+from zoomdream.settings.schedule import FEATURES
 
 __all__ = ["FEATURES", "ANALYSIS_RATE", "ANALYSIS_VERSION", "Analysis", "analyse", "frame_features",
            "analysis_library_version", "write_csv", "plot_features"]
@@ -119,7 +119,7 @@ def _analyse_samples(y: np.ndarray) -> Analysis:
 
 @functools.lru_cache(maxsize=4)
 def _analyse_cached(path: str, size: int, mtime_ns: int) -> Analysis:
-    from .media import decode_audio  # noqa: PLC0415
+    from zoomdream.media.read import decode_audio  # noqa: PLC0415
 
     return _analyse_samples(decode_audio(path, rate=ANALYSIS_RATE))
 
@@ -226,7 +226,7 @@ def frame_features(path, *, fps: float, n: int, offset: float = 0.0) -> dict[str
 # ---------------------------------------------------------------- the `audio` command's outputs
 def write_csv(path, features: dict[str, np.ndarray], *, fps: float) -> None:
     """One row per frame: frame, seconds, then each feature (6 decimals)."""
-    from .fileio import write_text_atomic  # noqa: PLC0415
+    from zoomdream.fileio import write_text_atomic  # noqa: PLC0415
 
     n = len(next(iter(features.values())))
     lines = [",".join(["frame", "seconds", *FEATURES])]

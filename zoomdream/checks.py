@@ -16,8 +16,8 @@ import shutil
 import stat
 from pathlib import Path
 
-from . import settings as S
-from .errors import ZoomdreamError
+from zoomdream import settings as S
+from zoomdream.errors import ZoomdreamError
 
 # Bytes of a frame-cache PNG (save_png_fast, zlib level 1) per raw RGB byte. Measured on dreamed
 # frames by benchmarks/bench_png_ratio.py: 0.61-0.69 (320x240 and 640x480; default, textures and

@@ -16,9 +16,10 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
-from . import settings as S
-from .errors import Interrupted, Terminated, ZoomdreamError
+from zoomdream import __version__
+from zoomdream import settings as S
+from zoomdream.errors import Interrupted, Terminated, ZoomdreamError
+from zoomdream.settings.values import is_schedule_text
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -26,14 +27,14 @@ EXIT_TERMINATED = 143
 
 
 # ---------------------------------------------------------------- argument parsing
-# Every settings flag, its type, range and help come from the declarations in settings.py;
+# Every settings flag, its type, range and help come from the declarations in zoomdream.settings;
 # the render options (--crf, --start, ...) from settings.OPTIONS. argparse reports a bad value
 # as its usage line plus "argument --step: expected ...", exit 2, before anything is read or written.
 def _arg_type(spec: S.Spec):
     def convert(text: str):
         try:
             value = spec.parse(text)
-            if spec.schedulable and S.is_schedule_text(value):
+            if spec.schedulable and is_schedule_text(value):
                 return value  # a schedule: `resolve_settings` checks it, in one line naming the flag
             return spec.validate(value)
         except S.Invalid as e:  # a flag cannot be null: the preset wording's "or null" does not apply
@@ -181,7 +182,7 @@ SCHEDULE_FLAGS = {key: spec.flags[0] for key, spec in S.declarations().items()  
 
 def resolve_settings(args: argparse.Namespace):
     """defaults -> preset -> flags; with -v each override is printed."""
-    from . import presets  # noqa: PLC0415
+    from zoomdream.settings import presets  # noqa: PLC0415
 
     base = presets.load_preset(args.preset)
     given = {key: getattr(args, dest) for dest, key in OVERRIDES.items() if getattr(args, dest, None) is not None}
@@ -193,7 +194,7 @@ def resolve_settings(args: argparse.Namespace):
         except S.Invalid as e:
             raise ZoomdreamError(f"--seconds {args.seconds:g}: {frames} frames at {fps:g} fps; {e}") from None
     if given.get("model") and given["model"] != base.dream.model and "layers" not in given:
-        from .backbones import get_spec  # noqa: PLC0415
+        from zoomdream.backbones import get_spec  # noqa: PLC0415
 
         spec = get_spec(given["model"])  # another backbone: the preset's layers don't exist there
         given["layers"] = {spec.interesting[len(spec.interesting) // 2]: 1.0}
@@ -205,7 +206,7 @@ def resolve_settings(args: argparse.Namespace):
             print(f"zoomdream: override {key} = {value!r}", file=sys.stderr)
     resolved = S.merge(base, given)
     presets.check_layers(resolved, lambda key, msg: _raise(f"--{key.rpartition('.')[2].replace('_', '-')}: {msg}"))
-    from .animation import check_settings  # noqa: PLC0415
+    from zoomdream.settings.animation import check_settings  # noqa: PLC0415
 
     check_settings(resolved, flags={k: SCHEDULE_FLAGS[k] for k in given if k in SCHEDULE_FLAGS})
     return resolved
@@ -213,10 +214,10 @@ def resolve_settings(args: argparse.Namespace):
 
 def _check_schedules(given: dict) -> None:
     """The syntax of every schedule given as a flag, before anything else (errors name the flag)."""
-    from . import schedule  # noqa: PLC0415
+    from zoomdream.settings import schedule  # noqa: PLC0415
 
     for key, value in given.items():
-        if key not in SCHEDULE_FLAGS or not S.is_schedule_text(value):
+        if key not in SCHEDULE_FLAGS or not is_schedule_text(value):
             continue
         flag = SCHEDULE_FLAGS[key]
         if key == "layers":
@@ -235,7 +236,8 @@ def _raise(message: str):
 
 def _guard_preset(args) -> None:
     """The preset file is an input too: neither the output nor its sidecar may be (or hold) it."""
-    from . import fileio, presets  # noqa: PLC0415
+    from zoomdream import fileio  # noqa: PLC0415
+    from zoomdream.settings import presets  # noqa: PLC0415
 
     path = presets.preset_path(args.preset)
     if path.is_file() and os.fspath(args.output).strip():
@@ -245,7 +247,7 @@ def _guard_preset(args) -> None:
 
 # ---------------------------------------------------------------- commands
 def cmd_presets(args) -> int:
-    from . import presets  # noqa: PLC0415
+    from zoomdream.settings import presets  # noqa: PLC0415
 
     if args.show:
         print(presets.dump(presets.load_preset(args.show), comments=True), end="")
@@ -258,7 +260,7 @@ def cmd_presets(args) -> int:
 
 
 def cmd_layers(args) -> int:
-    from .backbones import get_spec, list_layers  # noqa: PLC0415
+    from zoomdream.backbones import get_spec, list_layers  # noqa: PLC0415
 
     spec = get_spec(args.model)
     print(f"# {spec.name}: {spec.description}")
@@ -269,7 +271,7 @@ def cmd_layers(args) -> int:
 
 
 def cmd_image(args) -> int:
-    from .stills import render_image  # noqa: PLC0415
+    from zoomdream.render.stills import render_image  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -278,7 +280,7 @@ def cmd_image(args) -> int:
 
 
 def cmd_sheet(args) -> int:
-    from .stills import render_sheet  # noqa: PLC0415
+    from zoomdream.render.stills import render_sheet  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -289,13 +291,13 @@ def cmd_sheet(args) -> int:
 
 
 def cmd_video(args) -> int:
-    from .video import render_video  # noqa: PLC0415
+    from zoomdream.render.video import render_video  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
     chunking = {k: getattr(args, k) for k in ("chunk", "warmup", "fade") if getattr(args, k) is not None}
     if args.workers is not None or args.ray_address is not None:
-        from .scale import render_video_ray  # noqa: PLC0415
+        from zoomdream.scale import render_video_ray  # noqa: PLC0415
 
         render_video_ray(args.input, args.output, settings=settings, workers=args.workers,
                          address=args.ray_address, start=args.start, end=args.end, preview=args.preview,
@@ -311,7 +313,7 @@ def cmd_video(args) -> int:
 
 
 def cmd_zoom(args) -> int:
-    from .zoom import render_zoom  # noqa: PLC0415
+    from zoomdream.render.zoom import render_zoom  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -321,7 +323,7 @@ def cmd_zoom(args) -> int:
 
 
 def cmd_audio(args) -> int:
-    from .stills import render_audio_features  # noqa: PLC0415
+    from zoomdream.render.stills import render_audio_features  # noqa: PLC0415
 
     summary = render_audio_features(args.input, args.output, fps=args.fps, start=args.start, end=args.end,
                                     csv=args.csv, width=args.width, overwrite=args.overwrite)
@@ -380,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
-        if "zoomdream.media" in sys.modules:  # whatever happened, no ffmpeg outlives the command
-            sys.modules["zoomdream.media"].stop_children()
+        if "zoomdream.media.process" in sys.modules:  # whatever happened, no ffmpeg outlives the command
+            sys.modules["zoomdream.media.process"].stop_children()
         signal.signal(signal.SIGTERM, old_term)
         sys.stderr.flush()
 

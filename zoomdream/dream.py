@@ -31,11 +31,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._tf import tf as _tf
-from .backbones import Backbone, load_backbone
-from .errors import ZoomdreamError
-from .objectives import Objective, from_settings
-from .settings import DreamSettings, validate
+from zoomdream.backbones import Backbone, load_backbone
+from zoomdream.backbones.tf import tf as _tf
+from zoomdream.errors import ZoomdreamError
+from zoomdream.objectives import Objective, from_settings
+from zoomdream.settings import DreamSettings, validate
 
 log = logging.getLogger("zoomdream")
 

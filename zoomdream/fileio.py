@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
 
 PARTIAL_TAG = ".partial"  # every temp name contains it, so leftovers can be swept
 FOLDER_MARKER = ".zoomdream-frames"  # inside every frame folder zoomdream writes: "replaceable with --overwrite"

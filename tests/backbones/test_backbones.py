@@ -7,9 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from zoomdream import backbones, objectives, presets
+from zoomdream import backbones, objectives
 from zoomdream.dream import dream, to_uint8, to_unit
 from zoomdream.errors import ZoomdreamError
+from zoomdream.settings import presets
 
 
 def test_bundled_vgg16_has_the_hed_weights(backbone):
@@ -66,7 +67,7 @@ def inception_keras():
     """
     import keras
 
-    from zoomdream._tf import tf
+    from zoomdream.backbones.tf import tf
 
     tf()
     model = keras.applications.InceptionV3(weights=None, include_top=False, input_shape=(None, None, 3))
@@ -211,7 +212,7 @@ def test_weights_file_round_trip(tmp_path, inception_keras):
 
 def test_cli_dreams_with_a_saved_weights_file(tmp_path, capsys, inception_keras):
     from zoomdream.cli import main
-    from zoomdream.images import save_image
+    from zoomdream.media.images import save_image
 
     weights = tmp_path / "inception_v3_notop.weights.h5"
     inception_keras.save_weights(weights)

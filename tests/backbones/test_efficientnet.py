@@ -7,7 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from zoomdream import backbones, efficientnet, torchweights
+from zoomdream import backbones
+from zoomdream.backbones import efficientnet, torchweights
 from zoomdream.errors import ZoomdreamError
 
 LITE0 = "efficientnet-lite0"

@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from zoomdream import efficientnet, torchweights
+from zoomdream.backbones import efficientnet, torchweights
 from zoomdream.errors import ZoomdreamError
 
 SYS_INFO = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}

@@ -20,10 +20,19 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from zoomdream import fileio, images
+from zoomdream import fileio
 from zoomdream.errors import ZoomdreamError
-from zoomdream.images import (ALPHA_BACKGROUND, MAX_PIXELS, fit_size, load_image, load_png_fast, resize_max,
-                              save_image, save_png_fast)
+from zoomdream.media import images
+from zoomdream.media.images import (
+    ALPHA_BACKGROUND,
+    MAX_PIXELS,
+    fit_size,
+    load_image,
+    load_png_fast,
+    resize_max,
+    save_image,
+    save_png_fast,
+)
 
 from conftest import assert_close
 
@@ -508,7 +517,8 @@ def test_odd_file_names_work_relative_and_absolute(tmp_path, monkeypatch, name):
 def test_photos_and_frames_read_alike(tmp_path, caplog):
     # One door for image files: a frame of an image folder is the photo's pixels (alpha over the
     # same background), as stored (no EXIF turn: video frames, not photos) and without a note.
-    from zoomdream import media
+    from zoomdream.media.probe import probe
+    from zoomdream.media.read import iter_frames
 
     rgba = np.dstack([PATTERN, np.tile(np.array([0, 128, 255], np.uint8), (4, 2))])  # (4, 6, 4)
     folder = tmp_path / "frames"
@@ -518,7 +528,7 @@ def test_photos_and_frames_read_alike(tmp_path, caplog):
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="zoomdream"):
         frame = images.load_frame(folder / "0.png")
-        (from_folder,) = media.iter_frames(media.probe(folder))
+        (from_folder,) = iter_frames(probe(folder))
     assert caplog.text == ""
     np.testing.assert_array_equal(UPRIGHT[6](frame), photo)
     np.testing.assert_array_equal(from_folder, frame)

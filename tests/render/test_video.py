@@ -12,12 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import make_clip
-from zoomdream import colour, media, motion, presets, render_video, render_zoom, settings as S
+from zoomdream import colour, motion, render_video, render_zoom
+from zoomdream import settings as S
 from zoomdream.cli import main
 from zoomdream.errors import Interrupted
-from zoomdream.images import load_png_fast, save_image
+from zoomdream.media.images import load_png_fast, save_image
+from zoomdream.media.probe import probe, probe_output
+from zoomdream.media.read import iter_frames
+from zoomdream.settings import presets
 
+from clips import make_clip
 from conftest import child_processes
 
 # Tiny dreams: one octave, one step; the loop, not the look, is under test here.
@@ -65,7 +69,7 @@ def _zoom(photo, out, *extra):
 def test_zoom_frame_count_fps_and_size(tmp_path, small_photo):
     out = tmp_path / "zoom.mp4"
     assert _zoom(small_photo, out) == 0
-    p = media.probe_output(out)
+    p = probe_output(out)
     assert (p.frames, p.fps, p.width, p.height, p.has_audio) == (6, 12, 64, 48, False)
     assert (tmp_path / "zoom.mp4.yaml").exists()
     assert not list(tmp_path.glob(".*"))  # work folder removed, no temps
@@ -114,11 +118,11 @@ def test_zoom_resume_gives_identical_frames(tmp_path, small_photo, capsys):
 def test_zoom_pingpong_gif_and_audio(tmp_path, small_photo, clips):
     gif = tmp_path / "loop.gif"
     assert _zoom(small_photo, gif, "--pingpong") == 0
-    assert media.probe_output(gif).frames == 10  # 6 + 4 back, without repeating the ends
+    assert probe_output(gif).frames == 10  # 6 + 4 back, without repeating the ends
     song = make_clip("audio", clips)
     mp4 = tmp_path / "song.mp4"
     assert _zoom(small_photo, mp4, "--audio", str(song)) == 0
-    p = media.probe_output(mp4)
+    p = probe_output(mp4)
     assert p.has_audio and p.audio_seconds <= 0.5 + 0.05  # trimmed to 6 frames at 12 fps
 
 
@@ -141,7 +145,7 @@ def test_video_keeps_count_rate_and_audio(tmp_path, clips):
     src = make_clip("moving", clips)
     out = tmp_path / "dream.mp4"
     assert _video(src, out) == 0
-    p, q = media.probe_output(src), media.probe_output(out)
+    p, q = probe_output(src), probe_output(out)
     assert (q.frames, q.fps, q.width, q.height) == (p.frames, p.fps, p.width, p.height) == (12, 12, 96, 64)
     assert q.has_audio and abs(q.audio_seconds - 1.0) < 0.05
     assert child_processes(zombies=False) == []
@@ -151,18 +155,18 @@ def test_video_preview_start_end_and_silent_source(tmp_path, clips):
     src = make_clip("basic", clips)  # 20 frames at 10 fps, no audio
     out = tmp_path / "p.mp4"
     assert _video(src, out, "--preview", "3", "--max-size", "64") == 0
-    q = media.probe_output(out)
+    q = probe_output(out)
     assert (q.frames, q.width, q.height, q.has_audio) == (3, 64, 48, False)
     out2 = tmp_path / "se.mp4"
     assert _video(src, out2, "--start", "0.5", "--end", "1.0", "--max-size", "64") == 0
-    assert media.probe_output(out2).frames == 5
+    assert probe_output(out2).frames == 5
 
 
 def test_video_audio_trimmed_to_rendered_range(tmp_path, clips):
     src = make_clip("audio", clips)
     out = tmp_path / "a.mp4"
     assert _video(src, out, "--preview", "5", "--max-size", "64") == 0
-    q = media.probe_output(out)
+    q = probe_output(out)
     assert q.frames == 5 and q.has_audio and q.audio_seconds <= 0.5 + 0.05
 
 
@@ -171,7 +175,7 @@ def test_video_geometry(tmp_path, clips, kind, size):
     src = make_clip(kind, clips)
     out = tmp_path / "g.mp4"
     assert _video(src, out, "--preview", "2") == 0
-    q = media.probe_output(out)
+    q = probe_output(out)
     assert (q.width, q.height, q.rotation) == (*size, 0)
 
 
@@ -179,7 +183,7 @@ def test_video_vfr_keeps_time(tmp_path, clips):
     src = make_clip("vfr", clips)
     out = tmp_path / "v.mp4"
     assert _video(src, out, "--max-size", "64") == 0
-    q = media.probe_output(out)
+    q = probe_output(out)
     assert abs(q.seconds - 2.0) <= 1 / float(q.fps) + 1e-6
     assert q.has_audio and abs(q.audio_seconds - q.seconds) < 0.06
 
@@ -187,14 +191,14 @@ def test_video_vfr_keeps_time(tmp_path, clips):
 def test_video_one_frame_and_folder_input(tmp_path, clips, photo):
     out = tmp_path / "one.mp4"
     assert _video(make_clip("one_frame", clips), out, "--max-size", "64") == 0
-    assert media.probe_output(out).frames == 1
+    assert probe_output(out).frames == 1
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in (1, 2, 10):
         save_image(folder / f"f{i}.png", np.roll(photo, i, axis=1))
     out2 = tmp_path / "folder.mp4"
     assert _video(folder, out2, "--fps", "24") == 0
-    q = media.probe_output(out2)
+    q = probe_output(out2)
     assert (q.frames, q.fps) == (3, 24)
 
 
@@ -275,7 +279,7 @@ def test_truncated_video_is_reported(tmp_path, clips):
                         "--max-size", "64"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "file truncated?" in r.stderr
-    assert media.probe_output(out).frames == media.probe(src).n_frames
+    assert probe_output(out).frames == probe(src).n_frames
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -308,15 +312,15 @@ def test_signals_exit_cleanly_and_resume(tmp_path, clips, sig, code):
     assert 2 <= done < 20, done
     r = subprocess.run(cmd + ["-q"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert media.probe_output(out).frames == 20
+    assert probe_output(out).frames == 20
 
 
 def test_video_mask_image_and_mask_video(tmp_path, clips):
     import imageio_ffmpeg
 
     src = make_clip("moving", clips)
-    info = media.probe(src)
-    sources = list(media.iter_frames(info))
+    info = probe(src)
+    sources = list(iter_frames(info))
     mask = np.zeros((64, 96, 3), np.uint8)
     mask[:, 48:] = 255  # dream only the right half
     save_image(tmp_path / "mask.png", mask)

@@ -23,11 +23,18 @@ import numpy as np
 import pytest
 import yaml
 
-from clips import make_clip
-from zoomdream import media, presets, render_video, scale, settings as S, video
+from zoomdream import render_video, scale
+from zoomdream import settings as S
 from zoomdream.cli import main
 from zoomdream.errors import Interrupted, ZoomdreamError
+from zoomdream.media.probe import probe, probe_output
+from zoomdream.media.read import iter_frames
+from zoomdream.render import video
 from zoomdream.scale import Chunk, find_cuts, plan_segments, render_video_ray
+from zoomdream.settings import presets
+
+from clips import make_clip
+from conftest import ROOT
 
 # Tiny dreams, as tests/test_render.py's VIDEO_FAST. On the 12-frame clip, chunk 4, warm-up 1 and fade 1 make
 # chunks [0, 4), [4, 8) dreamed from 2 and [8, 12) from 6, with frames 3 and 7 cross-faded.
@@ -36,7 +43,7 @@ FAST = {"model": "vgg16-hed", "octaves": 1, "iterations": 1, "layers": {"block3_
 FAST_FLAGS = ["--model", "vgg16-hed", "--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1",
               "--precision", "fp32", "--jitter", "2", "--iterations-per-frame", "1"]
 CHUNKING = {"chunk": 4, "warmup": 1, "fade": 1}
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = ROOT / "assets"
 
 
 def _settings(**extra):
@@ -124,7 +131,7 @@ def test_public_api_is_present():
 
 
 def test_cross_fade_weights_hand_computed(tmp_path):
-    from zoomdream.framecache import FrameCache
+    from zoomdream.render.framecache import FrameCache
 
     cache = FrameCache(tmp_path / "o.mp4", {"kind": "test"})
     plan = [Chunk(0, 8, 0, 0, 0), Chunk(8, 12, 3, 5, 0)]  # frames 5, 6, 7 cross-faded over 3 frames
@@ -146,7 +153,7 @@ def cut_folder(tmp_path_factory):
     """12 frames of 96x64 as numbered PNGs: a pan over one photo (0-5), then over another (6-11)."""
     import cv2
 
-    from zoomdream.images import save_image
+    from zoomdream.media.images import save_image
 
     folder = tmp_path_factory.mktemp("cut")
     shots = [("coffee.jpg", 3 * i) for i in range(6)] + [("chelsea.jpg", 3 * i) for i in range(6)]
@@ -158,11 +165,11 @@ def cut_folder(tmp_path_factory):
 
 
 def test_find_cuts_matches_the_sequential_test(cut_folder, clips):
-    info = media.probe(cut_folder, fps=12)
+    info = probe(cut_folder, fps=12)
     assert find_cuts(info, settings=_settings()) == [6]
     assert find_cuts(info, settings=_settings(), start=0.25) == [3]  # frame indices count from start
     assert find_cuts(info, settings=_settings(**{"video.blend": 0.0})) == []  # nothing carried: nothing to reset
-    assert find_cuts(media.probe(make_clip("moving", clips)), settings=_settings()) == []  # a pan is no cut
+    assert find_cuts(probe(make_clip("moving", clips)), settings=_settings()) == []  # a pan is no cut
 
 
 # ---------------------------------------------------------------- without Ray, and refusals before Ray starts
@@ -177,10 +184,10 @@ def test_without_ray_exit_2_with_the_install_command(tmp_path, clips, monkeypatc
 
 
 def test_a_chunk_decodes_from_its_first_dreamed_frame(clips, monkeypatch, fresh_flow_cache):
-    info = media.probe(make_clip("moving", clips))
+    info = probe(make_clip("moving", clips))
     skips = []
-    real = media.iter_frames
-    monkeypatch.setattr(media, "iter_frames", lambda *a, **k: skips.append(k.get("skip", 0)) or real(*a, **k))
+    real = iter_frames
+    monkeypatch.setattr(video, "iter_frames", lambda *a, **k: skips.append(k.get("skip", 0)) or real(*a, **k))
     chunk = list(video.dream_frames(info, _settings(), first=6, stop=8, warmup=2))
     assert skips == [4] and [i for i, _, _ in chunk] == [6, 7]
     # the same frames as a loop that decodes from frame 0 and starts dreaming at frame 4
@@ -231,7 +238,7 @@ def test_two_workers_keep_count_rate_audio_and_sidecar(reference, clips, tmp_pat
     capfd.readouterr()
     seq = tmp_path / "seq.mp4"
     render_video(make_clip("moving", clips), seq, settings=_settings(), keep_frames=True, quiet=True)
-    p, q = media.probe_output(seq), media.probe_output(out)
+    p, q = probe_output(seq), probe_output(out)
     assert (q.frames, q.fps, q.width, q.height, q.has_audio) == (p.frames, p.fps, p.width, p.height, True)
     assert q.frames == len(frames) == 12 and abs(q.audio_seconds - p.audio_seconds) < 1e-3
     assert (summary["chunks"], summary["seams"], summary["workers"], summary["size"]) == (3, 2, 2, (96, 64))
@@ -268,7 +275,7 @@ def test_rerun_with_a_killed_worker_gives_identical_frames(reference, clips, tmp
         logging.getLogger("zoomdream").removeHandler(handler)
     assert marker.exists()  # the worker really died
     assert _work_frames(again) == frames
-    assert media.probe_output(again).frames == 12
+    assert probe_output(again).frames == 12
     assert capfd.readouterr().out == ""  # Ray's notice of the death went to our log, not to stdout
     assert any("ray: " in n.getMessage() for n in notes)
 
@@ -312,7 +319,7 @@ def test_chunks_see_the_schedules_of_their_own_frames(ray_session, clips, tmp_pa
                      audio=clicks, **CHUNKING)
     render_video(make_clip("moving", clips), seq, settings=settings, keep_frames=True, quiet=True, audio=clicks)
     assert len(_work_frames(out)) == 12 and _work_frames(out) == _work_frames(seq)
-    assert media.probe_output(out).has_audio
+    assert probe_output(out).has_audio
 
 
 @pytest.mark.slow
@@ -381,7 +388,7 @@ def test_cli_quiet_terminal_ctrl_c_and_resume_leave_no_process(tmp_path, clips, 
     lines = [line for line in r.stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert all(line.startswith(("zoomdream: ", "finding scene cuts", "dreaming (")) for line in lines), lines
     assert any("resuming" in line for line in lines)
-    assert media.probe_output(out).frames == 20
+    assert probe_output(out).frames == 20
     time.sleep(2)
     assert _ray_processes(ray_tmp) == []
 

@@ -9,13 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoomdream import animation, media, motion, presets
+from zoomdream import motion
 from zoomdream.audio import frame_features
 from zoomdream.cli import main
 from zoomdream.errors import ZoomdreamError
-from zoomdream.images import load_png_fast
+from zoomdream.media.images import load_png_fast
+from zoomdream.media.probe import probe, probe_output
+from zoomdream.media.read import iter_frames
+from zoomdream.settings import animation, presets
 
-from conftest import FFMPEG as FF, clicks_expr, lavfi_audio
+from conftest import FFMPEG as FF
+from conftest import ROOT, clicks_expr, lavfi_audio
 
 CLICKS = (0.5, 1.0, 1.5)  # seconds: frames 12, 24, 36 at 24 fps; frames 5, 10, 15 at 10 fps
 PREVIEW = ["--iterations", "0", "-q"]
@@ -27,7 +31,7 @@ def media_files(tmp_path_factory):
     clicks = lavfi_audio(folder / "clicks.wav", clicks_expr(CLICKS), 2.0)
     other = lavfi_audio(folder / "other.wav", clicks_expr((0.25, 1.75)), 2.0)
     # a 20-frame 10 fps clip of a real photo with the click track as its soundtrack, and one without sound
-    photo = str(Path(__file__).resolve().parent.parent / "assets" / "coffee.jpg")
+    photo = str(ROOT / "assets" / "coffee.jpg")
     video = [FF, "-nostdin", "-y", "-loglevel", "error", "-loop", "1", "-framerate", "10", "-i", photo]
     scale = ["-vf", "scale=96:64,format=yuv420p", "-frames:v", "20", "-c:v", "libx264"]
     clip = folder / "clicks.mp4"
@@ -90,7 +94,7 @@ def test_video_camera_is_an_absolute_move_of_each_source_frame(tmp_path, media_f
     assert main(["video", str(media_files["silent"]), "-o", str(out), "--zoom", "0:(1), 19:(1.5)",
                  "--rotate", "2*sin(t)", *PREVIEW]) == 0
     frames = _frames(out)
-    sources = list(media.iter_frames(media.probe(media_files["silent"])))
+    sources = list(iter_frames(probe(media_files["silent"])))
     assert len(frames) == len(sources) == 20
     np.testing.assert_array_equal(frames[0], sources[0])  # zoom 1, rotate 0: as shot
     for i in (5, 19):
@@ -103,14 +107,14 @@ def test_video_soundtrack_drives_the_camera_and_audio_flag_replaces_it(tmp_path,
     # the clip's own soundtrack: clicks at 0.5, 1.0, 1.5 s = frames 5, 10, 15 at 10 fps
     out = tmp_path / "own"
     assert main(["video", str(media_files["clip"]), "-o", str(out), "--zoom", "1 + 0.3*(beat == 1)", *PREVIEW]) == 0
-    sources = list(media.iter_frames(media.probe(media_files["clip"])))
+    sources = list(iter_frames(probe(media_files["clip"])))
     zoomed = [i for i, (f, s) in enumerate(zip(_frames(out), sources)) if not np.array_equal(f, s)]
     assert zoomed == [5, 10, 15]
     # --audio FILE: features from that file (clicks at 0.25 and 1.75 s: frames 2 and 18 (17.5 rounds to even))
     mp4 = tmp_path / "other.mp4"
     assert main(["video", str(media_files["silent"]), "-o", str(mp4), "--audio", str(media_files["other"]),
                  "--zoom", "1 + 0.3*(beat == 1)", "--keep-frames", *PREVIEW]) == 0
-    assert media.probe_output(mp4).has_audio
+    assert probe_output(mp4).has_audio
     kept = _frames(mp4.parent / f".{mp4.name}.zoomdream-work" / "frames")
     zoomed = [i for i, (f, s) in enumerate(zip(kept, sources)) if not np.array_equal(f, s)]
     beats = np.flatnonzero(frame_features(media_files["other"], fps=10, n=20)["beat"] == 1).tolist()

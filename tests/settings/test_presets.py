@@ -7,8 +7,11 @@ import textwrap
 
 import pytest
 
-from zoomdream import presets, settings as S
+from zoomdream import settings as S
 from zoomdream.errors import ZoomdreamError
+from zoomdream.settings import presets
+
+from conftest import ROOT
 
 
 def _write(tmp_path, text, name="mine.yaml"):
@@ -147,16 +150,15 @@ def test_parse_layers():
 def test_presets_module_does_not_import_tensorflow():
     import subprocess
 
-    code = ("import sys, zoomdream.presets as p, zoomdream.cli as c; p.load_preset('default'); "
+    code = ("import sys, zoomdream.settings.presets as p, zoomdream.cli as c; p.load_preset('default'); "
             "c.build_parser(); assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_the_readme_preset_example_is_a_valid_preset(tmp_path):
     import re
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)
     s = presets.load_preset(_write(tmp_path, block, "readme.yaml"))
     assert s.dream.channels == {"block6a_expand_activation": (12, 40)} and s.zoom.octaves_per_frame == 1

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from zoomdream import schedule
 from zoomdream.errors import ZoomdreamError
 from zoomdream.motion import Schedule
+from zoomdream.settings import schedule
 
 
 def values(text, n=30, fps=24.0, **features):

@@ -17,9 +17,11 @@ import pytest
 import yaml
 
 import zoomdream
-from zoomdream import presets, settings as S
+from zoomdream import settings as S
 from zoomdream.cli import build_parser, main
 from zoomdream.errors import ZoomdreamError
+from zoomdream.settings import presets
+from zoomdream.settings.values import QUOTE_CHARS
 
 from conftest import names_in
 
@@ -36,13 +38,13 @@ def _never_dream(monkeypatch):
     # importing them under the patch would keep `refuse` in them for the rest of the session.
     import zoomdream.backbones
     import zoomdream.dream
-    import zoomdream.frameloop
-    import zoomdream.stills
+    import zoomdream.render.frameloop
+    import zoomdream.render.stills
 
     def refuse(*a, **k):
         raise AssertionError("a backbone was loaded: the bad value was not refused up front")
 
-    for module in (zoomdream.backbones, zoomdream.dream, zoomdream.frameloop, zoomdream.stills):
+    for module in (zoomdream.backbones, zoomdream.dream, zoomdream.render.frameloop, zoomdream.render.stills):
         monkeypatch.setattr(module, "load_backbone", refuse)
 
 
@@ -303,8 +305,8 @@ def test_dream_image_refuses_settings_changed_behind_the_dataclass(photo):
 
 
 def test_quote_bounds_every_echoed_value():
-    assert len(S.quote("x" * 10**6)) <= S.QUOTE_CHARS
-    assert len(S.quote({i: list(range(1000)) for i in range(1000)})) <= S.QUOTE_CHARS
+    assert len(S.quote("x" * 10**6)) <= QUOTE_CHARS
+    assert len(S.quote({i: list(range(1000)) for i in range(1000)})) <= QUOTE_CHARS
     assert len(str(ZoomdreamError("y" * 10**6))) <= ZoomdreamError.max_chars
 
 

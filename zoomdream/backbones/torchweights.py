@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
 
 __all__ = ["load_state_dict", "LEGACY_MAGIC"]
 

@@ -14,7 +14,7 @@ RELIABILITY.md. One module a job, each importing only from those above it:
   Image folders are probed here too; ``probe_output`` verifies what ``encode`` wrote.
 * ``read``: ``iter_frames`` streams upright RGB uint8 frames one at a time from one ffmpeg
   that is always killed and reaped in ``finally``; VFR input is resampled to a declared CFR
-  rate. Image files are read through ``zoomdream.images``. ``decode_audio`` gives samples.
+  rate. Image files are read through ``zoomdream.media.images``. ``decode_audio`` gives samples.
 * ``write``: ``encode`` writes .mp4 / .gif / a PNG folder to a temporary name beside the
   target, checks ffmpeg's exit code, re-probes the result, fsyncs and renames. It muxes audio
   with an optional map and an input-side trim, so a silent or short source never shortens
@@ -22,29 +22,10 @@ RELIABILITY.md. One module a job, each importing only from those above it:
 
 Every path handed to ffmpeg is absolute and prefixed ``file:``, so names like ``-dash.mp4`` or
 ``file:odd.mp4`` are never read as options or protocols.
+
+This package may import, from the rest of zoomdream, only ``errors`` and ``fileio``: no settings,
+no TensorFlow. ``images`` (photos in and out) lives here because video frames and image folders
+are read through it.
 """
 
-from ..images import ALPHA_BACKGROUND, IMAGE_EXTENSIONS
-from .probe import OutputProbe, VideoInfo, has_audio, probe, probe_output
-from .process import ffmpeg_version, stop_children
-from .read import decode_audio, frame_count, iter_frames
-from .write import AudioSource, audio_source, encode, output_kind
-
-__all__ = [
-    "VideoInfo",
-    "AudioSource",
-    "OutputProbe",
-    "probe",
-    "iter_frames",
-    "frame_count",
-    "encode",
-    "output_kind",
-    "has_audio",
-    "audio_source",
-    "decode_audio",
-    "probe_output",
-    "ffmpeg_version",
-    "stop_children",
-    "IMAGE_EXTENSIONS",
-    "ALPHA_BACKGROUND",
-]
+__all__: list[str] = []

@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ZoomdreamError
-from .fileio import atomic_path, write_bytes_atomic
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import atomic_path, write_bytes_atomic
 
 __all__ = [
     "IMAGE_EXTENSIONS",

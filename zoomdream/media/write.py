@@ -16,12 +16,12 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..errors import ZoomdreamError
-from ..fileio import DIR_MODE, FOLDER_MARKER, FOLDER_MARKER_TEXT, atomic_path, is_own_folder, make_temp_dir
-from .probe import VideoInfo, audio_codec, probe_output
-from .process import ffmpeg_exe, run, tail, url
-from .rates import as_rate
-from .read import frame_count
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import DIR_MODE, FOLDER_MARKER, FOLDER_MARKER_TEXT, atomic_path, is_own_folder, make_temp_dir
+from zoomdream.media.probe import VideoInfo, audio_codec, probe_output
+from zoomdream.media.process import ffmpeg_exe, run, tail, url
+from zoomdream.media.rates import as_rate
+from zoomdream.media.read import frame_count
 
 __all__ = ["AudioSource", "audio_source", "encode", "output_kind", "COPY_AUDIO_CODECS", "AAC_BITRATE"]
 

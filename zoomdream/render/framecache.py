@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from ._tf import tf as _tf
-from .errors import ZoomdreamError
-from .fileio import PARTIAL_TAG, temp_stem, write_text_atomic
-from .images import load_png_fast, png_complete, save_png_fast
-from .media import ffmpeg_version
-from .settings import Settings, to_dict
+from zoomdream import __version__
+from zoomdream.backbones.tf import tf as _tf
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import PARTIAL_TAG, temp_stem, write_text_atomic
+from zoomdream.media.images import load_png_fast, png_complete, save_png_fast
+from zoomdream.media.process import ffmpeg_version
+from zoomdream.settings import Settings, to_dict
 
 __all__ = ["FRAME_PATTERN", "MANIFEST", "WORK_SUFFIX", "FrameCache", "cache_dir", "file_identity",
            "render_manifest", "versions", "work_folder"]
@@ -200,7 +200,7 @@ def _frame_settings(kind: str, settings: Settings) -> dict:
 
 
 def versions() -> dict:
-    """The versions of the libraries that decide the pixels (TensorFlow imported quietly, through ``_tf``)."""
+    """The versions of the libraries that decide the pixels (TensorFlow imported quietly, through ``backbones.tf``)."""
     _tf()
     out = {}
     for mod in ("tensorflow", "keras", "numpy", "cv2"):

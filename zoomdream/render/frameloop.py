@@ -28,17 +28,28 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, media, presets
-from .animation import Animation, features_used, still_dream, uses_frame_count
-from .audio import ANALYSIS_VERSION, analysis_library_version, frame_features
-from .backbones import load_backbone
-from .checks import check_budget, frame_size
-from .errors import Interrupted, Terminated, ZoomdreamError
-from .fileio import check_output_path, sidecar_path, write_text_atomic
-from .framecache import FRAME_PATTERN, FrameCache, cache_dir, file_identity, render_manifest, versions, work_folder
-from .images import load_image
-from .objectives import from_settings
-from .settings import Settings
+from zoomdream import __version__
+from zoomdream.audio import ANALYSIS_VERSION, analysis_library_version, frame_features
+from zoomdream.backbones import load_backbone
+from zoomdream.checks import check_budget, frame_size
+from zoomdream.errors import Interrupted, Terminated, ZoomdreamError
+from zoomdream.fileio import check_output_path, sidecar_path, write_text_atomic
+from zoomdream.media.images import load_image
+from zoomdream.media.probe import VideoInfo, has_audio, probe
+from zoomdream.media.read import frame_count
+from zoomdream.media.write import AudioSource, audio_source, encode, output_kind
+from zoomdream.objectives import from_settings
+from zoomdream.render.framecache import (
+    FRAME_PATTERN,
+    FrameCache,
+    cache_dir,
+    file_identity,
+    render_manifest,
+    versions,
+    work_folder,
+)
+from zoomdream.settings import Settings, presets
+from zoomdream.settings.animation import Animation, features_used, still_dream, uses_frame_count
 
 __all__ = ["VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output", "finish",
            "finish_video", "fps_text", "load_backbone_and_objective", "numeric", "open_video", "output_soundtrack",
@@ -181,7 +192,7 @@ def finish(cache: FrameCache, n_frames: int, output: Path, *, fps: Fraction, aud
         with signals_to_exceptions():
             if not quiet:
                 log.info("encoding %d frames to %s", count, output.name)
-            media.encode(frames_dir, FRAME_PATTERN, count, output, fps=fps, audio=audio, crf=crf)
+            encode(frames_dir, FRAME_PATTERN, count, output, fps=fps, audio=audio, crf=crf)
     except (KeyboardInterrupt, Terminated) as e:
         code = 143 if isinstance(e, Terminated) else 130
         raise Interrupted("interrupted while encoding; all frames are kept: run the same command again to "
@@ -196,7 +207,7 @@ def finish(cache: FrameCache, n_frames: int, output: Path, *, fps: Fraction, aud
 # ---------------------------------------------------------------- opening and closing a video render
 def check_movie_output(output, inputs: tuple, overwrite: bool) -> Path:
     """An .mp4 / .gif output (or a folder of frames), checked against ``inputs`` before anything is written."""
-    kind = media.output_kind(output) if os.fspath(output).strip() else "folder"  # an empty path is refused below
+    kind = output_kind(output) if os.fspath(output).strip() else "folder"  # an empty path is refused below
     return check_output_path(output, inputs=inputs, overwrite=overwrite, is_dir=kind == "folder",
                              kinds=(".mp4", ".gif"))
 
@@ -214,7 +225,7 @@ def check_video_output(output, *, settings: Settings, input, mask, audio, overwr
 class VideoJob:
     """An opened video render: the probed input, the frame count, the animated values and the frame cache."""
 
-    info: media.VideoInfo
+    info: VideoInfo
     n: int  # frames to render (after --preview)
     animation: Animation  # over the whole range: schedules see the same frames with --preview or not
     cache: FrameCache
@@ -226,13 +237,13 @@ def open_video(input, out: Path, *, settings: Settings, start: float, end: float
 
     ``render``: more render options that decide frames (the chunking of a Ray render), for the manifest.
     """
-    info = media.probe(input, fps=fps)
+    info = probe(input, fps=fps)
     for note in info.notes:  # VFR resampled, truncated file, alpha composited, HDR
         log.warning("%s: %s", Path(input).name, note)
-    n = media.frame_count(info, start=start, end=end, max_frames=preview)
+    n = frame_count(info, start=start, end=end, max_frames=preview)
     d = settings.dream
     track = video_track(info, start=start, audio=audio)
-    n_all = media.frame_count(info, start=start, end=end)  # schedules see the whole range, --preview or not
+    n_all = frame_count(info, start=start, end=end)  # schedules see the whole range, --preview or not
     anim = animation(settings, kind="video", n=n_all, fps=info.fps, audio=track)
     check_budget(out, frames=n, size=frame_size((info.width, info.height), d.max_size),
                  flow_cache=cache_dir() / "flow", work_frames=work_folder(out) / "frames")
@@ -261,7 +272,7 @@ def video_track(info, *, start: float, audio=None) -> tuple[str, float] | None:
     ``audio`` (a file) starts at output frame 0; otherwise the clip's own soundtrack at ``start``.
     """
     if audio is not None:
-        if not media.has_audio(audio):
+        if not has_audio(audio):
             raise ZoomdreamError(f"{audio}: no audio stream found")
         return os.path.abspath(audio), 0.0
     if info.has_audio and not info.images:
@@ -272,6 +283,6 @@ def video_track(info, *, start: float, audio=None) -> tuple[str, float] | None:
 def output_soundtrack(info, *, start: float, end: float | None, preview: int | None, audio=None):
     """The output's soundtrack: ``audio`` from its start when given, else the clip's own (an AudioSource or None)."""
     if audio is None:
-        return media.audio_source(info, start=start, end=end, max_frames=preview)
-    n = media.frame_count(info, start=start, end=end, max_frames=preview)
-    return media.AudioSource(os.path.abspath(audio), 0.0, float(n / info.fps))
+        return audio_source(info, start=start, end=end, max_frames=preview)
+    n = frame_count(info, start=start, end=end, max_frames=preview)
+    return AudioSource(os.path.abspath(audio), 0.0, float(n / info.fps))

@@ -13,16 +13,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .audio import analyse, frame_features, plot_features, write_csv
-from .backbones import load_backbone
-from .checks import check_budget, check_render
-from .dream import dream_image, total_steps
-from .errors import ZoomdreamError
-from .fileio import check_output_path, output_lock
-from .frameloop import load_backbone_and_objective, progress, render_inputs, sidecar, still
-from .images import SAVE_FORMATS, load_image, resize_max, save_image
-from .objectives import layer as layer_objective
-from .settings import Settings
+from zoomdream.audio import analyse, frame_features, plot_features, write_csv
+from zoomdream.backbones import load_backbone
+from zoomdream.checks import check_budget, check_render
+from zoomdream.dream import dream_image, total_steps
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import check_output_path, output_lock
+from zoomdream.media.images import SAVE_FORMATS, load_image, resize_max, save_image
+from zoomdream.objectives import layer as layer_objective
+from zoomdream.render.frameloop import load_backbone_and_objective, progress, render_inputs, sidecar, still
+from zoomdream.settings import Settings
 
 __all__ = ["SHEET_BACKGROUND", "render_audio_features", "render_image", "render_sheet"]
 

@@ -21,16 +21,27 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from . import colour, flow, media, motion
-from .checks import check_render, frame_size
-from .dream import dream, octave_note, to_uint8, to_unit
-from .errors import ZoomdreamError
-from .fileio import output_lock
-from .frameloop import (animation, check_video_output, finish_video, fps_text, load_backbone_and_objective, numeric,
-                        open_video, run_frames, video_track)
-from .framecache import cache_dir, file_identity
-from .images import IMAGE_EXTENSIONS, load_image
-from .settings import Settings
+from zoomdream import colour, flow, motion
+from zoomdream.checks import check_render, frame_size
+from zoomdream.dream import dream, octave_note, to_uint8, to_unit
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import output_lock
+from zoomdream.media.images import IMAGE_EXTENSIONS, load_image
+from zoomdream.media.probe import probe
+from zoomdream.media.read import frame_count, iter_frames
+from zoomdream.render.framecache import cache_dir, file_identity
+from zoomdream.render.frameloop import (
+    animation,
+    check_video_output,
+    finish_video,
+    fps_text,
+    load_backbone_and_objective,
+    numeric,
+    open_video,
+    run_frames,
+    video_track,
+)
+from zoomdream.settings import Settings
 
 __all__ = ["VideoLoop", "dream_frames", "flow_cache", "frame_flows", "render_video", "source_frames",
            "valid_pixels"]
@@ -82,7 +93,7 @@ class _Mask:
         if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
             self.still = self._grey(load_image(path))
         else:
-            self.frames = media.iter_frames(media.probe(path))
+            self.frames = iter_frames(probe(path))
 
     @staticmethod
     def _grey(rgb: np.ndarray) -> np.ndarray:
@@ -109,7 +120,7 @@ class _Mask:
 def source_frames(info, anim, *, start: float, end: float | None, max_size: int | None, skip: int = 0,
                   max_frames: int | None = None) -> Iterator[np.ndarray]:
     """Source frames ``skip, skip+1, ...`` as the camera shows them (one resample when the camera moves)."""
-    frames = media.iter_frames(info, start=start, end=end, max_size=max_size, skip=skip, max_frames=max_frames)
+    frames = iter_frames(info, start=start, end=end, max_size=max_size, skip=skip, max_frames=max_frames)
     if not anim.camera_moves:
         return frames
     return _moved(frames, anim, skip)
@@ -232,7 +243,7 @@ class VideoLoop:
 
 def _animation(settings: Settings, info, *, start: float, end: float | None, audio):
     """A video's animated values over its whole range (schedules see the same frames in every chunk)."""
-    return animation(settings, kind="video", n=media.frame_count(info, start=start, end=end), fps=info.fps,
+    return animation(settings, kind="video", n=frame_count(info, start=start, end=end), fps=info.fps,
                      audio=video_track(info, start=start, audio=audio))
 
 

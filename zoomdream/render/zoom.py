@@ -15,16 +15,27 @@ from typing import Callable
 
 import numpy as np
 
-from . import colour, media, motion
-from .checks import check_budget, check_render
-from .dream import dream, octave_note, to_uint8, to_unit
-from .errors import ZoomdreamError
-from .fileio import output_lock
-from .frameloop import (animation, audio_manifest, check_movie_output, finish, fps_text, load_backbone_and_objective,
-                        numeric, render_inputs, run_frames)
-from .framecache import FrameCache, render_manifest, work_folder
-from .images import fit_size, load_image
-from .settings import Settings
+from zoomdream import colour, motion
+from zoomdream.checks import check_budget, check_render
+from zoomdream.dream import dream, octave_note, to_uint8, to_unit
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import output_lock
+from zoomdream.media.images import fit_size, load_image
+from zoomdream.media.probe import has_audio
+from zoomdream.media.write import AudioSource
+from zoomdream.render.framecache import FrameCache, render_manifest, work_folder
+from zoomdream.render.frameloop import (
+    animation,
+    audio_manifest,
+    check_movie_output,
+    finish,
+    fps_text,
+    load_backbone_and_objective,
+    numeric,
+    render_inputs,
+    run_frames,
+)
+from zoomdream.settings import Settings
 
 __all__ = ["ZoomLoop", "render_zoom"]
 
@@ -47,7 +58,7 @@ def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames
 
 def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, restart, audio, quiet, on_frame) -> dict:
     z = settings.zoom
-    if audio is not None and not media.has_audio(audio):
+    if audio is not None and not has_audio(audio):
         raise ZoomdreamError(f"{audio}: no audio stream found")
     photo = load_image(input, max_size=settings.dream.max_size)
     check_budget(out, frames=z.frames, size=tuple(z.size or photo.shape[1::-1]),
@@ -65,7 +76,7 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     fps = Fraction(z.fps).limit_denominator(1001)
     order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
     total = len(order) if order else n
-    track = None if audio is None else media.AudioSource(str(Path(audio).resolve()), 0.0, total / float(fps))
+    track = None if audio is None else AudioSource(str(Path(audio).resolve()), 0.0, total / float(fps))
     finish(cache, n, out, fps=fps, audio=track, crf=crf, keep_frames=keep_frames, quiet=quiet,
            settings=settings, extra={"input": str(Path(input).resolve()), "frames": total}, order=order)
     if not quiet:

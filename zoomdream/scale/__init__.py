@@ -1,7 +1,7 @@
 """Scale-out: one video rendered by many worker processes or a Ray cluster, without seams.
 
 Each video frame carries the previous frame's flow-warped dream, so frames cannot be handed
-out one by one. The clip is planned into chunks instead (``scaleplan``): scene cuts split it
+out one by one. The clip is planned into chunks instead (``scale.plan``): scene cuts split it
 into shots, shots into chunks, and a chunk that starts mid-shot starts dreaming a few frames
 early (a warm-up that is dropped, then a cross-fade with the chunk before it).
 
@@ -12,7 +12,7 @@ it carries, so a chunk that starts afresh mid-shot converges to the sequential d
 the cross-fade spreads the remaining difference over ``fade`` frames, below the flicker inside
 a chunk (see README: Scale-out, and benchmarks/bench_scale.py).
 
-Ray workers (``raypool``) dream the chunks and stream the frames back one at a time. The driver
+Ray workers (``scale.workers``) dream the chunks and stream the frames back one at a time. The driver
 opens and finishes the render through the same seam as ``render_video`` (``frameloop``): it owns
 the frame cache, the encoder and the audio mux, so the output, resume and atomic-write
 guarantees hold unchanged. A resumed run skips chunks already complete.
@@ -25,6 +25,10 @@ sequential run. The other chunk starts are *seams*; they are measured at the end
 added-flicker metric as the frames inside the chunks, and reported.
 
 Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0; ranges are half-open.
+
+The package: this module (``render_video_ray``), ``plan`` (the chunks, pure) and ``workers``
+(the Ray actors). It is the top of the tree: it may import any other part of zoomdream, and only
+the command line imports it. Ray is imported inside a function, when a render asks for it.
 """
 
 from __future__ import annotations
@@ -41,17 +45,41 @@ from typing import Callable
 
 import numpy as np
 
-from . import flow
-from .checks import check_render
-from .errors import Interrupted, Terminated, ZoomdreamError
-from .fileio import PARTIAL_TAG, output_lock
-from .frameloop import (VideoJob, check_video_output, finish_video, fps_text, open_video, progress,
-                        signals_to_exceptions)
-from .images import load_png_fast, save_png_fast
-from .raypool import MAX_RETRIES, WORKER_CPUS, RayNotices, Workers, absolute, import_ray, ray_session, result
-from .scaleplan import DEFAULT_CHUNK, DEFAULT_FADE, DEFAULT_WARMUP, Chunk, find_cuts, plan_chunks, plan_segments
-from .settings import Settings
-from .video import flow_cache, frame_flows, source_frames, valid_pixels
+from zoomdream import flow
+from zoomdream.checks import check_render
+from zoomdream.errors import Interrupted, Terminated, ZoomdreamError
+from zoomdream.fileio import PARTIAL_TAG, output_lock
+from zoomdream.media.images import load_png_fast, save_png_fast
+from zoomdream.render.frameloop import (
+    VideoJob,
+    check_video_output,
+    finish_video,
+    fps_text,
+    open_video,
+    progress,
+    signals_to_exceptions,
+)
+from zoomdream.render.video import flow_cache, frame_flows, source_frames, valid_pixels
+from zoomdream.scale.plan import (
+    DEFAULT_CHUNK,
+    DEFAULT_FADE,
+    DEFAULT_WARMUP,
+    Chunk,
+    find_cuts,
+    plan_chunks,
+    plan_segments,
+)
+from zoomdream.scale.workers import (
+    MAX_RETRIES,
+    WORKER_CPUS,
+    RayNotices,
+    Workers,
+    absolute,
+    import_ray,
+    ray_session,
+    result,
+)
+from zoomdream.settings import Settings
 
 __all__ = ["Chunk", "DEFAULT_CHUNK", "DEFAULT_FADE", "DEFAULT_WARMUP", "FrameStore", "MAX_RETRIES", "WORKER_CPUS",
            "find_cuts", "plan_segments", "render_video_ray"]

@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from . import flow, media
-from .animation import carries
-from .settings import Settings
+from zoomdream import flow
+from zoomdream.media.read import iter_frames
+from zoomdream.settings import Settings
+from zoomdream.settings.animation import carries
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_FADE", "DEFAULT_WARMUP", "Chunk", "find_cuts", "plan_chunks", "plan_segments"]
 
@@ -108,7 +109,7 @@ def find_cuts(info, *, settings: Settings, start: float = 0.0, end: float | None
     if not carries(settings) or v.scene_cut >= 1:
         return []
     cuts, prev = [], None
-    frames = media.iter_frames(info, start=start, end=end, max_size=settings.dream.max_size, max_frames=max_frames)
+    frames = iter_frames(info, start=start, end=end, max_size=settings.dream.max_size, max_frames=max_frames)
     try:
         for i, src in enumerate(frames):
             if prev is not None and flow.scene_cut_score(prev, src) > v.scene_cut:

@@ -19,12 +19,12 @@ import socket
 import threading
 from typing import Callable
 
-from ._tf import tf
-from .backbones import RANDOM
-from .errors import ZoomdreamError
-from .scaleplan import Chunk
-from .settings import Settings
-from .video import dream_frames
+from zoomdream.backbones import RANDOM
+from zoomdream.backbones.tf import tf
+from zoomdream.errors import ZoomdreamError
+from zoomdream.render.video import dream_frames
+from zoomdream.scale.plan import Chunk
+from zoomdream.settings import Settings
 
 __all__ = ["MAX_RETRIES", "WORKER_CPUS", "DreamWorker", "RayNotices", "Workers", "absolute", "check_reachable",
            "import_ray", "ray_session", "result"]

@@ -13,12 +13,18 @@ checks), no dependency is added, and one small validator gives messages that nam
 the preset's file:line:key or the keyword, which is what a user needs to see.
 
 The checks a declaration is made of (``Number``, ``Choice``, ``Layers``, ``Keyframed``, ...)
-are in :mod:`zoomdream.values`: finite numbers only, bounded integers, bounded quoting.
+are in :mod:`zoomdream.settings.values`: finite numbers only, bounded integers, bounded quoting.
 
 Layers apply in order: defaults (here) → preset YAML → command-line flags. Nothing
 mutates a settings object; ``dataclasses.replace`` (via :func:`merge`) makes new ones.
 A preset file is the YAML form of :class:`Settings`: top-level dream keys, plus a
 ``video:`` and a ``zoom:`` section.
+
+The package: this module (the declarations), ``values`` (the value checks they are made of),
+``presets`` (YAML files), ``schedule`` (schedule strings) and ``animation`` (every animated
+setting at every frame). It may import, from the rest of zoomdream, only ``errors``, ``motion``
+(the camera maths) and, inside a function, the backbone registry (for the model names); never
+TensorFlow, so ``--help``, ``presets`` and every check of a command line are instant.
 """
 
 from __future__ import annotations
@@ -27,7 +33,34 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
+
+# The value checks live in ``values``; they are re-exported here, where the declarations use them
+# and where the command line, the presets and the tests look them up (``settings.Number``, ...).
+from zoomdream.settings.values import (
+    MAX_FPS,
+    MAX_FRAMES,
+    MAX_NAME_CHARS,
+    MAX_OCTAVES,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_FPS,
+    Boolean,
+    Channels,
+    Choice,
+    FrameRate,
+    Invalid,
+    Keyframed,
+    Layers,
+    Number,
+    Pair,
+    Path_,
+    Text,
+    check_schedule_text,
+    is_schedule,
+    quote,
+)
 
 DEFAULT_MODEL = "efficientnet-lite0"
 RANDOM_WEIGHTS = "random"  # weights="random": an untrained network, only ever on explicit request
@@ -36,13 +69,6 @@ GRAD_NORMS = ("mean_abs", "std")
 MAX_GRAD_LEVELS = 8  # Laplacian bands: 8 halvings take a 4K frame's gradient down to ~15 px
 MAX_GRAD_BLUR = 8.0  # px; a wider blur leaves only the coarsest shapes to dream
 FLOW_METHODS = ("dis", "farneback")
-
-# The value checks live in ``values``; they are re-exported here, where the declarations use them
-# and where the command line, the presets and the tests look them up (``settings.Number``, ...).
-from .values import (FRAME_INDEX, LAYER_WEIGHT, MAX_CHANNELS, MAX_FPS, MAX_FRAMES, MAX_LAYERS, MAX_NAME_CHARS,
-                     MAX_OCTAVES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_FPS, QUOTE_CHARS, Boolean, Channels, Choice,
-                     FrameRate, Invalid, Keyframed, Layers, Number, Pair, Path_, Text, check_schedule_text,
-                     is_schedule, is_schedule_text, quote)
 
 # ---------------------------------------------------------------- declarations
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Which settings change over time, and their value at every frame of one render.
 
 The animated settings (``ANIMATED``) may be numbers, schedule strings or keyframe maps
-(:mod:`zoomdream.schedule`); every other setting is constant. An :class:`Animation` evaluates
+(:mod:`zoomdream.settings.schedule`); every other setting is constant. An :class:`Animation` evaluates
 all of them for frames 0..n-1 up front, so a NaN, an out-of-range value or an audio feature
 without audio is refused before anything is rendered, and the render loops only look values
 up by frame index (a pure function of the frame, also in Ray chunks).
@@ -25,7 +25,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from . import motion, schedule
+from zoomdream import motion
+from zoomdream.settings import schedule
 
 __all__ = ["ANIMATED", "Animation", "check_settings", "features_used", "carries", "still_dream",
            "uses_frame_count"]

@@ -6,7 +6,7 @@ keys (PyYAML would silently keep the last one), tabs, and the YAML 1.1 traps (``
 is read as a *string*, ``010`` as 8, ``no``/``on`` as booleans).
 
 The value checks are not written here: each key's check is the declaration beside its
-field in ``settings.py``. What is here is the file side, which assumes a hostile file: only
+field in ``zoomdream.settings``. What is here is the file side, which assumes a hostile file: only
 a regular file under MAX_PRESET_BYTES is read (stat before open, so a FIFO or /dev/zero is
 never read), YAML aliases are refused (an alias bomb expands a few hundred bytes into
 gigabytes) and nesting stops at MAX_DEPTH (no RecursionError), and every value an error
@@ -26,8 +26,9 @@ from typing import Any, Callable
 
 import yaml
 
-from . import settings as S
-from .errors import ZoomdreamError
+from zoomdream import settings as S
+from zoomdream.errors import ZoomdreamError
+from zoomdream.settings.values import QUOTE_CHARS
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 META_KEY = "meta"  # free-form section (versions, provenance) that validation skips
@@ -176,7 +177,7 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-# ---------------------------------------------------------------- value checks (derived from settings.py)
+# ---------------------------------------------------------------- value checks (derived from the declarations)
 _Bad = S.Invalid  # a value problem; the caller adds file, key and line
 
 
@@ -268,7 +269,7 @@ def from_dict(data: dict, *, origin: dict | None = None, source: Path | str = "<
 
     def fail(key, message: str):
         where, line = origin.get(key, (source, None))
-        shown = key if isinstance(key, str) and len(key) <= S.QUOTE_CHARS else S.quote(key)
+        shown = key if isinstance(key, str) and len(key) <= QUOTE_CHARS else S.quote(key)
         raise ZoomdreamError(f"{where}{f':{line}' if line else ''}: {shown}: {message}")
 
     def check(key: str, validate: Callable, value):
@@ -313,7 +314,7 @@ def from_dict(data: dict, *, origin: dict | None = None, source: Path | str = "<
 
 def check_layers(settings: S.Settings, fail: Callable[[str, str], None]) -> None:
     """Check layer names and channel indices against the backbone's static table (no TensorFlow)."""
-    from .backbones import REGISTRY  # noqa: PLC0415  (backbones imports TensorFlow lazily only)
+    from zoomdream.backbones import REGISTRY  # noqa: PLC0415  (backbones imports TensorFlow lazily only)
 
     spec = REGISTRY.get(settings.dream.model)
     if spec is None:

@@ -36,7 +36,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
 
 __all__ = [
     "FEATURES",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Mapping
 
-from .errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
 
 # Bounds that keep every integer (and every size) something the machine can act on.
 MAX_FRAMES = 1_000_000  # frames in one render (11.5 h at 24 fps); the disk budget usually refuses far fewer
@@ -397,7 +397,7 @@ def is_schedule_text(value) -> bool:
 
 def check_schedule_text(value, *, pair: bool, what: str = ""):
     """A schedule's syntax (one schedule, or two for a pair); returns it (a list as a tuple), or :class:`Invalid`."""
-    from . import schedule  # noqa: PLC0415  (numpy: kept off the start-up of `zoomdream --help`)
+    from zoomdream.settings import schedule  # noqa: PLC0415  (numpy: kept off the start-up of `zoomdream --help`)
 
     try:
         (schedule.parse_pair if pair else schedule.parse)(value)
