@@ -1,6 +1,6 @@
 """The seed post's DeepDream, ported faithfully to TensorFlow 2 / Keras 3: the baseline.
 
-The seed (``shared/seeds/deepdream-keras-post-pl.txt``, summarised in its README) is a
+The seed (the script of the original Keras DeepDream blog post, InceptionV3) is a
 TF1-era Keras script. This port keeps every choice it makes and changes only the API:
 
 * loss: for each layer, ``coeff * sum(square(act[:, b:-b, b:-b, :])) / prod(shape(act))``,

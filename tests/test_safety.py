@@ -24,9 +24,9 @@ from zoomdream.media.probe import probe
 from zoomdream.media.write import encode
 
 from clips import make_clip
+from conftest import FAST_FLAGS
 
-TINY = ["--model", "vgg16-hed", "--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1",
-        "--precision", "fp32", "--jitter", "2", "-q"]
+TINY = [*FAST_FLAGS, "-q"]
 VIDEO_TINY = [*TINY, "--iterations-per-frame", "1"]
 ZOOM_TINY = [*TINY, "--fps", "12", "--frames", "4"]
 

@@ -263,7 +263,22 @@ def test_offline_error_through_the_cli_is_exit_2(tmp_path, monkeypatch, capsys, 
     assert "xception" in err[0] and not out.exists()
 
 
-def test_precision_auto_resolves():
-    assert backbones.resolve_precision("auto") in ("fp32", "bf16")
+@pytest.mark.parametrize(("fast_bf16", "gpu", "model", "want"), [
+    (False, False, None, "fp32"),                  # no native bfloat16: fp32 whatever the network
+    (False, True, "vgg16-hed", "fp32"),
+    (True, False, None, "bf16"),                   # native bfloat16, no network named: the hardware decides
+    (True, False, "vgg16-hed", "bf16"),
+    (True, False, "efficientnet-lite0", "fp32"),   # depthwise convolutions are slower in bfloat16 on a CPU
+    (True, True, "efficientnet-lite0", "bf16"),    # ... but not on a GPU
+])
+def test_precision_auto_follows_the_hardware_and_the_network(monkeypatch, fast_bf16, gpu, model, want):
+    monkeypatch.setattr(backbones, "supports_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(backbones, "has_gpu", lambda: gpu)
+    spec = None if model is None else backbones.get_spec(model)
+    assert backbones.resolve_precision("auto", spec) == want
+    assert backbones.resolve_precision("fp32", spec) == "fp32" and backbones.resolve_precision("bf16", spec) == "bf16"
+
+
+def test_an_unknown_precision_is_refused():
     with pytest.raises(ZoomdreamError):
         backbones.resolve_precision("fp8")

@@ -1,7 +1,8 @@
 """Photo loading and saving: every odd file becomes upright RGB uint8, or one clear error.
 
-Fixtures are built with Pillow/cv2 in tmp_path (RELIABILITY.md 2.1, 2.3; promises P5, P10,
-P12, P15). Expected pixels come from numpy, not from the Pillow calls under test.
+Fixtures are built with Pillow/cv2 in tmp_path: high bit depths, orientations, alpha, colour
+spaces, bombs, truncated and fake files, odd names. Expected pixels come from numpy, not from the
+Pillow calls under test.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 import os
 import re
 import struct
-import time
 import warnings
 import zlib
 
@@ -36,7 +36,6 @@ from zoomdream.media.images import (
 
 from conftest import assert_close
 
-ERROR_DEADLINE_S = 1.0  # P12: bad input is refused within a second
 JPEG_TOLERANCE = 8  # mean abs difference (0..255) allowed after a quality-95 JPEG round trip
 
 # An asymmetric 4 (high) x 6 (wide) pattern: every pixel distinct, so any wrong flip shows.
@@ -172,7 +171,7 @@ def _write_ramp(path, kind):
 @pytest.mark.parametrize("kind, name", [("png16", "g16.png"), ("tif16", "g16.tif"), ("int32", "i32.tif"),
                                         ("float01", "f01.tif"), ("float255", "f255.tif")])
 def test_high_depth_gray_ramp_is_scaled_not_clipped(tmp_path, kind, name):
-    # RELIABILITY 2.3: iio.imread(mode="RGB") gave mean 254.5 and 99.6 % white here.
+    # a naive read (imageio.imread(mode="RGB")) gave mean 254.5 and 99.6 % white here
     path = tmp_path / name
     _write_ramp(path, kind)
     got = load_image(path)
@@ -278,7 +277,7 @@ def test_resize_max_fits_the_longer_side_and_never_enlarges():
     assert resize_max(np.zeros((300, 200), np.float32), 150).shape == (150, 100)
 
 
-# ---------------------------------------------------------------- bad input (P5, P12)
+# ---------------------------------------------------------------- bad input
 def _bomb(tmp_path):
     data = _png_header_only(20000, 20000)
     assert len(data) < 128 and 20000 * 20000 > MAX_PIXELS  # the doc's 99-byte bomb: tiny file, 400 MP claimed
@@ -335,18 +334,15 @@ def _fifo(tmp_path):
 ], ids=["bomb", "truncated_jpeg", "truncated_png", "text", "empty", "directory", "missing", "fifo"])
 def test_bad_input_is_one_line_error_naming_the_file(tmp_path, make, problem):
     path = make(tmp_path)
-    start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(ZoomdreamError) as err:
             load_image(path)
-    elapsed = time.perf_counter() - start
     message = str(err.value)
     assert message.startswith(f"{path}: ") and problem in message
     assert "\n" not in message
     assert err.value.__cause__ is None  # no chained traceback
     assert err.value.__context__ is None or err.value.__suppress_context__
-    assert elapsed < ERROR_DEADLINE_S
     assert [str(w.message) for w in caught] == []  # no DecompressionBombWarning or ResourceWarning
 
 
@@ -500,7 +496,7 @@ def test_png_fast_missing_frame(tmp_path):
         load_png_fast(tmp_path / "nope.png")
 
 
-# ---------------------------------------------------------------- file names (P15)
+# ---------------------------------------------------------------- file names
 @pytest.mark.parametrize("name", ["uni cödé 動画 .png", "-dash.png", "time 12:30.png", "file:odd.png",
                                   "dots..in..name.jpg"])
 def test_odd_file_names_work_relative_and_absolute(tmp_path, monkeypatch, name):

@@ -1,8 +1,8 @@
 """Video in and out through the bundled ffmpeg: probe, streaming decode, atomic encode.
 
 Everything here drives the ffmpeg binary of imageio-ffmpeg directly (ffmpeg 9 as shipped; no
-system ffmpeg, no ffprobe). The behaviours this package defends against are recorded in
-RELIABILITY.md. One module a job, each importing only from those above it:
+system ffmpeg, no ffprobe). The behaviours this package defends against are tested in
+tests/media. One module a job, each importing only from those above it:
 
 * ``process``: find ffmpeg, start it signal-safely in its own session (a terminal Ctrl-C
   reaches only Python, which then kills ffmpeg), run it, collect its output, stop it.
