@@ -123,3 +123,10 @@ def test_a_package_without_an_entry_module_is_a_docstring(package):
 def test_every_package_says_what_it_may_import(package):
     assert "may import" in ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text()))
 
+
+def test_every_module_declares_all():
+    missing = [_module_name(p) for p in _modules() if p.name != "__main__.py"
+               and not any(isinstance(n, (ast.Assign, ast.AnnAssign))
+                           and "__all__" in ast.unparse(n.targets[0] if isinstance(n, ast.Assign) else n.target)
+                           for n in ast.parse(p.read_text(encoding="utf-8")).body)]
+    assert missing == []

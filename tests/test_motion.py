@@ -17,7 +17,6 @@ from zoomdream.motion import (
     Schedule,
     center_px,
     frame_matrix,
-    motion_at,
     rotate,
     translate,
     warp_affine,
@@ -36,7 +35,7 @@ def apply(M, x, y):
 
 def test_public_names():
     for name in ["REFERENCE_FPS", "zoom", "rotate", "translate", "center_px", "frame_matrix", "warp_affine",
-                 "Motion", "Schedule", "motion_at"]:
+                 "Motion", "Schedule"]:
         assert name in motion.__all__ and hasattr(motion, name), name
     assert REFERENCE_FPS == 24
 
@@ -218,7 +217,7 @@ def test_dict_schedule_fades_missing_keys():
     assert s.value_at(0) == {"mixed3": 1.0, "mixed5": 0.0}
     assert s.value_at(5) == pytest.approx({"mixed3": 0.5, "mixed5": 1.0})
     assert s.value_at(10) == {"mixed3": 0.0, "mixed5": 2.0}
-    assert Schedule.constant({"mixed4": 1.5}).value_at(99) == {"mixed4": 1.5}
+    assert Schedule({0: {"mixed4": 1.5}}).value_at(99) == {"mixed4": 1.5}  # a mapping is keyframes
 
 
 @pytest.mark.parametrize("bad", [{-1: 1.0}, {1.5: 1.0}, {"3": 1.0}, {True: 1.0}, {"mixed4": 1.0}, {}])
@@ -233,15 +232,3 @@ def test_schedule_bad_values(bad):
     with pytest.raises(ZoomdreamError, match="schedule value at frame"):
         Schedule(bad)
 
-
-def test_motion_at():
-    schedules = {"zoom": Schedule({0: 1.0, 10: 1.1}), "pan": Schedule((1.0, 0.0)), "rotate": 0.5}
-    m = motion_at(5, schedules)
-    assert m.zoom == pytest.approx(1.05)  # halfway in frames, smoothstep(0.5) = 0.5
-    assert (m.rotate, m.pan, m.center) == (0.5, (1.0, 0.0), (0.5, 0.5))
-    assert motion_at(5, schedules) == m  # pure
-    assert motion_at(0, {}) == Motion()
-    with pytest.raises(ZoomdreamError, match="zooom"):
-        motion_at(0, {"zooom": Schedule(1.0)})
-    with pytest.raises(ZoomdreamError, match="pan"):
-        motion_at(0, {"pan": Schedule(1.0)})

@@ -19,6 +19,9 @@ from pathlib import Path
 from zoomdream import settings as S
 from zoomdream.errors import ZoomdreamError
 
+__all__ = ["PNG_RATIO", "FLOW_BYTES_PER_PIXEL", "MEMORY_BYTES_PER_PIXEL", "MEMORY_BASE_BYTES", "DISK_RESERVE_BYTES",
+           "check_file", "check_render", "free_disk", "available_memory", "frame_size", "check_budget"]
+
 # Bytes of a frame-cache PNG (save_png_fast, zlib level 1) per raw RGB byte. Measured on dreamed
 # frames by benchmarks/bench_png_ratio.py: 0.61-0.69 (320x240 and 640x480; default, textures and
 # structures presets), against 0.55-0.63 for the undreamed photo; rounded up for noisier sources.

@@ -19,7 +19,11 @@ from pathlib import Path
 from zoomdream import __version__
 from zoomdream import settings as S
 from zoomdream.errors import Interrupted, Terminated, ZoomdreamError
-from zoomdream.settings.values import is_schedule_text
+from zoomdream.settings.values import is_schedule
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "build_parser", "OVERRIDES", "SCHEDULE_FLAGS",
+           "resolve_settings", "cmd_presets", "cmd_layers", "cmd_image", "cmd_sheet", "cmd_video", "cmd_zoom",
+           "cmd_audio", "COMMANDS", "main"]
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -34,7 +38,7 @@ def _arg_type(spec: S.Spec):
     def convert(text: str):
         try:
             value = spec.parse(text)
-            if spec.schedulable and is_schedule_text(value):
+            if spec.schedulable and is_schedule(value, pair=False):
                 return value  # a schedule: `resolve_settings` checks it, in one line naming the flag
             return spec.validate(value)
         except S.Invalid as e:  # a flag cannot be null: the preset wording's "or null" does not apply
@@ -217,7 +221,7 @@ def _check_schedules(given: dict) -> None:
     from zoomdream.settings import schedule  # noqa: PLC0415
 
     for key, value in given.items():
-        if key not in SCHEDULE_FLAGS or not is_schedule_text(value):
+        if key not in SCHEDULE_FLAGS or not is_schedule(value, pair=False):
             continue
         flag = SCHEDULE_FLAGS[key]
         if key == "layers":
@@ -375,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
     except BrokenPipeError:
         return 0  # `zoomdream presets | head`
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # a bug: one line, or the traceback with --debug
         if getattr(args, "debug", False):
             raise
         print(f"zoomdream: internal error: {type(e).__name__}: {e} (run again with --debug for the traceback)",
@@ -387,10 +391,3 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, old_term)
         sys.stderr.flush()
 
-
-def entry() -> None:
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    entry()

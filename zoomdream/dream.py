@@ -37,6 +37,10 @@ from zoomdream.errors import ZoomdreamError
 from zoomdream.objectives import Objective, from_settings
 from zoomdream.settings import DreamSettings, validate
 
+__all__ = ["GRAD_EPS", "TILE_OVERLAP_FRACTION", "BAND_FLOOR", "BLUR_RADIUS_SIGMAS", "to_unit", "to_uint8",
+           "octave_shapes", "octave_note", "tile_spans", "TilePlan", "tile_plan", "GradientStep", "GradientFilter",
+           "image_gradient", "dream", "total_steps", "dream_image"]
+
 log = logging.getLogger("zoomdream")
 
 GRAD_EPS = 1e-7  # the seed's floor under the gradient normaliser
@@ -102,7 +106,7 @@ def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(int(s), int(s) + length) for s in starts]
 
 
-def _ramp(length: int, spans: list[tuple[int, int]], i: int, overlap: int) -> np.ndarray:
+def _ramp(spans: list[tuple[int, int]], i: int, overlap: int) -> np.ndarray:
     """1-D feather weights for span i: linear ramps where it overlaps a neighbour, 1 elsewhere."""
     a, b = spans[i]
     w = np.ones(b - a, np.float32)
@@ -131,7 +135,7 @@ def tile_plan(h: int, w: int, tile: int) -> TilePlan:
     norm = np.zeros((h, w), np.float32)
     for iy, (y0, y1) in enumerate(ys):
         for ix, (x0, x1) in enumerate(xs):
-            win = np.outer(_ramp(h, ys, iy, overlap), _ramp(w, xs, ix, overlap))  # (th, tw)
+            win = np.outer(_ramp(ys, iy, overlap), _ramp(xs, ix, overlap))  # (th, tw)
             boxes.append((y0, y1, x0, x1))
             raw.append(win)
             norm[y0:y1, x0:x1] += win

@@ -6,6 +6,8 @@ the key), what was expected and what to do. The CLI prints it as
 they raise normally and show a traceback with ``--debug``.
 """
 
+__all__ = ["ZoomdreamError", "Interrupted", "Terminated"]
+
 
 class ZoomdreamError(Exception):
     """A problem with the user's input, preset, weights or output location (exit code 2)."""

@@ -34,6 +34,11 @@ from typing import Iterable, Iterator
 
 from zoomdream.errors import ZoomdreamError
 
+__all__ = ["PARTIAL_TAG", "FOLDER_MARKER", "FOLDER_MARKER_TEXT", "FRAME_FILE", "LOCK_SUFFIX", "SIDECAR_SUFFIX",
+           "SIDECAR_MARK", "MAX_STEM", "FILE_MODE", "DIR_MODE", "temp_stem", "atomic_path", "make_temp_dir",
+           "write_bytes_atomic", "write_text_atomic", "sidecar_path", "is_own_folder", "is_own_sidecar",
+           "refuse_overlap", "check_output_path", "output_lock", "sweep_temps"]
+
 PARTIAL_TAG = ".partial"  # every temp name contains it, so leftovers can be swept
 FOLDER_MARKER = ".zoomdream-frames"  # inside every frame folder zoomdream writes: "replaceable with --overwrite"
 FOLDER_MARKER_TEXT = "frames written by zoomdream; `--overwrite` may replace this folder\n"

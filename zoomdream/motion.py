@@ -46,7 +46,6 @@ __all__ = [
     "warp_affine",
     "Motion",
     "Schedule",
-    "motion_at",
 ]
 
 REFERENCE_FPS = 24  # motion values are per frame at this rate; other rates keep motion per second
@@ -225,8 +224,7 @@ class Schedule:
 
     ``Schedule({0: 1.02, 120: 1.05})`` eases from 1.02 at frame 0 to 1.05 at frame 120;
     ``Schedule(1.02)`` is constant. A mapping is ALWAYS read as keyframes, so a constant
-    dict of layer weights is ``Schedule({0: {"mixed4": 1.0}})`` or
-    ``Schedule.constant({...})``.
+    dict of layer weights is ``Schedule({0: {"mixed4": 1.0}})``.
 
     - Keys are frame indices: non-negative ints.
     - Values are all numbers, all sequences of numbers of one length (pan, center), or
@@ -250,11 +248,6 @@ class Schedule:
         self._keys = np.array(sorted(int(k) for k in keyframes), dtype=np.float64)  # (n,)
         ordered = [keyframes[k] for k in sorted(keyframes, key=int)]
         self._kind, self._names, self._table = self._tabulate(ordered, sorted(keyframes, key=int))
-
-    @classmethod
-    def constant(cls, value) -> "Schedule":
-        """A schedule that is ``value`` at every frame (``value`` may be a dict)."""
-        return cls({0: value})
 
     @staticmethod
     def _tabulate(values, keys):
@@ -314,22 +307,3 @@ class Schedule:
         points = {k: self.value_at(k) for k in self.keys}
         return f"Schedule({points})"
 
-
-MOTION_FIELDS = ("zoom", "rotate", "pan", "center")
-
-
-def motion_at(t: float, schedules: Mapping[str, Schedule]) -> Motion:
-    """The Motion at frame ``t``: a pure function of ``t``, like nanoGPT's ``get_lr(it)``.
-
-    ``schedules`` maps Motion field names (zoom, rotate, pan, center) to Schedules
-    (plain values are wrapped in ``Schedule``); missing fields keep Motion's defaults.
-    """
-    unknown = [name for name in schedules if name not in MOTION_FIELDS]
-    if unknown:
-        raise ZoomdreamError(f"unknown motion key {unknown[0]!r}; expected: {', '.join(MOTION_FIELDS)}")
-    values = {}
-    for name, schedule in schedules.items():
-        if not isinstance(schedule, Schedule):
-            schedule = Schedule(schedule)
-        values[name] = schedule.value_at(t)
-    return Motion(**values)

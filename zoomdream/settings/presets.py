@@ -28,7 +28,11 @@ import yaml
 
 from zoomdream import settings as S
 from zoomdream.errors import ZoomdreamError
-from zoomdream.settings.values import QUOTE_CHARS
+from zoomdream.settings.values import QUOTE_CHARS, suggest
+
+__all__ = ["PRESET_DIR", "META_KEY", "MAX_PRESET_BYTES", "MAX_DEPTH", "MAX_EXTENDS", "MAX_MESSAGE_CHARS", "read_text",
+           "DREAM_SCHEMA", "VIDEO_SCHEMA", "ZOOM_SCHEMA", "SECTION_SCHEMAS", "bundled_presets", "preset_path",
+           "load_preset", "from_dict", "check_layers", "describe", "dump"]
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 META_KEY = "meta"  # free-form section (versions, provenance) that validation skips
@@ -178,7 +182,6 @@ def _read_yaml(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------- value checks (derived from the declarations)
-_Bad = S.Invalid  # a value problem; the caller adds file, key and line
 
 
 def _trap_hint(raw: Any) -> str:
@@ -295,13 +298,13 @@ def from_dict(data: dict, *, origin: dict | None = None, source: Path | str = "<
             for sub, v in value.items():
                 full = f"{key}.{sub}"
                 if sub not in schema:
-                    fail(full, f"unknown key{_suggest(sub, schema)}; allowed: {', '.join(schema)}")
+                    fail(full, f"unknown key{suggest(sub, schema)}; allowed: {', '.join(schema)}")
                 sections[key][sub] = check(full, schema[sub], v)
         elif key in DREAM_SCHEMA:
             dream[key] = check(key, DREAM_SCHEMA[key], value)
         else:
             allowed = ["description", "extends", *DREAM_SCHEMA, *SECTION_SCHEMAS, META_KEY]
-            fail(key, f"unknown key{_suggest(key, allowed)}; allowed: {', '.join(allowed)}")
+            fail(key, f"unknown key{suggest(key, allowed)}; allowed: {', '.join(allowed)}")
     settings = S.Settings(
         description=description,
         dream=dataclasses.replace(S.DreamSettings(), **dream),
@@ -329,30 +332,14 @@ def check_layers(settings: S.Settings, fail: Callable[[str, str], None]) -> None
     for key, layers in layer_sets:
         for name in layers:
             if name not in table:
-                fail(key, f"model {spec.name} has no layer '{name}'{_suggest(name, table)}; "
+                fail(key, f"model {spec.name} has no layer '{name}'{suggest(name, table)}; "
                           f"see `zoomdream layers --model {spec.name}`")
     for name, chans in settings.dream.channels.items():
         if name not in table:
-            fail("channels", f"model {spec.name} has no layer '{name}'{_suggest(name, table)}")
+            fail("channels", f"model {spec.name} has no layer '{name}'{suggest(name, table)}")
         bad = [c for c in chans if c >= table[name]]
         if bad:
             fail("channels", f"channels {bad} out of range for layer {name} ({table[name]} channels: 0..{table[name] - 1})")
-
-
-def _suggest(word: str, choices) -> str:
-    import difflib  # noqa: PLC0415
-
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def parse_layers(spec: str) -> dict[str, float]:
-    """The CLI shorthand ``mixed3=0.5,mixed4=1.5`` (a bare name means weight 1)."""
-    check = S.Layers()
-    try:
-        return check(check.parse(spec))
-    except S.Invalid as e:
-        raise ZoomdreamError(f"--layers: {e}") from None
 
 
 def describe(path: Path) -> str:

@@ -21,6 +21,11 @@ from typing import Any, Mapping
 
 from zoomdream.errors import ZoomdreamError
 
+__all__ = ["MAX_FRAMES", "MAX_SIDE", "MAX_STEPS", "MAX_OCTAVES", "MAX_SEED", "MAX_LAYERS", "MAX_CHANNELS",
+           "MAX_NAME_CHARS", "QUOTE_CHARS", "Invalid", "quote", "Number", "Choice", "Text", "Path_", "Boolean",
+           "LAYER_WEIGHT", "Layers", "Channels", "Pair", "FRAME_INDEX", "Keyframed", "FrameRate", "suggest",
+           "is_schedule", "check_schedule_text"]
+
 # Bounds that keep every integer (and every size) something the machine can act on.
 MAX_FRAMES = 1_000_000  # frames in one render (11.5 h at 24 fps); the disk budget usually refuses far fewer
 MAX_SIDE = 16384  # px, longest side of an output or a downscale target (the memory budget refuses most of these)
@@ -379,6 +384,14 @@ class FrameRate:
 _PAIR_OF_NUMBERS = re.compile(r"\s*-?[\d.]+\s*[x,]\s*-?[\d.]+\s*")
 
 
+def suggest(word: str, choices) -> str:
+    """" (did you mean 'x'?)" for the choice closest to a mistyped ``word``, or ""."""
+    import difflib  # noqa: PLC0415  (only on an error)
+
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def is_schedule(v, pair: bool) -> bool:
     """True when ``v`` is written as a schedule (text, or keyframes/pairs holding text); "1,0" is two numbers."""
     if isinstance(v, str):
@@ -387,12 +400,6 @@ def is_schedule(v, pair: bool) -> bool:
         return any(isinstance(x, str) or (isinstance(x, (list, tuple)) and any(isinstance(y, str) for y in x))
                    for x in v.values())
     return isinstance(v, (list, tuple)) and any(isinstance(x, (str, Mapping)) for x in v)
-
-
-def is_schedule_text(value) -> bool:
-    """True when a value holds schedule text (a string, or a string inside keyframes or a pair)."""
-    return is_schedule(value, pair=False) or (isinstance(value, Mapping) and any(
-        isinstance(x, str) for x in value.values()))
 
 
 def check_schedule_text(value, *, pair: bool, what: str = ""):
