@@ -110,4 +110,4 @@ def test_audio_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no audio stream" in err and err.count("\n") == 1 and not out.exists()
     assert main(["audio", str(tmp_path / "missing.wav"), "-o", str(out)]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "missing.wav: audio file not found" in capsys.readouterr().err

@@ -99,7 +99,7 @@ def test_a_fifo_preset_is_refused_without_opening_it(tmp_path, outdir, sample_pa
     r = _run_cli(["image", str(sample_path), "-o", str(outdir / "o.png"), "--preset", str(fifo), "-q"])
     assert r.returncode == 2, r.stderr
     err = r.stderr.strip().splitlines()
-    assert len(err) == 1 and "fifo.yaml: not a regular file" in err[0]
+    assert len(err) == 1 and "fifo.yaml: preset file is not a regular file" in err[0]
     r = _run_cli(["presets", "--show", str(fifo)])
     assert r.returncode == 2 and "not a regular file" in r.stderr
     assert names_in(outdir) == []

@@ -64,17 +64,18 @@ def _outside(package: str, allowed: set[str]) -> dict[str, list[str]]:
     return bad
 
 
-def test_settings_imports_only_errors_motion_and_the_backbone_registry():
+def test_settings_imports_only_errors_fileio_motion_and_the_backbone_registry():
     # the registry is read inside a function, for the model names a preset may use
-    assert _outside("settings", {"zoomdream.errors", "zoomdream.motion", "zoomdream.backbones"}) == {}
+    allowed = {"zoomdream.errors", "zoomdream.fileio", "zoomdream.motion", "zoomdream.backbones"}
+    assert _outside("settings", allowed) == {}
 
 
 def test_backbones_import_only_errors_and_the_settings_declarations():
     assert _outside("backbones", {"zoomdream.errors", "zoomdream.settings"}) == {}
 
 
-def test_media_imports_only_errors_and_fileio():
-    assert _outside("media", {"zoomdream.errors", "zoomdream.fileio"}) == {}
+def test_media_imports_only_errors_fileio_and_the_settings_declarations():
+    assert _outside("media", {"zoomdream.errors", "zoomdream.fileio", "zoomdream.settings"}) == {}
 
 
 def test_only_the_command_line_imports_scale_out():
@@ -130,3 +131,13 @@ def test_every_module_declares_all():
                            and "__all__" in ast.unparse(n.targets[0] if isinstance(n, ast.Assign) else n.target)
                            for n in ast.parse(p.read_text(encoding="utf-8")).body)]
     assert missing == []
+
+
+def test_ci_runs_exactly_the_readmes_test_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index('pip install -e ".[test'):]
+    block = block[:block.index("```")].strip().splitlines()
+    ci = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+          if line.startswith(("python -m pip install --quiet -e", "ruff", "python -m pytest"))]
+    assert [line.replace("python -m pip install --quiet", "pip install") for line in ci] == block
+    assert block[-2:] == ["ruff check .", "python -m pytest -q --durations=15"]

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import check_readable, write_text_atomic
 from zoomdream.settings.schedule import FEATURES
 
 __all__ = ["FEATURES", "ANALYSIS_RATE", "ANALYSIS_VERSION", "Analysis", "analyse", "frame_features",
@@ -126,12 +127,8 @@ def _analyse_cached(path: str, size: int, mtime_ns: int) -> Analysis:
 
 def analyse(path) -> Analysis:
     """Decode and analyse the first audio stream of ``path`` (a video or audio file); cached per process."""
-    p = os.path.abspath(os.fspath(path))
-    try:
-        st = os.stat(p)
-    except OSError:
-        raise ZoomdreamError(f"{path}: no such file") from None
-    return _analyse_cached(p, st.st_size, st.st_mtime_ns)
+    st = check_readable(path, "audio file")
+    return _analyse_cached(os.path.abspath(os.fspath(path)), st.st_size, st.st_mtime_ns)
 
 
 def _gather(a: Analysis, centres: np.ndarray, fps: float) -> dict[str, np.ndarray]:
@@ -226,8 +223,6 @@ def frame_features(path, *, fps: float, n: int, offset: float = 0.0) -> dict[str
 # ---------------------------------------------------------------- the `audio` command's outputs
 def write_csv(path, features: dict[str, np.ndarray], *, fps: float) -> None:
     """One row per frame: frame, seconds, then each feature (6 decimals)."""
-    from zoomdream.fileio import write_text_atomic  # noqa: PLC0415
-
     n = len(next(iter(features.values())))
     lines = [",".join(["frame", "seconds", *FEATURES])]
     for i in range(n):

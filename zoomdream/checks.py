@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 from pathlib import Path
 
 from zoomdream import settings as S
 from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import check_readable
 
 __all__ = ["PNG_RATIO", "FLOW_BYTES_PER_PIXEL", "MEMORY_BYTES_PER_PIXEL", "MEMORY_BASE_BYTES", "DISK_RESERVE_BYTES",
            "check_file", "check_render", "free_disk", "available_memory", "frame_size", "check_budget"]
@@ -46,33 +46,10 @@ def _size_text(n: float) -> str:
 def check_file(path, role: str, *, folder_ok: bool = False) -> Path:
     """``path`` exists, is a regular file (or a folder, where ``folder_ok``) and can be read.
 
-    The checks stat before opening, so a FIFO or a device is refused without blocking on it.
     Raises ZoomdreamError naming the file and its role ("input", "mask", "guide image", ...).
     """
-    text = os.fspath(path)
-    shown = S.quote(text) if len(text) > 200 else text
-    if not text or "\0" in text:
-        raise ZoomdreamError(f"{role}: {S.quote(text)} is not a file name")
-    try:
-        st = os.stat(text)
-    except FileNotFoundError:
-        raise ZoomdreamError(f"{shown}: {role} not found") from None
-    except OSError as e:
-        raise ZoomdreamError(f"{shown}: cannot read the {role} ({e.strerror or e})") from None
-    if stat.S_ISDIR(st.st_mode):
-        if not folder_ok:
-            raise ZoomdreamError(f"{shown}: {role} is a directory, not a file")
-        if not os.access(text, os.R_OK | os.X_OK):
-            raise ZoomdreamError(f"{shown}: cannot read the {role} folder (permission denied)")
-        return Path(text)
-    if not stat.S_ISREG(st.st_mode):
-        raise ZoomdreamError(f"{shown}: {role} is not a regular file (a FIFO, device or socket)")
-    try:
-        fd = os.open(text, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        os.close(fd)
-    except OSError as e:
-        raise ZoomdreamError(f"{shown}: cannot read the {role} ({e.strerror or e})") from None
-    return Path(text)
+    check_readable(path, role, folder_ok=folder_ok)
+    return Path(os.fspath(path))
 
 
 def check_render(settings, *, input=None, input_folder_ok: bool = False, mask=None, audio=None,

@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
 from zoomdream import __version__
 from zoomdream import settings as S
-from zoomdream.errors import Interrupted, Terminated, ZoomdreamError
+from zoomdream.errors import Interrupted, Terminated, ZoomdreamError, signals_to_exceptions
 from zoomdream.settings.values import is_schedule
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "build_parser", "OVERRIDES", "SCHEDULE_FLAGS",
@@ -91,7 +90,7 @@ def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rendering")
-    _add_option(g, "crf", default=18)
+    _add_option(g, "crf", default=S.DEFAULT_CRF)
     g.add_argument("--keep-frames", action="store_true", help="keep the work folder of dreamed frames after success")
     g.add_argument("--restart", action="store_true", help="discard an earlier interrupted run's frames and start over")
 
@@ -152,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="photo")
     _add_common(p)
     _add_dream_options(p)
-    _add_option(p, "cell", default=256)
+    _add_option(p, "cell", default=S.DEFAULT_CELL)
     p.add_argument("--sheet-layers", metavar="A,B,...", help="layers to show (default: the backbone's interesting ones)")
 
     p = sub.add_parser("audio", help="plot a soundtrack's features for writing schedules",
@@ -351,10 +350,6 @@ class _NoteHandler(logging.Handler):
             self.handleError(record)
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -362,32 +357,31 @@ def main(argv: list[str] | None = None) -> int:
     log.handlers[:] = [_NoteHandler()]
     log.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     log.propagate = False
-    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        return COMMANDS[args.command](args)
-    except ZoomdreamError as e:
-        print(f"zoomdream: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Interrupted as e:
-        print(f"zoomdream: {e}", file=sys.stderr)
-        return e.code
-    except KeyboardInterrupt:
-        print("zoomdream: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated:
-        print("zoomdream: terminated; nothing was written", file=sys.stderr)
-        return EXIT_TERMINATED
-    except BrokenPipeError:
-        return 0  # `zoomdream presets | head`
-    except Exception as e:  # a bug: one line, or the traceback with --debug
-        if getattr(args, "debug", False):
-            raise
-        print(f"zoomdream: internal error: {type(e).__name__}: {e} (run again with --debug for the traceback)",
-              file=sys.stderr)
-        return 1
-    finally:
-        if "zoomdream.media.process" in sys.modules:  # whatever happened, no ffmpeg outlives the command
-            sys.modules["zoomdream.media.process"].stop_children()
-        signal.signal(signal.SIGTERM, old_term)
-        sys.stderr.flush()
+    with signals_to_exceptions():  # SIGTERM -> Terminated: cleanup runs, exit 143
+        try:
+            return COMMANDS[args.command](args)
+        except ZoomdreamError as e:
+            print(f"zoomdream: error: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except Interrupted as e:
+            print(f"zoomdream: {e}", file=sys.stderr)
+            return e.code
+        except KeyboardInterrupt:
+            print("zoomdream: interrupted; nothing was written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Terminated:
+            print("zoomdream: terminated; nothing was written", file=sys.stderr)
+            return EXIT_TERMINATED
+        except BrokenPipeError:
+            return 0  # `zoomdream presets | head`
+        except Exception as e:  # a bug: one line, or the traceback with --debug
+            if getattr(args, "debug", False):
+                raise
+            print(f"zoomdream: internal error: {type(e).__name__}: {e} (run again with --debug for the traceback)",
+                  file=sys.stderr)
+            return 1
+        finally:
+            if "zoomdream.media.process" in sys.modules:  # whatever happened, no ffmpeg outlives the command
+                sys.modules["zoomdream.media.process"].stop_children()
+            sys.stderr.flush()
 

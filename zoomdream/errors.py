@@ -6,7 +6,10 @@ the key), what was expected and what to do. The CLI prints it as
 they raise normally and show a traceback with ``--debug``.
 """
 
-__all__ = ["ZoomdreamError", "Interrupted", "Terminated"]
+import contextlib
+import signal
+
+__all__ = ["ZoomdreamError", "Interrupted", "Terminated", "signals_to_exceptions"]
 
 
 class ZoomdreamError(Exception):
@@ -37,3 +40,24 @@ class Interrupted(BaseException):
 
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread so every ``finally`` (ffmpeg, temp files) runs."""
+
+
+@contextlib.contextmanager
+def signals_to_exceptions():
+    """Inside, SIGTERM raises :class:`Terminated` in the main thread, so cleanup runs (CLI or library).
+
+    Outside the main thread signals cannot be handled, and are left alone. The previous handler
+    comes back on the way out, so the command line and a render inside it nest.
+    """
+    def on_term(signum, frame):
+        raise Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -328,8 +328,8 @@ def _fifo(tmp_path):
     (_truncated_png, "image is truncated or corrupt"),
     (_text, "not an image file (cannot identify format)"),
     (_empty, "empty file"),
-    (_directory, "is a directory, not an image"),
-    (_missing, "file not found"),
+    (_directory, "image is a directory, not a file"),
+    (_missing, "image not found"),
     (_fifo, "not a regular file"),
 ], ids=["bomb", "truncated_jpeg", "truncated_png", "text", "empty", "directory", "missing", "fifo"])
 def test_bad_input_is_one_line_error_naming_the_file(tmp_path, make, problem):
@@ -540,14 +540,12 @@ def test_frames_scale_high_depth_like_photos(tmp_path, kind):
     np.testing.assert_array_equal(images.load_frame(path), load_image(path))
 
 
-@pytest.mark.parametrize("what, missing, directory", [
-    ("image", "file not found", "is a directory, not an image"),
-    ("media", "no such file", "is a directory, not a media file"),
-])
-def test_check_file_names_the_file_and_the_problem(tmp_path, what, missing, directory):
+@pytest.mark.parametrize("what, noun", [("image", "image"), ("media", "media file")])
+def test_check_file_names_the_file_and_the_problem(tmp_path, what, noun):
     (tmp_path / "empty.bin").write_bytes(b"")
     (tmp_path / "ok.bin").write_bytes(b"x")
-    for name, problem in [("nope.bin", missing), ("empty.bin", "empty file"), (".", directory)]:
+    for name, problem in [("nope.bin", f"{noun} not found"), ("empty.bin", f"{noun} is an empty file"),
+                          (".", f"{noun} is a directory, not a file")]:
         with pytest.raises(ZoomdreamError, match=re.escape(f"{tmp_path / name}: {problem}")):
             images.check_file(tmp_path / name, what=what)
     assert images.check_file(tmp_path / "ok.bin", what=what) == str(tmp_path / "ok.bin")

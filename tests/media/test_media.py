@@ -127,7 +127,7 @@ def test_iter_frames_yields_exactly_n_frames_upright_rgb(clip_files, kind):
 @pytest.mark.parametrize("kind, problem", [
     ("not_video", "not a video file"),
     ("empty", "empty file"),
-    ("missing", "no such file"),
+    ("missing", "media file not found"),
     ("no_streams", "no video stream"),
     ("zero_decodable", "no decodable frames"),
     ("trunc_nomoov", "file is truncated (moov atom missing)"),

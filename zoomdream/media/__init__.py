@@ -23,8 +23,8 @@ tests/media. One module a job, each importing only from those above it:
 Every path handed to ffmpeg is absolute and prefixed ``file:``, so names like ``-dash.mp4`` or
 ``file:odd.mp4`` are never read as options or protocols.
 
-This package may import, from the rest of zoomdream, only ``errors`` and ``fileio``: no settings,
-no TensorFlow. ``images`` (photos in and out) lives here because video frames and image folders
+This package may import, from the rest of zoomdream, only ``errors``, ``fileio`` and the settings
+declarations (for the defaults of render options such as ``crf``); never TensorFlow. ``images`` (photos in and out) lives here because video frames and image folders
 are read through it.
 """
 

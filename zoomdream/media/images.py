@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
 import threading
 import warnings
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from zoomdream.errors import ZoomdreamError
-from zoomdream.fileio import atomic_path, write_bytes_atomic
+from zoomdream.fileio import atomic_path, check_readable, write_bytes_atomic
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -287,32 +286,14 @@ def _check_rgb(image: np.ndarray) -> None:
 
 
 # How check_file says "missing" for each kind of file; both wordings are what users have seen.
-_MISSING = {"image": "file not found", "media": "no such file"}
-
-
 def check_file(path: str | os.PathLike, *, what: str = "image") -> str:
-    """The absolute path of ``path`` if it is a non-empty regular file, before anything opens it.
+    """The absolute path of ``path`` if it is a non-empty regular file that can be read.
 
-    ``what`` is the kind of file expected (``"image"``, or ``"media"`` for video and audio);
-    it words the messages. Raises ZoomdreamError "<path>: <problem>" for a missing,
-    unreadable, empty or non-regular file (a directory; a FIFO or device, which would
-    block or stream forever).
+    ``what`` is the kind of file expected (``"image"``, or ``"media"`` for video and audio); it
+    words the messages. Raises ZoomdreamError "<path>: <problem>" (:func:`fileio.check_readable`).
     """
-    name = os.fspath(path)
-    noun = "an image" if what == "image" else f"a {what} file"
-    try:
-        st = os.stat(name)
-    except (FileNotFoundError, NotADirectoryError):
-        raise ZoomdreamError(f"{name}: {_MISSING[what]}") from None
-    except OSError as e:
-        raise ZoomdreamError(f"{name}: cannot read the file ({e.strerror or e})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ZoomdreamError(f"{name}: is a directory, not {noun}")
-    if not stat.S_ISREG(st.st_mode):
-        raise ZoomdreamError(f"{name}: not a regular file, not {noun}")
-    if st.st_size == 0:
-        raise ZoomdreamError(f"{name}: empty file")
-    return os.path.abspath(name)
+    check_readable(path, "image" if what == "image" else f"{what} file", empty_ok=False)
+    return os.path.abspath(os.fspath(path))
 
 
 @contextlib.contextmanager

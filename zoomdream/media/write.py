@@ -22,6 +22,7 @@ from zoomdream.media.probe import VideoInfo, audio_codec, probe_output
 from zoomdream.media.process import ffmpeg_exe, run, tail, url
 from zoomdream.media.rates import as_rate
 from zoomdream.media.read import frame_count
+from zoomdream.settings import DEFAULT_CRF
 
 __all__ = ["AudioSource", "audio_source", "encode", "output_kind", "COPY_AUDIO_CODECS", "AAC_BITRATE"]
 
@@ -78,7 +79,7 @@ def _image2_input(frames_dir: str, pattern: str, fps: Fraction) -> list[str]:
 
 
 def encode(frames_dir, pattern: str, n_frames: int, out, *, fps: Fraction, audio: AudioSource | None = None,
-           crf: int = 18, quiet: bool = True) -> None:
+           crf: int = DEFAULT_CRF, quiet: bool = True) -> None:
     """Encode ``frames_dir/(pattern % i)`` for i in range(n_frames) into ``out``, atomically.
 
     Convention: the frames are image files (PNG) of one size, RGB(A) 8- or 16-bit; they are

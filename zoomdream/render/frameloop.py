@@ -14,12 +14,10 @@ source time ``start + i / fps``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import shutil
-import signal
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,7 +30,7 @@ from zoomdream import __version__
 from zoomdream.audio import ANALYSIS_VERSION, analysis_library_version, frame_features
 from zoomdream.backbones import load_backbone
 from zoomdream.checks import check_budget, frame_size
-from zoomdream.errors import Interrupted, Terminated, ZoomdreamError
+from zoomdream.errors import Interrupted, Terminated, ZoomdreamError, signals_to_exceptions
 from zoomdream.fileio import check_output_path, sidecar_path, write_text_atomic
 from zoomdream.media.images import load_image
 from zoomdream.media.probe import VideoInfo, has_audio, probe
@@ -52,8 +50,8 @@ from zoomdream.settings import Settings, presets
 from zoomdream.settings.animation import Animation, features_used, still_dream, uses_frame_count
 
 __all__ = ["VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output", "finish",
-           "finish_video", "fps_text", "load_backbone_and_objective", "numeric", "open_video", "output_soundtrack",
-           "progress", "render_inputs", "run_frames", "sidecar", "signals_to_exceptions", "still", "video_track"]
+           "finish_video", "load_backbone_and_objective", "numeric", "open_video", "output_soundtrack",
+           "progress", "render_inputs", "run_frames", "sidecar", "still", "video_track"]
 
 log = logging.getLogger("zoomdream")
 
@@ -76,10 +74,6 @@ def render_inputs(settings: Settings, *paths) -> tuple:
     """Every file a render reads: ``paths`` plus the settings' guide and weights files."""
     d = settings.dream
     return tuple(p for p in (*paths, d.guide, d.weights_file) if p is not None)
-
-
-def fps_text(fps: Fraction) -> str:
-    return str(fps.numerator) if fps.denominator == 1 else f"{float(fps):.3f} ({fps})"
 
 
 def animation(settings: Settings, *, kind: str, n: int, fps: float, audio: tuple[str, float] | None) -> Animation:
@@ -127,23 +121,6 @@ def numeric(settings: Settings, anim: Animation) -> Settings:
 
 
 # ---------------------------------------------------------------- the loop
-@contextlib.contextmanager
-def signals_to_exceptions():
-    """SIGTERM raises Terminated in the main thread, so the loop's cleanup runs (CLI or library)."""
-    def on_term(signum, frame):
-        raise Terminated()
-
-    try:
-        old = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.ndarray | None], np.ndarray], *,
                quiet: bool, desc: str, on_frame: Callable[[int], None] | None = None) -> None:
     """The shared frame loop: frame i = make_frame(i, previous output) for every i not yet in the cache.

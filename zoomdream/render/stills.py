@@ -22,7 +22,7 @@ from zoomdream.fileio import check_output_path, output_lock
 from zoomdream.media.images import SAVE_FORMATS, load_image, resize_max, save_image
 from zoomdream.objectives import layer as layer_objective
 from zoomdream.render.frameloop import load_backbone_and_objective, progress, render_inputs, sidecar, still
-from zoomdream.settings import Settings
+from zoomdream.settings import DEFAULT_CELL, Settings
 
 __all__ = ["SHEET_BACKGROUND", "render_audio_features", "render_image", "render_sheet"]
 
@@ -55,7 +55,7 @@ def render_image(input, output, *, settings: Settings, overwrite: bool = False, 
     return result
 
 
-def render_sheet(input, output, *, settings: Settings, layers: list[str] | None = None, cell: int = 256,
+def render_sheet(input, output, *, settings: Settings, layers: list[str] | None = None, cell: int = DEFAULT_CELL,
                  overwrite: bool = False, quiet: bool = False) -> np.ndarray:
     """One dream per layer (the backbone's interesting ones by default), as a labelled grid."""
     check_render(settings, input=input, cell=cell)

@@ -28,20 +28,20 @@ from zoomdream.errors import ZoomdreamError
 from zoomdream.fileio import output_lock
 from zoomdream.media.images import IMAGE_EXTENSIONS, load_image
 from zoomdream.media.probe import probe
+from zoomdream.media.rates import fps_text
 from zoomdream.media.read import frame_count, iter_frames
 from zoomdream.render.framecache import cache_dir, file_identity
 from zoomdream.render.frameloop import (
     animation,
     check_video_output,
     finish_video,
-    fps_text,
     load_backbone_and_objective,
     numeric,
     open_video,
     run_frames,
     video_track,
 )
-from zoomdream.settings import Settings
+from zoomdream.settings import DEFAULT_CRF, Settings
 
 __all__ = ["VideoLoop", "dream_frames", "flow_cache", "frame_flows", "render_video", "source_frames",
            "valid_pixels"]
@@ -50,7 +50,7 @@ log = logging.getLogger("zoomdream")
 
 
 def render_video(input, output, *, settings: Settings, start: float = 0.0, end: float | None = None,
-                 preview: int | None = None, fps: Fraction | None = None, crf: int = 18,
+                 preview: int | None = None, fps: Fraction | None = None, crf: int = DEFAULT_CRF,
                  keep_frames: bool = False, restart: bool = False, overwrite: bool = False, mask=None,
                  audio=None, quiet: bool = False, on_frame: Callable[[int], None] | None = None) -> dict:
     """Dream a video (or a folder of numbered images) frame by frame into ``output``.

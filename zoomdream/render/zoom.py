@@ -22,6 +22,7 @@ from zoomdream.errors import ZoomdreamError
 from zoomdream.fileio import output_lock
 from zoomdream.media.images import fit_size, load_image
 from zoomdream.media.probe import has_audio
+from zoomdream.media.rates import fps_text
 from zoomdream.media.write import AudioSource
 from zoomdream.render.framecache import FrameCache, render_manifest, work_folder
 from zoomdream.render.frameloop import (
@@ -29,20 +30,19 @@ from zoomdream.render.frameloop import (
     audio_manifest,
     check_movie_output,
     finish,
-    fps_text,
     load_backbone_and_objective,
     numeric,
     render_inputs,
     run_frames,
 )
-from zoomdream.settings import Settings
+from zoomdream.settings import DEFAULT_CRF, Settings
 
 __all__ = ["ZoomLoop", "render_zoom"]
 
 log = logging.getLogger("zoomdream")
 
 
-def render_zoom(input, output, *, settings: Settings, crf: int = 18, keep_frames: bool = False,
+def render_zoom(input, output, *, settings: Settings, crf: int = DEFAULT_CRF, keep_frames: bool = False,
                 restart: bool = False, overwrite: bool = False, audio=None, quiet: bool = False,
                 on_frame: Callable[[int], None] | None = None) -> dict:
     """The infinite zoom: dream a photo, move it a little, dream again, feeding each frame back in.

@@ -47,17 +47,16 @@ import numpy as np
 
 from zoomdream import flow
 from zoomdream.checks import check_render
-from zoomdream.errors import Interrupted, Terminated, ZoomdreamError
+from zoomdream.errors import Interrupted, Terminated, ZoomdreamError, signals_to_exceptions
 from zoomdream.fileio import PARTIAL_TAG, output_lock
 from zoomdream.media.images import load_png_fast, save_png_fast
+from zoomdream.media.rates import fps_text
 from zoomdream.render.frameloop import (
     VideoJob,
     check_video_output,
     finish_video,
-    fps_text,
     open_video,
     progress,
-    signals_to_exceptions,
 )
 from zoomdream.render.video import flow_cache, frame_flows, source_frames, valid_pixels
 from zoomdream.scale.plan import (
@@ -79,7 +78,7 @@ from zoomdream.scale.workers import (
     ray_session,
     result,
 )
-from zoomdream.settings import Settings
+from zoomdream.settings import DEFAULT_CRF, Settings
 
 __all__ = ["Chunk", "DEFAULT_CHUNK", "DEFAULT_FADE", "DEFAULT_WARMUP", "FrameStore", "MAX_RETRIES", "WORKER_CPUS",
            "find_cuts", "plan_segments", "render_video_ray"]
@@ -156,7 +155,7 @@ class FrameStore:
 def render_video_ray(input, output, *, settings: Settings, workers: int | None = None, address: str | None = None,
                      chunk: int = DEFAULT_CHUNK, warmup: int = DEFAULT_WARMUP, fade: int = DEFAULT_FADE,
                      start: float = 0.0, end: float | None = None, preview: int | None = None,
-                     fps: Fraction | None = None, crf: int = 18, keep_frames: bool = False, restart: bool = False,
+                     fps: Fraction | None = None, crf: int = DEFAULT_CRF, keep_frames: bool = False, restart: bool = False,
                      overwrite: bool = False, mask=None, audio=None, quiet: bool = False,
                      on_frame: Callable[[int], None] | None = None,
                      worker_fault: Callable[[int], None] | None = None) -> dict:

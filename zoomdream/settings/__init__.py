@@ -22,8 +22,9 @@ A preset file is the YAML form of :class:`Settings`: top-level dream keys, plus 
 
 The package: this module (the declarations), ``values`` (the value checks they are made of),
 ``presets`` (YAML files), ``schedule`` (schedule strings) and ``animation`` (every animated
-setting at every frame). It may import, from the rest of zoomdream, only ``errors``, ``motion``
-(the camera maths) and, inside a function, the backbone registry (for the model names); never
+setting at every frame). It may import, from the rest of zoomdream, only ``errors``, ``fileio``
+(the readable-file check), ``motion`` (the camera maths) and, inside a function, the backbone
+registry (for the model names); never
 TensorFlow, so ``--help``, ``presets`` and every check of a command line are instant.
 """
 
@@ -66,7 +67,7 @@ from zoomdream.settings.values import (
 __all__ = ["DEFAULT_MODEL", "RANDOM_WEIGHTS", "PRECISIONS", "GRAD_NORMS", "MAX_GRAD_LEVELS", "MAX_GRAD_BLUR",
            "FLOW_METHODS", "Spec", "schedule_is_pair", "setting", "spec_of", "DreamSettings", "ZOOM_FACTOR",
            "VideoSettings", "ZoomSettings", "Settings", "SECTIONS", "declarations", "check_value", "merge", "validate",
-           "to_dict", "MAX_SECONDS", "OPTIONS", "check_options"]
+           "to_dict", "MAX_SECONDS", "DEFAULT_CRF", "DEFAULT_CELL", "OPTIONS", "check_options"]
 
 DEFAULT_MODEL = "efficientnet-lite0"
 RANDOM_WEIGHTS = "random"  # weights="random": an untrained network, only ever on explicit request
@@ -384,9 +385,11 @@ def to_dict(settings: Settings) -> dict:
 
 # ---------------------------------------------------------------- render options (per command, not presets)
 MAX_SECONDS = 1e7  # ~115 days: a bound, so inf and 1e300 are refused as numbers, not as frame counts
+DEFAULT_CRF = 18  # H.264 quality of an MP4 output
+DEFAULT_CELL = 256  # px: the longer side of each cell of a layer sheet
 
 OPTIONS: dict[str, Spec] = {
-    "crf": Spec(Number(0, 51, integer=True), "H.264 quality for MP4 (lower is better; default 18)", ("--crf",)),
+    "crf": Spec(Number(0, 51, integer=True), f"H.264 quality for MP4 (lower is better; default {DEFAULT_CRF})", ("--crf",)),
     "start": Spec(Number(0.0, MAX_SECONDS), "start time in seconds", ("--start",)),
     "end": Spec(Number(0.0, MAX_SECONDS, lo_open=True, nullable=True), "end time in seconds", ("--end",)),
     "preview": Spec(Number(1, MAX_FRAMES, integer=True, nullable=True), "render only the first N frames",
@@ -394,7 +397,7 @@ OPTIONS: dict[str, Spec] = {
     "fps": Spec(FrameRate(), "frame rate for a folder of images (default 24)", ("--fps",)),
     "seconds": Spec(Number(0.0, MAX_SECONDS, lo_open=True, nullable=True),
                     "length in seconds (instead of --frames)", ("--seconds",)),
-    "cell": Spec(Number(16, 4096, integer=True), "longer side of each cell in px (default 256)", ("--cell",)),
+    "cell": Spec(Number(16, 4096, integer=True), f"longer side of each cell in px (default {DEFAULT_CELL})", ("--cell",)),
     "workers": Spec(Number(1, 1024, integer=True, nullable=True), "render chunks in N Ray worker processes",
                     ("--workers",)),
     "chunk": Spec(Number(1, MAX_FRAMES, integer=True, nullable=True),

@@ -28,6 +28,7 @@ import yaml
 
 from zoomdream import settings as S
 from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import check_readable
 from zoomdream.settings.values import QUOTE_CHARS, suggest
 
 __all__ = ["PRESET_DIR", "META_KEY", "MAX_PRESET_BYTES", "MAX_DEPTH", "MAX_EXTENDS", "MAX_MESSAGE_CHARS", "read_text",
@@ -110,17 +111,11 @@ class _PresetSyntax(Exception):
 def read_text(path: Path, what: str = "preset") -> str:
     """A preset's text, read only from a regular file under MAX_PRESET_BYTES.
 
-    The file is stat'ed before it is opened, so a FIFO (which would block), a device such as
-    /dev/zero (endless) or a folder is refused without reading; the open itself is non-blocking
-    and re-checked with fstat, in case the name was swapped in between.
+    The file is checked before it is opened (:func:`fileio.check_readable`), so a FIFO (which
+    would block), a device such as /dev/zero (endless) or a folder is refused without reading; the
+    open itself is non-blocking and re-checked with fstat, in case the name was swapped in between.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ZoomdreamError(f"{path}: {what} file not found") from None
-    except OSError as e:
-        raise ZoomdreamError(f"{path}: cannot read {what} ({e.strerror or e})") from None
-    _regular(path, st, what)
+    _regular(path, check_readable(path, f"{what} file"), what)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
