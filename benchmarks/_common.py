@@ -28,14 +28,14 @@ SEED_INCEPTION_MAX_LOSS = 10.0
 
 def tf():
     """TensorFlow, imported quietly (zoomdream's way: before keras, C++ log spam to /dev/null)."""
-    from zoomdream._tf import tf as _tf  # noqa: PLC0415
+    from zoomdream.backbones.tf import tf as _tf
 
     return _tf()
 
 
 def load_image(path: str | Path = DEFAULT_IMAGE, size: tuple[int, int] | None = None) -> np.ndarray:
     """An RGB uint8 (H, W, 3) image, resized to ``size`` = (W, H) if given."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     with Image.open(path) as im:
         im = im.convert("RGB")
@@ -45,7 +45,7 @@ def load_image(path: str | Path = DEFAULT_IMAGE, size: tuple[int, int] | None = 
 
 
 def save_image(path: str | Path, image: np.ndarray) -> None:
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(image, np.uint8)).save(path)
@@ -70,12 +70,12 @@ def default_layers(model: str) -> dict[str, float]:
     """The layers a benchmark dreams with: the seed's for InceptionV3, the default preset's otherwise."""
     if model == "inception_v3":
         return dict(SEED_INCEPTION_LAYERS)
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset
 
     preset = load_preset("default").dream
     if preset.model == model:
         return dict(preset.layers)
-    from zoomdream.backbones import get_spec  # noqa: PLC0415
+    from zoomdream.backbones import get_spec
 
     return {get_spec(model).interesting[-3]: 1.0}
 
@@ -89,12 +89,12 @@ def load_backbone(model: str, precision: str = "fp32", fold: bool = True):
     builds, folded or not, hold the same weights) measures speed just as well. ``fold=False``
     keeps Keras's BatchNormalization layers: the network as the seed runs it.
     """
-    from zoomdream.backbones import load_backbone as _load  # noqa: PLC0415
+    from zoomdream.backbones import load_backbone as _load
 
     tf()
     if model == "vgg16-hed" or model.startswith("efficientnet-lite"):
         return _load(model, precision=precision, fold=fold)
-    import keras  # noqa: PLC0415
+    import keras
 
     keras.utils.set_random_seed(0)
     return _load(model, weights="random", precision=precision, fold=fold)

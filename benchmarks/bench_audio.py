@@ -37,7 +37,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--fps", type=float, default=24.0)
     args = p.parse_args()
-    from zoomdream import audio, schedule
+    from zoomdream import audio
+    from zoomdream.settings import schedule
 
     with tempfile.TemporaryDirectory() as tmp:
         a = _track(Path(tmp) / "a.wav", args.seconds, 6000)

@@ -60,7 +60,7 @@ def main() -> None:
     import numpy as np
 
     from zoomdream import audio
-    from zoomdream.images import save_image
+    from zoomdream.media.images import save_image
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

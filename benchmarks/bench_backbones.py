@@ -25,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
-from bench_dream import classic_settings, count_flops, machine_note  # noqa: E402
+from bench_dream import classic_settings, count_flops, machine_note
+
+import _common as C
 
 MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "vgg16-hed", "vgg16", "inception_v3")
 PRECISIONS = ("fp32", "bf16")
@@ -42,7 +43,7 @@ def lite_shape_flops(name: str, layers, h: int, w: int) -> float:
     A cross-check on the graph count: TensorFlow registers no FLOP statistic for the depthwise
     convolution's input gradient, so the graph count misses that part of the backward pass.
     """
-    from zoomdream import efficientnet as E  # noqa: PLC0415
+    from zoomdream.backbones import efficientnet as E
 
     order = [n for n, _, _ in E.layer_table(name)]
     deepest = max(order.index(n) for n in layers)
@@ -73,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     tf = C.tf()
-    from zoomdream import backbones as B  # noqa: PLC0415
-    from zoomdream.dream import GradientStep, to_unit  # noqa: PLC0415
-    from zoomdream.objectives import from_settings  # noqa: PLC0415
+    from zoomdream import backbones as B
+    from zoomdream.dream import GradientStep, to_unit
+    from zoomdream.objectives import from_settings
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     w, h = C.parse_size(args.size)

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
+import _common as C
 
 CASES = {"raw (grad_levels 0)": (0, 0.0), "laplacian 4": (4, 0.0), "blur 1.0": (0, 1.0),
          "laplacian 4 + blur 0.7": (4, 0.7)}
@@ -48,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="steady repeats per case (default 3)")
     args = p.parse_args(argv)
 
-    from zoomdream.backbones import load_backbone  # noqa: PLC0415
-    from zoomdream.dream import dream, to_unit  # noqa: PLC0415
-    from zoomdream.objectives import from_settings  # noqa: PLC0415
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.backbones import load_backbone
+    from zoomdream.dream import dream, to_unit
+    from zoomdream.objectives import from_settings
+    from zoomdream.settings.presets import load_preset
 
     C.tf()
     base = load_preset("default").dream

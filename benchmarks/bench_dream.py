@@ -43,8 +43,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
-import seed_reference  # noqa: E402
+import seed_reference
+
+import _common as C
 
 MODELS = ("vgg16-hed", "inception_v3")
 PRECISIONS = ("fp32", "bf16")
@@ -57,15 +58,15 @@ def log(msg: str = "") -> None:
 # --------------------------------------------------------------------------- (a) zoomdream vs the seed
 def classic_settings(model: str, layers: dict, precision: str, max_loss):
     """The inception-classic preset's dream settings, on ``model`` with ``layers``."""
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.settings.presets import load_preset
 
     base = load_preset("inception-classic").dream
     return dataclasses.replace(base, model=model, layers=layers, precision=precision, max_loss=max_loss)
 
 
 def bench_vs_seed(model: str, backbones: dict, image: np.ndarray, repeats: int, max_loss_arg: str) -> dict:
-    from zoomdream.dream import dream_image  # noqa: PLC0415
-    from zoomdream.objectives import from_settings  # noqa: PLC0415
+    from zoomdream.dream import dream_image
+    from zoomdream.objectives import from_settings
 
     layers = C.default_layers(model)
     if max_loss_arg == "auto":
@@ -148,8 +149,8 @@ def count_flops(step, h: int, w: int) -> dict:
     is taken over the outputs' ancestors with the same per-op statistics.
     """
     tf = C.tf()
-    from tensorflow.python.framework import ops as tf_ops  # noqa: PLC0415
-    from tensorflow.python.profiler.internal import flops_registry  # noqa: F401, PLC0415  (registers op stats)
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.profiler.internal import flops_registry  # noqa: F401  (registers op stats)
 
     cf = step_graph(step, h, w)
     g = cf.graph
@@ -201,7 +202,7 @@ def vgg_shape_flops(backbone, layers, h: int, w: int) -> tuple[int, int]:
 
 def with_weight_grads_step(backbone, objective):
     """A variant of zoomdream's step that also fetches the weight gradients (to show they cost, and are pruned)."""
-    from zoomdream.dream import GradientStep  # noqa: PLC0415
+    from zoomdream.dream import GradientStep
 
     tf = C.tf()
     zd = GradientStep.get(backbone, objective)
@@ -222,8 +223,8 @@ def with_weight_grads_step(backbone, objective):
 def bench_steps_and_peak(models: list, all_backbones: dict, image: np.ndarray, sizes: list, repeats: int,
                          matmul_n: int) -> dict:
     tf = C.tf()
-    from zoomdream.dream import GradientStep, to_unit  # noqa: PLC0415
-    from zoomdream.objectives import from_settings  # noqa: PLC0415
+    from zoomdream.dream import GradientStep, to_unit
+    from zoomdream.objectives import from_settings
 
     log("\n(b) FLOPs of one dream step (forward + backward to the input), counted from the compiled step's graph")
     flops, steps, inputs, cases = {}, {}, {}, {}
@@ -337,15 +338,15 @@ def bench_steps_and_peak(models: list, all_backbones: dict, image: np.ndarray, s
 
 
 def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR), np.uint8)
 
 
 # --------------------------------------------------------------------------- (d) bf16 vs fp32 look
 def bench_bf16_look(backbones: dict, image: np.ndarray, out_dir: Path, iterations: int | None) -> dict:
-    from zoomdream.dream import dream_image  # noqa: PLC0415
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.dream import dream_image
+    from zoomdream.settings.presets import load_preset
 
     settings = load_preset("default").dream
     if iterations:
@@ -382,9 +383,9 @@ def bench_bf16_look(backbones: dict, image: np.ndarray, out_dir: Path, iteration
 # --------------------------------------------------------------------------- (e) what tiling costs
 def bench_tiling(backbone, image: np.ndarray, repeats: int) -> dict | None:
     """The default preset (tile 512) against the same dream untiled, fp32, interleaved."""
-    from zoomdream.dream import dream_image, octave_shapes, tile_plan  # noqa: PLC0415
-    from zoomdream.objectives import from_settings  # noqa: PLC0415
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.dream import dream_image, octave_shapes, tile_plan
+    from zoomdream.objectives import from_settings
+    from zoomdream.settings.presets import load_preset
 
     # 4 steps per octave instead of 10: the ratio does not depend on the count, the run time does
     settings = dataclasses.replace(load_preset("default").dream, precision=backbone.precision, iterations=4)
@@ -424,7 +425,7 @@ def bench_tiling(backbone, image: np.ndarray, repeats: int) -> dict | None:
 # --------------------------------------------------------------------------- main
 def machine_note() -> str:
     tf = C.tf()
-    import keras  # noqa: PLC0415
+    import keras
 
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())

@@ -27,7 +27,7 @@ ANIMAL_CLASSES = range(0, 398)  # ImageNet-1k: 0 tench ... 397 puffer; 398 abacu
 
 
 def animal_share(image: np.ndarray, judge: str) -> tuple[float, int, int]:
-    from zoomdream.efficientnet import classify
+    from zoomdream.backbones.efficientnet import classify
 
     probs = classify(image, model=judge, top=1000)
     share = sum(p for i, p in probs if i in ANIMAL_CLASSES)
@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     quiet_tensorflow()
     import zoomdream
-    from zoomdream.images import load_image
+    from zoomdream.media.images import load_image
 
     print(f"judge: {args.judge} (its own ImageNet head); animal share = P(class in 0-397)")
     print(f"{'photo':<14} {'preset':<12} {'animal share':>12} {'top class':>9} {'animals in top 5':>17} {'s':>6}")

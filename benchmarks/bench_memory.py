@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
+import _common as C
 
 PHOTO = C.ROOT / "assets" / "coffee.jpg"
 HEAVY = ("tensorflow", "keras", "cv2", "numpy", "yaml", "PIL", "tqdm", "scipy")
@@ -145,7 +145,7 @@ def bench_startup(repeats: int) -> dict:
 
 # --------------------------------------------------------------------------- (b) the still
 def make_still(path: Path, size: tuple[int, int]) -> None:
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     with Image.open(PHOTO) as im:
         im = im.convert("RGB")
@@ -158,7 +158,7 @@ def make_still(path: Path, size: tuple[int, int]) -> None:
 
 def tile_counts(size: tuple[int, int], d, min_size: int) -> list[str]:
     """Per octave: 'WxH: n tiles' as the dream core plans them."""
-    from zoomdream.dream import TILE_OVERLAP_FRACTION, octave_shapes, tile_spans  # noqa: PLC0415
+    from zoomdream.dream import TILE_OVERLAP_FRACTION, octave_shapes, tile_spans
 
     w, h = size
     overlap = max(8, int(d.tile * TILE_OVERLAP_FRACTION))
@@ -171,8 +171,8 @@ def tile_counts(size: tuple[int, int], d, min_size: int) -> list[str]:
 
 
 def bench_still(sizes: list[tuple[int, int]], iterations: int, tile: int | None, work: Path) -> dict:
-    from zoomdream.presets import load_preset  # noqa: PLC0415
-    from zoomdream.settings import merge  # noqa: PLC0415
+    from zoomdream.settings import merge
+    from zoomdream.settings.presets import load_preset
 
     d = merge(load_preset("default"), {"tile": tile}).dream
     log(f"\n(b) peak RSS of `zoomdream image` (default preset: {d.model}, layers {dict(d.layers)}, {d.octaves} octaves "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
+import _common as C
 
 
 def main() -> None:
@@ -29,12 +29,13 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=4)
     args = ap.parse_args()
     C.tf()
+    import dataclasses
+
     import cv2
 
     from zoomdream import dream_image, load_image, load_preset
     from zoomdream.backbones import load_backbone
-    from zoomdream.images import save_png_fast
-    import dataclasses
+    from zoomdream.media.images import save_png_fast
 
     photo = load_image(C.DEFAULT_IMAGE)
     backbone = load_backbone("vgg16-hed", precision="fp32")

@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
+import _common as C
 
 CASES = ("seq", "ray1", "ray2", "ray2-cut")
 
@@ -56,7 +56,7 @@ def log(msg: str = "") -> None:
 
 def make_clip(path: Path, *, size: tuple[int, int], frames: int, fps: int) -> Path:
     """A pan over chelsea.jpg: 4 px per frame to the right at 640 wide, with a sine soundtrack."""
-    import imageio_ffmpeg  # noqa: PLC0415
+    import imageio_ffmpeg
 
     w, h = size
     scale = (w * 3 // 2, h * 16 // 9)  # room to pan: (960, 640) for 640x360
@@ -80,7 +80,7 @@ class SessionCPU:
     """
 
     def __init__(self, session: int, interval: float = 0.25):
-        import threading  # noqa: PLC0415
+        import threading
 
         self.session, self.interval, self.seen = session, interval, {}
         self._stop = threading.Event()
@@ -107,16 +107,17 @@ class SessionCPU:
 
 def run_case(job: dict) -> dict:
     """In the child process: one render; returns its summary (JSON-able)."""
-    from zoomdream import presets, settings as S  # noqa: PLC0415
+    from zoomdream import settings as S
+    from zoomdream.settings import presets
 
     settings = S.merge(presets.load_preset(job["preset"]), {"max_size": job["max_size"]})
     common = {"settings": settings, "keep_frames": True, "quiet": True}
     if job["case"] == "seq":
-        from zoomdream.video import render_video  # noqa: PLC0415
+        from zoomdream.render.video import render_video
 
         out = render_video(job["input"], job["output"], **common)
     else:
-        from zoomdream.scale import render_video_ray  # noqa: PLC0415
+        from zoomdream.scale import render_video_ray
 
         out = render_video_ray(job["input"], job["output"], workers=job["workers"], chunk=job["chunk"],
                                warmup=job["warmup"], fade=job["fade"], **common)
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(run_case(json.loads(args.case_json))), flush=True)
         return 0
 
-    from zoomdream import scale  # noqa: PLC0415
+    from zoomdream import scale
 
     if args.quick:
         args.frames, args.max_size, args.chunk = 24, 160, 8
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = [f"clip={size[0]}x{size[1]}x{args.frames}@{args.max_size}px", f"chunk={args.chunk}",
              f"warmup={warmup}", f"fade={fade}"]
-    from zoomdream.images import load_png_fast  # noqa: PLC0415
+    from zoomdream.media.images import load_png_fast
 
     if "ray1" in results and "ray2" in results:
         same = [a.read_bytes() for a in results["ray1"]["frames_dir"]] == \

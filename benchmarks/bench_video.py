@@ -62,7 +62,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
+import _common as C
 
 CLIP_SIZE = (640, 360)
 CLIP_FPS = 24
@@ -89,7 +89,7 @@ def make_clip(path: Path, size=CLIP_SIZE, fps=CLIP_FPS, seconds=CLIP_SECONDS, so
 
     Pan speed in output pixels per frame: x 1.5, y up to 3.1 (peak) - a steady hand-held pan.
     """
-    import imageio_ffmpeg  # noqa: PLC0415
+    import imageio_ffmpeg
 
     w, h = size
     big_w = int(w * 3.5)  # 2240 for 640
@@ -105,10 +105,11 @@ def make_clip(path: Path, size=CLIP_SIZE, fps=CLIP_FPS, seconds=CLIP_SECONDS, so
 
 def source_motion(info, n: int = 24) -> tuple[float, float]:
     """Mean and max flow magnitude (px/frame) over the first n frames: proof the clip moves."""
-    from zoomdream import flow, media  # noqa: PLC0415
+    from zoomdream import flow
+    from zoomdream.media.read import iter_frames
 
     mags, prev = [], None
-    for f in media.iter_frames(info, max_frames=n):
+    for f in iter_frames(info, max_frames=n):
         if prev is not None:
             mags.append(float(np.linalg.norm(flow.compute_flow(f, prev), axis=2).mean()))
         prev = f
@@ -117,9 +118,10 @@ def source_motion(info, n: int = 24) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- (b) flow overhead
 def bench_flow_overhead(info, repeats: int = 5) -> float:
-    from zoomdream import flow, media  # noqa: PLC0415
+    from zoomdream import flow
+    from zoomdream.media.read import iter_frames
 
-    frames = list(media.iter_frames(info, max_frames=repeats + 1))
+    frames = list(iter_frames(info, max_frames=repeats + 1))
     times = []
     for i in range(1, len(frames)):
         a, b = frames[i], frames[i - 1]
@@ -134,8 +136,8 @@ def bench_flow_overhead(info, repeats: int = 5) -> float:
 
 # --------------------------------------------------------------------------- (c) interleaved timing
 def settings_cases(candidate_ipf: int | None, seed: int) -> dict:
-    from zoomdream.presets import load_preset  # noqa: PLC0415
-    from zoomdream.settings import merge  # noqa: PLC0415
+    from zoomdream.settings import merge
+    from zoomdream.settings.presets import load_preset
 
     base = merge(load_preset("default"), {"seed": seed})
     cases = {
@@ -152,7 +154,7 @@ def bench_interleaved(info, cases: dict, n: int, still_n: int) -> dict:
 
     The slow ``still`` case makes ``still_n`` frames, its turns spread evenly over the ``n`` rounds.
     """
-    from zoomdream.video import dream_frames  # noqa: PLC0415
+    from zoomdream.render.video import dream_frames
 
     counts = {k: (still_n if k == "still" else n) for k in cases}
     gens = {k: dream_frames(info, s, first=0, stop=counts[k]) for k, s in cases.items()}
@@ -192,9 +194,9 @@ def paired_ratios(res: dict) -> dict:
 def child_main(spec: dict) -> None:
     """Runs in the subprocess: one render_video, then a RESULT line."""
     os.environ["ZOOMDREAM_CACHE"] = spec["cache"]
-    from zoomdream.presets import load_preset  # noqa: PLC0415
-    from zoomdream.video import render_video  # noqa: PLC0415
-    from zoomdream.settings import merge  # noqa: PLC0415
+    from zoomdream.render.video import render_video
+    from zoomdream.settings import merge
+    from zoomdream.settings.presets import load_preset
 
     settings = merge(load_preset(spec.get("preset", "default")), spec["overrides"])
     t = time.perf_counter()
@@ -265,7 +267,7 @@ def rss_at(samples, frames_done: int) -> int | None:
 
 # --------------------------------------------------------------------------- (e) strips
 def _label(img: np.ndarray, text: str) -> np.ndarray:
-    import cv2  # noqa: PLC0415
+    import cv2
 
     out = img.copy()
     cv2.putText(out, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
@@ -275,7 +277,7 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 def flicker_map(prev: np.ndarray, cur: np.ndarray, src_prev: np.ndarray, src_cur: np.ndarray) -> np.ndarray:
     """|cur - warp(prev, source flow)| x4, grey, occluded pixels shown blue."""
-    from zoomdream import flow  # noqa: PLC0415
+    from zoomdream import flow
 
     bwd = flow.compute_flow(src_cur, src_prev)
     fwd = flow.compute_flow(src_prev, src_cur)
@@ -335,17 +337,18 @@ def main() -> None:
         clip = work / "pan_640x360.mp4"
         t = C.now()
         make_clip(clip)
-        from zoomdream import media  # noqa: PLC0415
+        from zoomdream.media.probe import probe
+        from zoomdream.media.read import frame_count, iter_frames
 
-        info = media.probe(clip)
-        n_clip = media.frame_count(info)
+        info = probe(clip)
+        n_clip = frame_count(info)
         mean_px, max_px = source_motion(info)
         log(f"\n(a) clip: {clip.name} {info.width}x{info.height} @ {info.fps} fps, {n_clip} frames, made in "
             f"{C.now() - t:.1f} s from {CLIP_SOURCE.name} (pan + vertical sway); source flow over 24 frames: "
             f"mean {mean_px:.2f} px/frame, max {max_px:.2f}")
 
         if "timing" not in skip:
-            from zoomdream.backbones import load_backbone  # noqa: PLC0415
+            from zoomdream.backbones import load_backbone
 
             cases = settings_cases(args.candidate_ipf, args.seed)
             d, v = cases["video"].dream, cases["video"].video
@@ -363,7 +366,7 @@ def main() -> None:
                 log(f"    {name:<6} blend {s.video.blend}, iterations_per_frame {s.video.iterations_per_frame} "
                     f"(frame 0: {s.dream.iterations})")
             res = bench_interleaved(info, cases, args.frames, args.still_frames)
-            src = list(media.iter_frames(info, max_frames=args.frames))
+            src = list(iter_frames(info, max_frames=args.frames))
             steady = {k: C.median(r["times"][1:]) for k, r in res.items()}
             flick = {k: float(np.nanmean(r["flicker"][1:])) for k, r in res.items()}
             strength = {k: float(np.mean([np.abs(f.astype(np.float32) - src[i].astype(np.float32)).mean()

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
+import _common as C
 
 PHOTO = C.ROOT / "assets" / "coffee.jpg"
 CHANNELS = "RGB"
@@ -53,9 +53,9 @@ def log(msg: str = "") -> None:
 
 def render(photo: Path, out: Path, overrides: dict) -> tuple[float, list[Path], dict]:
     """render_zoom with the default preset + overrides, frames kept; returns (start time, frame paths, result)."""
-    from zoomdream.presets import load_preset  # noqa: PLC0415
-    from zoomdream.zoom import render_zoom  # noqa: PLC0415
-    from zoomdream.settings import merge  # noqa: PLC0415
+    from zoomdream.render.zoom import render_zoom
+    from zoomdream.settings import merge
+    from zoomdream.settings.presets import load_preset
 
     settings = merge(load_preset("default"), overrides)
     t0 = time.time()
@@ -70,8 +70,8 @@ def frame_times(t0: float, frames: list[Path]) -> list[float]:
 
 
 def reference_stats(photo: Path, size: tuple[int, int]):
-    from zoomdream.colour import colour_stats  # noqa: PLC0415
-    from zoomdream.images import fit_size, load_image  # noqa: PLC0415
+    from zoomdream.colour import colour_stats
+    from zoomdream.media.images import fit_size, load_image
 
     fitted = fit_size(load_image(photo), size)
     return fitted, colour_stats(fitted)
@@ -79,8 +79,8 @@ def reference_stats(photo: Path, size: tuple[int, int]):
 
 def deviations(frames: list[Path], ref) -> np.ndarray:
     """(n, 2, 3): per frame, [mean, std] relative deviation per channel from the reference."""
-    from zoomdream.colour import colour_stats  # noqa: PLC0415
-    from zoomdream.images import load_png_fast  # noqa: PLC0415
+    from zoomdream.colour import colour_stats
+    from zoomdream.media.images import load_png_fast
 
     ref_mean, ref_std = ref
     out = []
@@ -108,7 +108,7 @@ def fmt_dev(d: np.ndarray) -> str:
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
-    import cv2  # noqa: PLC0415
+    import cv2
 
     out = img.copy()
     scale = max(0.4, img.shape[1] / 700)
@@ -140,8 +140,8 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="zdbench-zoom-"))
     os.environ["ZOOMDREAM_CACHE"] = str(work / "cache")
-    from zoomdream.images import load_png_fast  # noqa: PLC0415
-    from zoomdream.presets import load_preset  # noqa: PLC0415
+    from zoomdream.media.images import load_png_fast
+    from zoomdream.settings.presets import load_preset
 
     preset = load_preset("default")
     z, d = preset.zoom, preset.dream

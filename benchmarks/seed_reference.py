@@ -1,6 +1,6 @@
 """The seed post's DeepDream, ported faithfully to TensorFlow 2 / Keras 3: the baseline.
 
-The seed (``shared/seeds/deepdream-keras-post-pl.txt``, summarised in its README) is a
+The seed (the script of the original Keras DeepDream blog post, InceptionV3) is a
 TF1-era Keras script. This port keeps every choice it makes and changes only the API:
 
 * loss: for each layer, ``coeff * sum(square(act[:, b:-b, b:-b, :])) / prod(shape(act))``,
@@ -52,7 +52,7 @@ EPSILON = 1e-7  # keras.backend.epsilon(), the seed's floor under the gradient n
 
 
 def _tf():
-    from zoomdream._tf import tf  # noqa: PLC0415  (quiet import: TF's C++ start-up lines go to /dev/null)
+    from zoomdream.backbones.tf import tf  # quiet import: TF's C++ start-up lines go to /dev/null
 
     return tf()
 
@@ -72,7 +72,7 @@ class SeedNet:
     def __init__(self, model, layer_coeffs: Mapping[str, float], preprocess: Callable | None = None,
                  border: int = 2):
         tf = _tf()
-        import keras  # noqa: PLC0415
+        import keras
 
         self.layer_coeffs = dict(layer_coeffs)
         self.border = int(border)
@@ -214,7 +214,7 @@ def seed_dream(image_uint8: np.ndarray, net, *, step: float = 0.01, num_octave: 
 
 # --------------------------------------------------------------------------- script
 def main(argv: list[str] | None = None) -> int:
-    from _common import default_layers, parse_layers  # noqa: PLC0415  (script-only helpers)
+    from _common import default_layers, parse_layers  # script-only helpers
 
     p = argparse.ArgumentParser(description="The seed post's DeepDream (a faithful TF2 port), on any zoomdream backbone.")
     p.add_argument("image", help="input image (any format PIL reads)")
@@ -235,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--border", type=int, default=2, help="activation cells dropped at each edge in the loss")
     args = p.parse_args(argv)
 
-    from zoomdream.backbones import load_backbone  # noqa: PLC0415
-    from zoomdream.errors import ZoomdreamError  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
+
+    from zoomdream.backbones import load_backbone
+    from zoomdream.errors import ZoomdreamError
 
     if args.max_loss == "auto":
         max_loss = 10.0 if args.model == "inception_v3" else None

@@ -74,7 +74,7 @@ def sheet(work: Path) -> None:
 
 def video(work: Path) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import bench_video  # noqa: PLC0415  (its moving test clip)
+    import bench_video  # its moving test clip
 
     clip = work / "pan.mp4"
     bench_video.make_clip(clip, size=(320, 180), seconds=2.0, source=CHELSEA)
@@ -82,7 +82,7 @@ def video(work: Path) -> None:
     zoomdream("video", str(clip), "-o", str(frames))
     src = work / "src_frames"
     src.mkdir(exist_ok=True)
-    import imageio_ffmpeg  # noqa: PLC0415
+    import imageio_ffmpeg
 
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-i", str(clip),
                     str(src / "%06d.png")], check=True)

@@ -1,4 +1,4 @@
-"""Tiny fixture clips, made on the fly with the bundled ffmpeg (RELIABILITY.md section 2.1).
+"""Tiny fixture clips, made on the fly with the bundled ffmpeg.
 
     from clips import make_clip
     path = make_clip("rot90", tmp_path)      # -> tmp_path / "rot90.mp4"

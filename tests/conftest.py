@@ -19,6 +19,24 @@ ROOT = Path(__file__).resolve().parent.parent
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()  # the bundled ffmpeg, resolved before any test can fake it
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `from clips import make_clip`
 
+# Tiny dreams for the tests of renders, where the loop is under test and not the look: one octave, one
+# step of the bundled VGG16. The same as settings (FAST_DREAM, for merge) and as flags (FAST_FLAGS).
+FAST_DREAM = {"model": "vgg16-hed", "octaves": 1, "iterations": 1, "layers": {"block3_conv1": 1.0},
+              "precision": "fp32", "jitter": 2}
+
+
+def as_flags(values: dict) -> list[str]:
+    """Settings as command-line flags: ``{"video.iterations_per_frame": 1}`` -> ``["--iterations-per-frame", "1"]``."""
+    flags = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            value = ",".join(f"{name}={weight:g}" for name, weight in value.items())
+        flags += ["--" + key.split(".")[-1].replace("_", "-"), str(value)]
+    return flags
+
+
+FAST_FLAGS = as_flags(FAST_DREAM)
+
 # Tolerances per dtype, one table for the whole suite (kornia style).
 TOLERANCE = {"fp32": 1e-5, "bf16": 2e-2}
 # Absolute tolerance per image dtype, in the image's own units (pixel goldens).
@@ -144,7 +162,7 @@ def photo(sample_path) -> np.ndarray:
 @pytest.fixture()
 def small_photo(tmp_path, photo) -> Path:
     """``photo`` saved as a PNG file."""
-    from zoomdream.images import save_image
+    from zoomdream.media.images import save_image
 
     path = tmp_path / "photo.png"
     save_image(path, photo)

@@ -43,7 +43,7 @@ def test_every_public_name_is_exported_and_resolves():
         assert getattr(zoomdream, name) is not None, name
     assert sorted(dir(zoomdream)) == sorted(zoomdream.__all__)
     with pytest.raises(AttributeError, match="no attribute 'dream_video'"):
-        zoomdream.dream_video  # noqa: B018  (never exported)
+        zoomdream.dream_video  # never exported
 
 
 @pytest.mark.parametrize("name", sorted(SIGNATURES))

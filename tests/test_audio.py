@@ -9,9 +9,10 @@ import pytest
 
 from zoomdream import audio
 from zoomdream.cli import main
-from zoomdream.images import load_image
+from zoomdream.media.images import load_image
 
-from conftest import FFMPEG as FF, clicks_expr, lavfi_audio
+from conftest import FFMPEG as FF
+from conftest import clicks_expr, lavfi_audio
 
 CLICK_SECONDS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)  # 120 bpm, on frame times at 24 and 30 fps
 IRREGULAR = tuple((f + 0.3) / 24 for f in (5, 17, 22, 40, 47, 70))  # 0.3 frame after frame starts, at 24 fps
@@ -109,4 +110,4 @@ def test_audio_command_bad_input_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no audio stream" in err and err.count("\n") == 1 and not out.exists()
     assert main(["audio", str(tmp_path / "missing.wav"), "-o", str(out)]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "missing.wav: audio file not found" in capsys.readouterr().err

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from zoomdream import presets
 from zoomdream.cli import main
+from zoomdream.settings import presets
 
 from conftest import FFMPEG, names_in
 
@@ -22,7 +22,7 @@ TINY = ["--octaves", "1", "--iterations", "2", "--layers", "block3b_add=1", "--p
 
 @pytest.fixture()
 def small_jpg(tmp_path, photo):
-    from zoomdream.images import save_image
+    from zoomdream.media.images import save_image
 
     path = tmp_path / "small photo.jpg"
     save_image(path, photo)
@@ -30,7 +30,7 @@ def small_jpg(tmp_path, photo):
 
 
 def test_image_end_to_end_with_reproducible_sidecar(tmp_path, small_jpg, capsys):
-    from zoomdream.images import load_image
+    from zoomdream.media.images import load_image
 
     out = tmp_path / "dream.png"
     assert main(["image", str(small_jpg), "-o", str(out), *TINY, "--seed", "3"]) == 0
@@ -127,7 +127,7 @@ def test_bad_output_is_exit_2(case, tmp_path, small_jpg, capsys, monkeypatch):
 
 
 def test_sheet_makes_a_labelled_grid(tmp_path, small_jpg):
-    from zoomdream.images import load_image
+    from zoomdream.media.images import load_image
 
     out = tmp_path / "sheet.png"
     code = main(["sheet", str(small_jpg), "-o", str(out), "--sheet-layers", "block2b_add,block3b_add,block4a_expand_activation",

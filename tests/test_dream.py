@@ -9,8 +9,19 @@ import numpy as np
 import pytest
 
 from zoomdream import objectives
-from zoomdream.dream import (GradientFilter, GradientStep, dream, dream_image, image_gradient, octave_note,
-                             octave_shapes, tile_plan, tile_spans, to_uint8, to_unit)
+from zoomdream.dream import (
+    GradientFilter,
+    GradientStep,
+    dream,
+    dream_image,
+    image_gradient,
+    octave_note,
+    octave_shapes,
+    tile_plan,
+    tile_spans,
+    to_uint8,
+    to_unit,
+)
 from zoomdream.errors import ZoomdreamError
 from zoomdream.settings import DreamSettings
 
@@ -284,8 +295,8 @@ def test_dream_image_evaluates_schedules_at_its_frame(photo, backbone, tiny_sett
 
 def test_dream_image_takes_a_whole_settings_and_render_image_a_dream_settings(photo, backbone, tiny_settings,
                                                                               small_photo, tmp_path):
+    from zoomdream.render.stills import render_image
     from zoomdream.settings import Settings
-    from zoomdream.stills import render_image
 
     whole = Settings(dream=tiny_settings)
     np.testing.assert_array_equal(dream_image(photo, settings=whole, backbone=backbone),

@@ -9,8 +9,16 @@ import pytest
 
 from zoomdream import fileio
 from zoomdream.errors import ZoomdreamError
-from zoomdream.fileio import (FOLDER_MARKER, PARTIAL_TAG, atomic_path, check_output_path, output_lock, sidecar_path,
-                              sweep_temps, write_bytes_atomic)
+from zoomdream.fileio import (
+    FOLDER_MARKER,
+    PARTIAL_TAG,
+    atomic_path,
+    check_output_path,
+    output_lock,
+    sidecar_path,
+    sweep_temps,
+    write_bytes_atomic,
+)
 
 from conftest import names_in
 

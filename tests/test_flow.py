@@ -15,8 +15,15 @@ import pytest
 from zoomdream import flow
 from zoomdream.errors import ZoomdreamError
 from zoomdream.flow import (
-    FLOW_METHODS, SCENE_CUT, FlickerMeter, FlowCache, added_flicker, compute_flow, occlusion_mask,
-    scene_cut_score, warp,
+    FLOW_METHODS,
+    SCENE_CUT,
+    FlickerMeter,
+    FlowCache,
+    added_flicker,
+    compute_flow,
+    occlusion_mask,
+    scene_cut_score,
+    warp,
 )
 
 # One per-dtype tolerance table (STYLE 14): (atol, rtol), in the array's own units.

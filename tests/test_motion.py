@@ -12,7 +12,14 @@ import pytest
 from zoomdream import motion
 from zoomdream.errors import ZoomdreamError
 from zoomdream.motion import (
-    REFERENCE_FPS, Motion, center_px, frame_matrix, rotate, translate, warp_affine, zoom,
+    REFERENCE_FPS,
+    Motion,
+    center_px,
+    frame_matrix,
+    rotate,
+    translate,
+    warp_affine,
+    zoom,
 )
 
 from conftest import DTYPES, assert_close, smooth_rgb

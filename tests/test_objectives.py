@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from zoomdream import objectives
-from zoomdream._tf import tf as _tf
+from zoomdream.backbones.tf import tf as _tf
 from zoomdream.errors import ZoomdreamError
 from zoomdream.objectives import Objective, from_settings, guide, layer
 from zoomdream.settings import DreamSettings

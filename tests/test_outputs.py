@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_safety import assert_intact, refused, snapshot
 
 from zoomdream import fileio
 from zoomdream.cli import main
 from zoomdream.errors import ZoomdreamError
-from zoomdream.images import save_image
+from zoomdream.media.images import save_image
 
 from conftest import clicks_expr, lavfi_audio
-from test_safety import assert_intact, refused, snapshot
 
 ZOOM_MOTION_ONLY = ["--iterations", "0", "--frames", "3", "--fps", "12", "--size", "48x32", "-q"]
 

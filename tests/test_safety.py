@@ -15,16 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import make_clip
-from conftest import FFMPEG
-from zoomdream import fileio, media
+from zoomdream import fileio
 from zoomdream.cli import main
 from zoomdream.errors import Interrupted, Terminated
 from zoomdream.flow import FlowCache
-from zoomdream.images import save_image
+from zoomdream.media.images import save_image
+from zoomdream.media.probe import probe
+from zoomdream.media.write import encode
 
-TINY = ["--model", "vgg16-hed", "--octaves", "1", "--iterations", "1", "--layers", "block3_conv1=1",
-        "--precision", "fp32", "--jitter", "2", "-q"]
+from clips import make_clip
+from conftest import FAST_FLAGS, FFMPEG
+
+TINY = [*FAST_FLAGS, "-q"]
 VIDEO_TINY = [*TINY, "--iterations-per-frame", "1"]
 ZOOM_TINY = [*TINY, "--fps", "12", "--frames", "4"]
 
@@ -130,7 +132,7 @@ def test_encode_never_replaces_a_users_folder(tmp_path):
     (user / "000000.png").write_bytes(b"mine")
     before = snapshot(user)
     with pytest.raises(Exception, match="not written by zoomdream"):
-        media.encode(frames, "%06d.png", 2, user, fps=24)
+        encode(frames, "%06d.png", 2, user, fps=24)
     assert_intact(before)
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []  # no temp folder left
 
@@ -362,7 +364,7 @@ def test_a_signal_during_process_creation_still_stops_the_child(data, monkeypatc
     monkeypatch.setattr(subprocess, "Popen", popen_then_signal)
     try:
         with pytest.raises((Terminated, KeyboardInterrupt)):
-            media.probe(data / "clip.mp4")
+            probe(data / "clip.mp4")
         assert len(spawned) == 1
         assert spawned[0].poll() is not None, "the child outlived the signal"
     finally:
@@ -471,7 +473,7 @@ def test_a_refused_video_leaves_nothing_and_the_corrected_command_runs(data, odd
 def test_ctrl_c_before_the_first_frame_leaves_nothing(data, tmp_path, monkeypatch, capsys, where):
     """Ctrl-C after the work folder was made but before a frame was finished: the folder goes, the message
     says nothing was written (and it is so), and the same command then runs afresh."""
-    from zoomdream import zoom
+    from zoomdream.render import zoom
 
     photo = data / "photo.png"
     out = tmp_path / "z.mp4"

@@ -9,11 +9,16 @@ import subprocess
 import numpy as np
 import pytest
 
-from zoomdream import audio, frameloop, media
+from zoomdream import audio
 from zoomdream.cli import main
-from zoomdream.images import save_image
+from zoomdream.media.images import save_image
+from zoomdream.media.probe import probe, probe_audio, probe_output
+from zoomdream.media.read import decode_audio
+from zoomdream.media.write import AudioSource, audio_source, encode
+from zoomdream.render import frameloop
 
-from conftest import FFMPEG as FF, clicks_expr, lavfi_audio
+from conftest import FFMPEG as FF
+from conftest import clicks_expr, lavfi_audio
 
 ZOOM_MOTION_ONLY = ["--iterations", "0", "--frames", "6", "--fps", "12", "--size", "48x32", "-q"]
 FPS = 24
@@ -38,23 +43,23 @@ def test_low_rate_mp3_is_reencoded_into_mp4(tmp_path, frames, rate):
     song = tmp_path / "song.mp3"
     ff("-f", "lavfi", "-i", f"sine=d=1:r={rate}", "-c:a", "libmp3lame", song)
     out = tmp_path / "a.mp4"
-    media.encode(frames, "%06d.png", 12, out, fps=FPS, audio=media.AudioSource(str(song), 0.0, 0.5))
-    got = media.probe_output(out)
+    encode(frames, "%06d.png", 12, out, fps=FPS, audio=AudioSource(str(song), 0.0, 0.5))
+    got = probe_output(out)
     assert got.has_audio and got.audio_codec == "aac" and got.frames == 12
     clip = tmp_path / "clip.mkv"  # a clip whose own track is such an MP3
     ff("-f", "lavfi", "-i", f"testsrc=size=32x24:rate={FPS}:d=1", "-i", song, "-c:v", "libx264",
        "-pix_fmt", "yuv420p", "-c:a", "copy", clip)
-    info = media.probe(clip)
+    info = probe(clip)
     assert (info.audio_codec, info.audio_rate) == ("mp3", rate)
-    media.encode(frames, "%06d.png", 12, tmp_path / "b.mp4", fps=FPS, audio=media.audio_source(info, max_frames=12))
-    assert media.probe_output(tmp_path / "b.mp4").has_audio
+    encode(frames, "%06d.png", 12, tmp_path / "b.mp4", fps=FPS, audio=audio_source(info, max_frames=12))
+    assert probe_output(tmp_path / "b.mp4").has_audio
 
 
 def test_mp3_at_a_standard_rate_is_still_copied(tmp_path, frames):
     song = tmp_path / "song.mp3"
     ff("-f", "lavfi", "-i", "sine=d=1:r=22050", "-c:a", "libmp3lame", song)
-    media.encode(frames, "%06d.png", 12, tmp_path / "a.mp4", fps=FPS, audio=media.AudioSource(str(song), 0.0, 0.5))
-    assert media.probe_output(tmp_path / "a.mp4").audio_codec == "mp3"
+    encode(frames, "%06d.png", 12, tmp_path / "a.mp4", fps=FPS, audio=AudioSource(str(song), 0.0, 0.5))
+    assert probe_output(tmp_path / "a.mp4").audio_codec == "mp3"
 
 
 @pytest.fixture()
@@ -68,7 +73,7 @@ def test_zoom_with_a_low_rate_mp3_renders_with_sound(tmp_path, photo):
     mp3 = tmp_path / "low.mp3"
     ff("-f", "lavfi", "-i", "sine=d=2:r=8000", "-c:a", "libmp3lame", mp3)
     assert main(["zoom", str(photo), "-o", str(tmp_path / "a.mp4"), "--audio", str(mp3), *ZOOM_MOTION_ONLY]) == 0
-    assert media.probe_output(tmp_path / "a.mp4").has_audio
+    assert probe_output(tmp_path / "a.mp4").has_audio
 
 
 def test_an_empty_wav_counts_as_no_audio(tmp_path, photo, capsys):
@@ -77,13 +82,13 @@ def test_an_empty_wav_counts_as_no_audio(tmp_path, photo, capsys):
     ff("-f", "lavfi", "-i", "sine=d=1", "-t", "0", wav)
     assert main(["zoom", str(photo), "-o", str(tmp_path / "b.mp4"), "--audio", str(wav), *ZOOM_MOTION_ONLY]) == 0
     assert "holds no samples" in capsys.readouterr().err
-    got = media.probe_output(tmp_path / "b.mp4")
+    got = probe_output(tmp_path / "b.mp4")
     assert got.frames == 6 and not got.has_audio
 
 
 def _click_time(path) -> float:
     """Seconds from the container start to the loudest sample of ``path``'s first audio stream."""
-    y = media.decode_audio(path, rate=audio.ANALYSIS_RATE)
+    y = decode_audio(path, rate=audio.ANALYSIS_RATE)
     return float(np.argmax(np.abs(y)) / audio.ANALYSIS_RATE)
 
 
@@ -99,14 +104,14 @@ def test_analysis_and_output_agree_on_time_zero(tmp_path, frames, shift):
     else:
         inputs = ["-itsoffset", "0.5", *video, *sound]
     ff(*inputs, "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", clip)
-    info = media.probe(clip)
+    info = probe(clip)
     # the analysis, as a render's audio-reactive schedules see it
     path, offset = frameloop.video_track(info, start=0.0)
     onset = audio.frame_features(path, fps=FPS, n=60, offset=offset)["onset"]
     driven = int(np.argmax(onset))
     # the output, as it is heard
     out = tmp_path / "out.mp4"
-    media.encode(frames, "%06d.png", 60, out, fps=info.fps, audio=media.audio_source(info, max_frames=60))
+    encode(frames, "%06d.png", 60, out, fps=info.fps, audio=audio_source(info, max_frames=60))
     heard = _click_time(out) * FPS
     expected = 36 if shift == "audio later" else 12  # 1.0 s into the track, 0.5 s after or before the video
     assert abs(driven - expected) <= 1 and abs(heard - expected) <= 1
@@ -122,7 +127,7 @@ def test_an_intact_mkv_whose_audio_outlasts_its_video_is_not_truncated(tmp_path)
     clip = tmp_path / "long_audio.mkv"
     ff("-f", "lavfi", "-i", f"testsrc=size=32x24:rate={FPS}:d=1", "-f", "lavfi", "-i", "sine=d=1.5",
        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", clip)
-    info = media.probe(clip)
+    info = probe(clip)
     assert info.n_frames == FPS and not info.truncated
     assert not any("truncated" in note for note in info.notes), info.notes
 
@@ -161,7 +166,7 @@ def test_the_analysis_budget_is_checked_before_anything_is_created(tmp_path, mon
     assert_intact(before)
     assert snapshot(folder).keys() == before.keys()
     monkeypatch.undo()
-    assert main(cmd) == 0 and media.probe_output(folder / "z.mp4").has_audio
+    assert main(cmd) == 0 and probe_output(folder / "z.mp4").has_audio
 
 
 # ---------------------------------------------------------------- Ctrl-C wherever it lands
@@ -171,7 +176,7 @@ def test_a_ctrl_c_swallowed_by_a_library_is_still_noticed(tmp_path, monkeypatch,
     import signal
 
     song = lavfi_audio(tmp_path / "song.wav", clicks_expr([0.25, 0.75]), 1.0)
-    real = media.probe_audio
+    real = probe_audio
 
     def swallowing(path):
         try:
@@ -182,7 +187,7 @@ def test_a_ctrl_c_swallowed_by_a_library_is_still_noticed(tmp_path, monkeypatch,
             pass  # what a ctypes callback does with it
         return real(path)
 
-    monkeypatch.setattr(media, "probe_audio", swallowing)
+    monkeypatch.setattr("zoomdream.media.probe.probe_audio", swallowing)
     before = sorted(os.listdir(tmp_path))
     code = main(["audio", str(song), "-o", str(tmp_path / "c.png"), "--csv", str(tmp_path / "c.csv")])
     assert code == 130, capsys.readouterr().err

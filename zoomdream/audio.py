@@ -41,8 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ZoomdreamError, check_interrupt
-from .schedule import FEATURES
+from zoomdream.errors import ZoomdreamError, check_interrupt
+from zoomdream.fileio import check_readable, write_text_atomic
+from zoomdream.settings.schedule import FEATURES
 
 __all__ = ["FEATURES", "ANALYSIS_RATE", "ANALYSIS_VERSION", "BLOCK_SECONDS", "Analysis", "analyse", "frame_features",
            "analysis_library_version", "analysis_memory", "check_analysis_budget", "write_csv", "plot_features"]
@@ -225,7 +226,7 @@ def analysis_memory(seconds: float | None) -> int:
 
 def check_analysis_budget(path, seconds: float | None) -> None:
     """Refuse, before decoding, a track whose analysis would not fit in the memory available."""
-    from .checks import available_memory  # noqa: PLC0415
+    from zoomdream.checks import available_memory  # noqa: PLC0415
 
     need = analysis_memory(seconds)
     have = available_memory()
@@ -237,7 +238,7 @@ def check_analysis_budget(path, seconds: float | None) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _analyse_cached(path: str, size: int, mtime_ns: int) -> Analysis:
-    from .media import probe_audio  # noqa: PLC0415
+    from zoomdream.media.probe import probe_audio  # noqa: PLC0415
 
     stream = probe_audio(path)
     if stream is None or stream.empty:
@@ -251,7 +252,7 @@ def _analyse_cached(path: str, size: int, mtime_ns: int) -> Analysis:
 
 def _analyse_file(path: str, block_seconds: float) -> Analysis:
     """Decode ``path`` block by block and analyse it, here."""
-    from .media import stream_audio  # noqa: PLC0415
+    from zoomdream.media.read import stream_audio  # noqa: PLC0415
 
     blocks = stream_audio(path, rate=ANALYSIS_RATE, block=_block_hops(block_seconds) * HOP)
     try:
@@ -265,7 +266,7 @@ def _analyse_in_child(path: str) -> Analysis:
     then never adds to TensorFlow's in a render, and leaves with the child. A short track is analysed
     in-process instead: starting the child (importing librosa again) would cost more than the analysis.
     The child runs in its own session, like ffmpeg: Ctrl-C reaches this process, which kills it."""
-    from .media.process import capture_bytes  # noqa: PLC0415
+    from zoomdream.media.process import capture_bytes  # noqa: PLC0415
 
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = "import sys; from zoomdream.audio import analysis_child; analysis_child(sys.argv[1], float(sys.argv[2]))"
@@ -291,12 +292,8 @@ def analysis_child(path: str, block_seconds: float) -> None:
 
 def analyse(path) -> Analysis:
     """Decode and analyse the first audio stream of ``path`` (a video or audio file); cached per process."""
-    p = os.path.abspath(os.fspath(path))
-    try:
-        st = os.stat(p)
-    except OSError:
-        raise ZoomdreamError(f"{path}: no such file") from None
-    return _analyse_cached(p, st.st_size, st.st_mtime_ns)
+    st = check_readable(path, "audio file")
+    return _analyse_cached(os.path.abspath(os.fspath(path)), st.st_size, st.st_mtime_ns)
 
 
 def _gather(a: Analysis, centres: np.ndarray, fps: float) -> dict[str, np.ndarray]:
@@ -391,8 +388,6 @@ def frame_features(path, *, fps: float, n: int, offset: float = 0.0) -> dict[str
 # ---------------------------------------------------------------- the `audio` command's outputs
 def write_csv(path, features: dict[str, np.ndarray], *, fps: float) -> None:
     """One row per frame: frame, seconds, then each feature (6 decimals)."""
-    from .fileio import write_text_atomic  # noqa: PLC0415
-
     n = len(next(iter(features.values())))
     lines = [",".join(["frame", "seconds", *FEATURES])]
     for i in range(n):

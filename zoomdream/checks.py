@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 from pathlib import Path
 
-from . import settings as S
-from .errors import ZoomdreamError
+from zoomdream import settings as S
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import check_readable
+
+__all__ = ["PNG_RATIO", "FLOW_BYTES_PER_PIXEL", "MEMORY_BYTES_PER_PIXEL", "MEMORY_BASE_BYTES", "DISK_RESERVE_BYTES",
+           "check_file", "check_render", "free_disk", "available_memory", "frame_size", "check_budget"]
 
 # Bytes of a frame-cache PNG (save_png_fast, zlib level 1) per raw RGB byte. Measured on dreamed
 # frames by benchmarks/bench_png_ratio.py: 0.61-0.69 (320x240 and 640x480; default, textures and
@@ -43,33 +46,10 @@ def _size_text(n: float) -> str:
 def check_file(path, role: str, *, folder_ok: bool = False) -> Path:
     """``path`` exists, is a regular file (or a folder, where ``folder_ok``) and can be read.
 
-    The checks stat before opening, so a FIFO or a device is refused without blocking on it.
     Raises ZoomdreamError naming the file and its role ("input", "mask", "guide image", ...).
     """
-    text = os.fspath(path)
-    shown = S.quote(text) if len(text) > 200 else text
-    if not text or "\0" in text:
-        raise ZoomdreamError(f"{role}: {S.quote(text)} is not a file name")
-    try:
-        st = os.stat(text)
-    except FileNotFoundError:
-        raise ZoomdreamError(f"{shown}: {role} not found") from None
-    except OSError as e:
-        raise ZoomdreamError(f"{shown}: cannot read the {role} ({e.strerror or e})") from None
-    if stat.S_ISDIR(st.st_mode):
-        if not folder_ok:
-            raise ZoomdreamError(f"{shown}: {role} is a directory, not a file")
-        if not os.access(text, os.R_OK | os.X_OK):
-            raise ZoomdreamError(f"{shown}: cannot read the {role} folder (permission denied)")
-        return Path(text)
-    if not stat.S_ISREG(st.st_mode):
-        raise ZoomdreamError(f"{shown}: {role} is not a regular file (a FIFO, device or socket)")
-    try:
-        fd = os.open(text, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        os.close(fd)
-    except OSError as e:
-        raise ZoomdreamError(f"{shown}: cannot read the {role} ({e.strerror or e})") from None
-    return Path(text)
+    check_readable(path, role, folder_ok=folder_ok)
+    return Path(os.fspath(path))
 
 
 def check_render(settings, *, input=None, input_folder_ok: bool = False, mask=None, audio=None,
@@ -105,7 +85,7 @@ def check_dream_size(settings, size: tuple[int, int], what: str) -> None:
     d = settings.dream
     if d.iterations == 0:
         return  # motion alone: no network
-    from .backbones import get_spec  # noqa: PLC0415  (the registry; TensorFlow only when a network is built)
+    from zoomdream.backbones import get_spec  # noqa: PLC0415  (the registry; TensorFlow only when a network is built)
 
     spec = get_spec(d.model)
     w, h = size
@@ -116,14 +96,14 @@ def check_dream_size(settings, size: tuple[int, int], what: str) -> None:
 
 def check_mask(mask) -> None:
     """``--mask``: an image whose header reads, or a video file with a video stream (probed, not decoded)."""
-    from . import media  # noqa: PLC0415  (ffmpeg and Pillow: only for a render that has a mask)
-    from .images import IMAGE_EXTENSIONS, image_header  # noqa: PLC0415
+    from zoomdream.media.images import IMAGE_EXTENSIONS, image_header  # noqa: PLC0415
+    from zoomdream.media.probe import probe  # noqa: PLC0415  (ffmpeg: only for a render that has a mask)
 
     try:
         if Path(mask).suffix.lower() in IMAGE_EXTENSIONS:
             image_header(mask)
         else:
-            media.probe(mask)
+            probe(mask)
     except ZoomdreamError as e:
         raise ZoomdreamError(f"mask: {e} (a mask is an image or a video)") from None
 
@@ -134,7 +114,7 @@ def check_image_folder(info) -> None:
     Cheap (no pixel is decoded), so a folder with a corrupt or odd-sized member is refused before
     the render starts rather than at that frame.
     """
-    from .images import image_header  # noqa: PLC0415
+    from zoomdream.media.images import image_header  # noqa: PLC0415
 
     for file in info.images:
         w, h = image_header(file)

@@ -16,9 +16,21 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
-from . import settings as S
-from .errors import Interrupted, Terminated, ZoomdreamError, clear_interrupt, note_interrupt
+from zoomdream import __version__
+from zoomdream import settings as S
+from zoomdream.errors import (
+    Interrupted,
+    Terminated,
+    ZoomdreamError,
+    clear_interrupt,
+    note_interrupt,
+    signals_to_exceptions,
+)
+from zoomdream.settings.values import Invalid, is_schedule, is_schedule_text
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "build_parser", "OVERRIDES", "SCHEDULE_FLAGS",
+           "resolve_settings", "cmd_presets", "cmd_layers", "cmd_image", "cmd_sheet", "cmd_video", "cmd_zoom",
+           "cmd_audio", "COMMANDS", "main"]
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -26,14 +38,14 @@ EXIT_TERMINATED = 143
 
 
 # ---------------------------------------------------------------- argument parsing
-# Every settings flag, its type, range and help come from the declarations in settings.py;
+# Every settings flag, its type, range and help come from the declarations in zoomdream.settings;
 # the render options (--crf, --start, ...) from settings.OPTIONS. argparse reports a bad value
 # as its usage line plus "argument --step: expected ...", exit 2, before anything is read or written.
 def _arg_type(spec: S.Spec):
     def convert(text: str):
         try:
             value = spec.parse(text)
-            if spec.schedulable and S.is_schedule_text(value):
+            if spec.schedulable and is_schedule(value, pair=False):
                 return value  # a schedule: `resolve_settings` checks it, in one line naming the flag
             return spec.validate(value)
         except S.Invalid as e:  # a flag cannot be null: the preset wording's "or null" does not apply
@@ -86,7 +98,7 @@ def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rendering")
-    _add_option(g, "crf", default=18)
+    _add_option(g, "crf", default=S.DEFAULT_CRF)
     g.add_argument("--keep-frames", action="store_true", help="keep the work folder of dreamed frames after success")
     g.add_argument("--restart", action="store_true", help="discard an earlier interrupted run's frames and start over")
 
@@ -147,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="photo")
     _add_common(p)
     _add_dream_options(p)
-    _add_option(p, "cell", default=256)
+    _add_option(p, "cell", default=S.DEFAULT_CELL)
     p.add_argument("--sheet-layers", metavar="A,B,...", help="layers to show (default: the backbone's interesting ones)")
 
     p = sub.add_parser("audio", help="plot a soundtrack's features for writing schedules",
@@ -181,7 +193,7 @@ SCHEDULE_FLAGS = {key: spec.flags[0] for key, spec in S.declarations().items()  
 
 def resolve_settings(args: argparse.Namespace):
     """defaults -> preset -> flags; with -v each override is printed."""
-    from . import presets  # noqa: PLC0415
+    from zoomdream.settings import presets  # noqa: PLC0415
 
     base = presets.load_preset(args.preset)
     given = {key: getattr(args, dest) for dest, key in OVERRIDES.items() if getattr(args, dest, None) is not None}
@@ -193,7 +205,7 @@ def resolve_settings(args: argparse.Namespace):
         except S.Invalid as e:
             raise ZoomdreamError(f"--seconds {args.seconds:g}: {frames} frames at {fps:g} fps; {e}") from None
     if given.get("model") and given["model"] != base.dream.model and "layers" not in given:
-        from .backbones import get_spec  # noqa: PLC0415
+        from zoomdream.backbones import get_spec  # noqa: PLC0415
 
         spec = get_spec(given["model"])  # another backbone: the preset's layers don't exist there
         given["layers"] = {spec.interesting[len(spec.interesting) // 2]: 1.0}
@@ -205,7 +217,7 @@ def resolve_settings(args: argparse.Namespace):
             print(f"zoomdream: override {key} = {value!r}", file=sys.stderr)
     resolved = S.merge(base, given)
     presets.check_layers(resolved, lambda key, msg: _raise(f"--{key.rpartition('.')[2].replace('_', '-')}: {msg}"))
-    from .animation import check_settings  # noqa: PLC0415
+    from zoomdream.settings.animation import check_settings  # noqa: PLC0415
 
     check_settings(resolved, flags={k: SCHEDULE_FLAGS[k] for k in given if k in SCHEDULE_FLAGS})
     return resolved
@@ -216,10 +228,10 @@ def _check_schedules(given: dict) -> None:
     its syntax, and the range of one made of constants only (others are checked over every frame
     when the render starts, see ``animation``)."""
     for key, value in given.items():
-        if key in SCHEDULE_FLAGS and S.is_schedule_text(value):
+        if key in SCHEDULE_FLAGS and is_schedule_text(value):
             try:
                 S.check_value(key, value)
-            except S.Invalid as e:
+            except Invalid as e:
                 raise ZoomdreamError(f"{SCHEDULE_FLAGS[key]}: {e}") from None
 
 
@@ -229,7 +241,8 @@ def _raise(message: str):
 
 def _guard_preset(args) -> None:
     """The preset file is an input too: neither the output nor its sidecar may be (or hold) it."""
-    from . import fileio, presets  # noqa: PLC0415
+    from zoomdream import fileio  # noqa: PLC0415
+    from zoomdream.settings import presets  # noqa: PLC0415
 
     path = presets.preset_path(args.preset)
     if path.is_file() and os.fspath(args.output).strip():
@@ -239,7 +252,7 @@ def _guard_preset(args) -> None:
 
 # ---------------------------------------------------------------- commands
 def cmd_presets(args) -> int:
-    from . import presets  # noqa: PLC0415
+    from zoomdream.settings import presets  # noqa: PLC0415
 
     if args.show:
         print(presets.dump(presets.load_preset(args.show), comments=True), end="")
@@ -252,7 +265,7 @@ def cmd_presets(args) -> int:
 
 
 def cmd_layers(args) -> int:
-    from .backbones import get_spec, list_layers  # noqa: PLC0415
+    from zoomdream.backbones import get_spec, list_layers  # noqa: PLC0415
 
     spec = get_spec(args.model)
     print(f"# {spec.name}: {spec.description}")
@@ -263,7 +276,7 @@ def cmd_layers(args) -> int:
 
 
 def cmd_image(args) -> int:
-    from .stills import render_image  # noqa: PLC0415
+    from zoomdream.render.stills import render_image  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -272,7 +285,7 @@ def cmd_image(args) -> int:
 
 
 def cmd_sheet(args) -> int:
-    from .stills import render_sheet  # noqa: PLC0415
+    from zoomdream.render.stills import render_sheet  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -283,13 +296,13 @@ def cmd_sheet(args) -> int:
 
 
 def cmd_video(args) -> int:
-    from .video import render_video  # noqa: PLC0415
+    from zoomdream.render.video import render_video  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
     chunking = {k: getattr(args, k) for k in ("chunk", "warmup", "fade") if getattr(args, k) is not None}
     if args.workers is not None or args.ray_address is not None:
-        from .scale import render_video_ray  # noqa: PLC0415
+        from zoomdream.scale import render_video_ray  # noqa: PLC0415
 
         render_video_ray(args.input, args.output, settings=settings, workers=args.workers,
                          address=args.ray_address, start=args.start, end=args.end, preview=args.preview,
@@ -305,7 +318,7 @@ def cmd_video(args) -> int:
 
 
 def cmd_zoom(args) -> int:
-    from .zoom import render_zoom  # noqa: PLC0415
+    from zoomdream.render.zoom import render_zoom  # noqa: PLC0415
 
     _guard_preset(args)
     settings = resolve_settings(args)
@@ -315,7 +328,7 @@ def cmd_zoom(args) -> int:
 
 
 def cmd_audio(args) -> int:
-    from .stills import render_audio_features  # noqa: PLC0415
+    from zoomdream.render.stills import render_audio_features  # noqa: PLC0415
 
     summary = render_audio_features(args.input, args.output, fps=args.fps, start=args.start, end=args.end,
                                     csv=args.csv, width=args.width, overwrite=args.overwrite)
@@ -339,10 +352,6 @@ class _NoteHandler(logging.Handler):
             self.handleError(record)
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
-
-
 def _on_sigint(signum, frame):
     note_interrupt()  # checked again at the next safe point, in case a foreign callback swallows what follows
     raise KeyboardInterrupt
@@ -355,43 +364,35 @@ def main(argv: list[str] | None = None) -> int:
     log.handlers[:] = [_NoteHandler()]
     log.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     log.propagate = False
-    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     old_int = signal.signal(signal.SIGINT, _on_sigint)
     clear_interrupt()
-    try:
-        return COMMANDS[args.command](args)
-    except ZoomdreamError as e:
-        print(f"zoomdream: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Interrupted as e:
-        print(f"zoomdream: {e}", file=sys.stderr)
-        return e.code
-    except KeyboardInterrupt:
-        print("zoomdream: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated:
-        print("zoomdream: terminated; nothing was written", file=sys.stderr)
-        return EXIT_TERMINATED
-    except BrokenPipeError:
-        return 0  # `zoomdream presets | head`
-    except Exception as e:  # noqa: BLE001
-        if getattr(args, "debug", False):
-            raise
-        print(f"zoomdream: internal error: {type(e).__name__}: {e} (run again with --debug for the traceback)",
-              file=sys.stderr)
-        return 1
-    finally:
-        if "zoomdream.media" in sys.modules:  # whatever happened, no ffmpeg outlives the command
-            sys.modules["zoomdream.media"].stop_children()
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
-        clear_interrupt()
-        sys.stderr.flush()
+    with signals_to_exceptions():  # SIGTERM -> Terminated: cleanup runs, exit 143
+        try:
+            return COMMANDS[args.command](args)
+        except ZoomdreamError as e:
+            print(f"zoomdream: error: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except Interrupted as e:
+            print(f"zoomdream: {e}", file=sys.stderr)
+            return e.code
+        except KeyboardInterrupt:
+            print("zoomdream: interrupted; nothing was written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Terminated:
+            print("zoomdream: terminated; nothing was written", file=sys.stderr)
+            return EXIT_TERMINATED
+        except BrokenPipeError:
+            return 0  # `zoomdream presets | head`
+        except Exception as e:  # a bug: one line, or the traceback with --debug
+            if getattr(args, "debug", False):
+                raise
+            print(f"zoomdream: internal error: {type(e).__name__}: {e} (run again with --debug for the traceback)",
+                  file=sys.stderr)
+            return 1
+        finally:
+            if "zoomdream.media.process" in sys.modules:  # whatever happened, no ffmpeg outlives the command
+                sys.modules["zoomdream.media.process"].stop_children()
+            signal.signal(signal.SIGINT, old_int)
+            clear_interrupt()
+            sys.stderr.flush()
 
-
-def entry() -> None:
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    entry()

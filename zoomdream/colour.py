@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
 
 __all__ = ["colour_stats", "colour_reference", "colour_lock"]
 

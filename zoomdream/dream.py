@@ -31,12 +31,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._tf import tf as _tf
-from .backbones import Backbone, load_backbone
-from .errors import ZoomdreamError
-from .animation import dream_at
-from .objectives import Objective, from_settings
-from .settings import FRAME_INDEX, MAX_SEED, DreamFrame, DreamSettings, Number, Settings, quote, validate
+from zoomdream.backbones import Backbone, load_backbone
+from zoomdream.backbones.tf import tf as _tf
+from zoomdream.errors import ZoomdreamError
+from zoomdream.objectives import Objective, from_settings
+from zoomdream.settings import DreamFrame, DreamSettings, Settings, validate
+from zoomdream.settings.animation import dream_at
+from zoomdream.settings.values import FRAME_INDEX, MAX_SEED, Number, quote
+
+__all__ = ["GRAD_EPS", "TILE_OVERLAP_FRACTION", "BAND_FLOOR", "BLUR_RADIUS_SIGMAS", "to_unit", "to_uint8",
+           "octave_shapes", "octave_note", "tile_spans", "TilePlan", "tile_plan", "GradientStep", "GradientFilter",
+           "image_gradient", "dream", "total_steps", "dream_image"]
 
 log = logging.getLogger("zoomdream")
 
@@ -121,7 +126,7 @@ def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(int(s), int(s) + length) for s in starts]
 
 
-def _ramp(length: int, spans: list[tuple[int, int]], i: int, overlap: int) -> np.ndarray:
+def _ramp(spans: list[tuple[int, int]], i: int, overlap: int) -> np.ndarray:
     """1-D feather weights for span i: linear ramps where it overlaps a neighbour, 1 elsewhere."""
     a, b = spans[i]
     w = np.ones(b - a, np.float32)
@@ -150,7 +155,7 @@ def tile_plan(h: int, w: int, tile: int) -> TilePlan:
     norm = np.zeros((h, w), np.float32)
     for iy, (y0, y1) in enumerate(ys):
         for ix, (x0, x1) in enumerate(xs):
-            win = np.outer(_ramp(h, ys, iy, overlap), _ramp(w, xs, ix, overlap))  # (th, tw)
+            win = np.outer(_ramp(ys, iy, overlap), _ramp(xs, ix, overlap))  # (th, tw)
             boxes.append((y0, y1, x0, x1))
             raw.append(win)
             norm[y0:y1, x0:x1] += win

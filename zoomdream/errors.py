@@ -12,7 +12,12 @@ acted on it: a foreign callback (a ctypes callback inside numba or TensorFlow) m
 KeyboardInterrupt, never the note.
 """
 
+import contextlib
+import signal
 import threading
+
+__all__ = ["ZoomdreamError", "Interrupted", "Terminated", "signals_to_exceptions", "note_interrupt", "clear_interrupt",
+           "check_interrupt"]
 
 _INTERRUPT = threading.Event()
 
@@ -62,3 +67,24 @@ class Interrupted(BaseException):
 
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread so every ``finally`` (ffmpeg, temp files) runs."""
+
+
+@contextlib.contextmanager
+def signals_to_exceptions():
+    """Inside, SIGTERM raises :class:`Terminated` in the main thread, so cleanup runs (CLI or library).
+
+    Outside the main thread signals cannot be handled, and are left alone. The previous handler
+    comes back on the way out, so the command line and a render inside it nest.
+    """
+    def on_term(signum, frame):
+        raise Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -38,7 +38,12 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
+
+__all__ = ["PARTIAL_TAG", "FOLDER_MARKER", "FOLDER_MARKER_TEXT", "FRAME_FILE", "LOCK_SUFFIX", "SIDECAR_SUFFIX",
+           "SIDECAR_MARK", "MAX_STEM", "FILE_MODE", "DIR_MODE", "temp_stem", "atomic_path", "make_temp_dir",
+           "write_bytes_atomic", "write_text_atomic", "sidecar_path", "is_own_folder", "is_own_sidecar",
+           "refuse_overlap", "check_output_path", "output_lock", "sweep_temps", "check_readable"]
 
 PARTIAL_TAG = ".partial"  # every temp name contains it, so leftovers can be swept
 FOLDER_MARKER = ".zoomdream-frames"  # inside every frame folder zoomdream writes: "replaceable with --overwrite"
@@ -469,3 +474,39 @@ def sweep_temps(out: str | os.PathLike) -> list[str]:
                 os.unlink(e.path)
                 removed.append(e.name)
     return removed
+
+
+# ---------------------------------------------------------------- files read
+def check_readable(path, what: str, *, folder_ok: bool = False, empty_ok: bool = True) -> os.stat_result:
+    """``path`` is a regular file (or a folder, where ``folder_ok``) that can be read; its stat.
+
+    The one check of a file zoomdream is about to read (an input, a mask, a preset, weights).
+    It stats before opening, so a FIFO or a device is refused without blocking on it, then opens
+    without blocking, so a file that cannot be read is refused before any work. Raises
+    ZoomdreamError "<path>: <problem>" naming ``what`` the file is ("input", "image", "preset file").
+    """
+    text = os.fspath(path)
+    shown = text if len(text) <= 200 else f"{text[:120]}...{text[-60:]}"
+    if not text or "\0" in text:
+        raise ZoomdreamError(f"{what}: {shown!r} is not a file name")
+    try:
+        st = os.stat(text)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ZoomdreamError(f"{shown}: {what} not found") from None
+    except OSError as e:
+        raise ZoomdreamError(f"{shown}: cannot read the {what} ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        if not folder_ok:
+            raise ZoomdreamError(f"{shown}: {what} is a directory, not a file")
+        if not os.access(text, os.R_OK | os.X_OK):
+            raise ZoomdreamError(f"{shown}: cannot read the {what} folder (permission denied)")
+        return st
+    if not stat.S_ISREG(st.st_mode):
+        raise ZoomdreamError(f"{shown}: {what} is not a regular file (a FIFO, device or socket)")
+    if st.st_size == 0 and not empty_ok:
+        raise ZoomdreamError(f"{shown}: {what} is an empty file")
+    try:
+        os.close(os.open(text, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)))
+    except OSError as e:
+        raise ZoomdreamError(f"{shown}: cannot read the {what} ({e.strerror or e})") from None
+    return st

@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ZoomdreamError
-from .fileio import atomic_path, write_text_atomic
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import atomic_path, write_text_atomic
 
 __all__ = [
     "FLOW_METHODS",

@@ -33,7 +33,7 @@ from numbers import Real
 import cv2
 import numpy as np
 
-from .errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
 
 __all__ = [
     "REFERENCE_FPS",

@@ -23,8 +23,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._tf import tf as _tf
-from .errors import ZoomdreamError
+from zoomdream.backbones.tf import tf as _tf
+from zoomdream.errors import ZoomdreamError
+
+__all__ = ["Term", "Objective", "layer", "guide", "guide_features", "from_settings"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from ..errors import ZoomdreamError
-from ..images import check_file
-from .process import capture, ffmpeg_exe, tail, url
+from zoomdream.errors import ZoomdreamError
+from zoomdream.media.images import check_file
+from zoomdream.media.process import capture, ffmpeg_exe, tail, url
 
 __all__ = ["Stream", "Scan", "scan_ffmpeg", "scan_media", "DISCARD", "CORRUPT"]
 

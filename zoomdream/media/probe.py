@@ -16,11 +16,11 @@ from fractions import Fraction
 
 import cv2
 
-from ..errors import ZoomdreamError
-from ..images import IMAGE_EXTENSIONS, load_frame
-from .ffmpeg_log import CORRUPT, DISCARD, scan_media
-from .process import capture, ffmpeg_exe, url
-from .rates import as_rate, fps_text, measure_rate
+from zoomdream.errors import ZoomdreamError
+from zoomdream.media.ffmpeg_log import CORRUPT, DISCARD, scan_media
+from zoomdream.media.images import IMAGE_EXTENSIONS, load_frame
+from zoomdream.media.process import capture, ffmpeg_exe, url
+from zoomdream.media.rates import as_rate, fps_text, measure_rate
 
 __all__ = ["VideoInfo", "OutputProbe", "AudioInfo", "probe", "probe_output", "probe_audio", "has_audio", "audio_codec",
            "decode_filters", "pix_fmt_has_alpha", "DEFAULT_FOLDER_FPS", "NO_SAMPLES_NOTE"]

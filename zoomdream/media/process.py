@@ -20,7 +20,7 @@ import threading
 
 import imageio_ffmpeg
 
-from ..errors import ZoomdreamError, check_interrupt
+from zoomdream.errors import ZoomdreamError, check_interrupt
 
 __all__ = ["ffmpeg_exe", "url", "popen", "stop", "stop_children", "capture", "capture_bytes", "run", "tail",
            "ffmpeg_version", "STDERR_TAIL_CHARS"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ..errors import ZoomdreamError
+from zoomdream.errors import ZoomdreamError
 
 __all__ = ["measure_rate", "as_rate", "fps_text", "snap", "STANDARD_RATES", "VFR_MAX_FPS"]
 

@@ -16,10 +16,10 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import ZoomdreamError
-from ..images import check_file, composite_alpha, load_frame, resize_max
-from .probe import VideoInfo, decode_filters, has_audio, pix_fmt_has_alpha
-from .process import ffmpeg_exe, popen, stop, tail, url
+from zoomdream.errors import ZoomdreamError
+from zoomdream.media.images import check_file, composite_alpha, load_frame, resize_max
+from zoomdream.media.probe import VideoInfo, decode_filters, has_audio, pix_fmt_has_alpha
+from zoomdream.media.process import ffmpeg_exe, popen, stop, tail, url
 
 __all__ = ["iter_frames", "frame_count", "decode_audio", "stream_audio"]
 

@@ -18,12 +18,21 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..errors import ZoomdreamError
-from ..fileio import DIR_MODE, FOLDER_MARKER, FOLDER_MARKER_TEXT, atomic_path, is_own_folder, make_temp_dir, publish
-from .probe import VideoInfo, probe_audio, probe_output
-from .process import ffmpeg_exe, run, tail, url
-from .rates import as_rate
-from .read import frame_count
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import (
+    DIR_MODE,
+    FOLDER_MARKER,
+    FOLDER_MARKER_TEXT,
+    atomic_path,
+    is_own_folder,
+    make_temp_dir,
+    publish,
+)
+from zoomdream.media.probe import VideoInfo, probe_audio, probe_output
+from zoomdream.media.process import ffmpeg_exe, run, tail, url
+from zoomdream.media.rates import as_rate
+from zoomdream.media.read import frame_count
+from zoomdream.settings import DEFAULT_CRF
 
 __all__ = ["AudioSource", "audio_source", "encode", "output_kind", "copies_audio", "COPY_AUDIO_CODECS",
            "AAC_BITRATE", "AAC_RATES"]
@@ -92,7 +101,7 @@ def _image2_input(frames_dir: str, pattern: str, fps: Fraction) -> list[str]:
 
 
 def encode(frames_dir, pattern: str, n_frames: int, out, *, fps: Fraction, audio: AudioSource | None = None,
-           crf: int = 18, quiet: bool = True) -> None:
+           crf: int = DEFAULT_CRF, quiet: bool = True) -> None:
     """Encode ``frames_dir/(pattern % i)`` for i in range(n_frames) into ``out``, atomically.
 
     Convention: the frames are image files (PNG) of one size, RGB(A) 8- or 16-bit; they are

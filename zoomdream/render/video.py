@@ -1,0 +1,272 @@
+"""``render_video``: a video (or a folder of numbered images) dreamed frame by frame.
+
+Each frame starts from the source frame plus the flow-warped dream of the previous frame, so
+the dream moves with the picture; a scene cut starts it afresh. ``dream_frames`` dreams a
+range of frames on its own (a chunk of a Ray render) with the very same per-frame work.
+
+Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0; frame i is source time
+``start + i / fps``; flows are float32 (H, W, 2) in pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from zoomdream import colour, flow, motion
+from zoomdream.checks import check_render, frame_size
+from zoomdream.dream import dream, octave_note, to_uint8, to_unit
+from zoomdream.errors import ZoomdreamError
+from zoomdream.fileio import output_lock
+from zoomdream.media.images import IMAGE_EXTENSIONS, load_image
+from zoomdream.media.probe import probe
+from zoomdream.media.rates import fps_text
+from zoomdream.media.read import frame_count, iter_frames
+from zoomdream.render.framecache import cache_dir, file_identity
+from zoomdream.render.frameloop import (
+    animation,
+    check_video_output,
+    discard_unless_begun,
+    finish_video,
+    load_backbone_and_objective,
+    numeric,
+    open_video,
+    run_frames,
+    video_track,
+)
+from zoomdream.settings import DEFAULT_CRF, Settings
+
+__all__ = ["VideoLoop", "dream_frames", "flow_cache", "frame_flows", "render_video", "source_frames",
+           "valid_pixels"]
+
+log = logging.getLogger("zoomdream")
+
+
+def render_video(input, output, *, settings: Settings, start: float = 0.0, end: float | None = None,
+                 preview: int | None = None, fps: Fraction | None = None, crf: int = DEFAULT_CRF,
+                 keep_frames: bool = False, restart: bool = False, overwrite: bool = False, mask=None,
+                 audio=None, quiet: bool = False, on_frame: Callable[[int], None] | None = None) -> dict:
+    """Dream a video (or a folder of numbered images) frame by frame into ``output``.
+
+    ``audio``: a soundtrack file that replaces the clip's (from its start, at output frame 0) and
+    feeds the audio features of schedules; without it they come from the clip's own soundtrack.
+    ``on_frame``: as ``frameloop.run_frames``. Returns a summary: frames, fps, the mean added
+    flicker and the dreamed frames' (width, height).
+    """
+    settings = check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start,
+                            end=end, preview=preview, fps=fps, crf=crf)
+    out = check_video_output(output, settings=settings, input=input, mask=mask, audio=audio, overwrite=overwrite,
+                             start=start, end=end)
+    with output_lock(out):
+        job = open_video(input, out, settings=settings, start=start, end=end, preview=preview, fps=fps,
+                         restart=restart, mask=mask, audio=audio)
+        with discard_unless_begun(job.cache):
+            loop = VideoLoop(job.info, settings, start=start, end=end, mask=mask, animation=job.animation)
+            try:
+                run_frames(job.cache, job.n, loop.frame, quiet=quiet, desc="dreaming", on_frame=on_frame)
+            finally:
+                loop.close()
+        size = finish_video(job, out, settings=settings, start=start, end=end, preview=preview, audio=audio,
+                            crf=crf, keep_frames=keep_frames, quiet=quiet)
+    n, info = job.n, job.info
+    flicker = loop.flicker.mean if loop.flicker.count else float("nan")
+    if not quiet:
+        text = f"{flicker:.2f}" if loop.flicker.count else "n/a (fewer than 2 new frames)"
+        log.info("wrote %s: %d frames at %s fps; added flicker %s", out.name, n, fps_text(info.fps), text)
+    return {"frames": n, "fps": info.fps, "flicker": flicker, "size": size}
+
+
+class _Mask:
+    """``--mask``: a still image, or a video whose frame i masks frame i (its last frame holds after it ends).
+
+    Convention: ``at(i, (w, h))`` returns float32 (H, W) in [0, 1]; 1 = dream fully there.
+    """
+
+    def __init__(self, path):
+        self.still, self.frames, self.current, self.index = None, None, None, -1
+        if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+            self.still = self._grey(load_image(path))
+        else:
+            self.frames = iter_frames(probe(path))
+
+    @staticmethod
+    def _grey(rgb: np.ndarray) -> np.ndarray:
+        return rgb.astype(np.float32).mean(axis=2) / 255.0  # (h, w)
+
+    def at(self, i: int, size: tuple[int, int]) -> np.ndarray:
+        if self.still is None:
+            while self.index < i:
+                nxt = next(self.frames, None)
+                if nxt is None:
+                    break
+                self.current, self.index = self._grey(nxt), self.index + 1
+            m = self.current
+        else:
+            m = self.still
+        return m if m.shape[::-1] == size else cv2.resize(m, size, interpolation=cv2.INTER_AREA)
+
+    def close(self):
+        if self.frames is not None:
+            self.frames.close()
+
+
+# ---------------------------------------------------------------- source frames and their flows
+def source_frames(info, anim, *, start: float, end: float | None, max_size: int | None, skip: int = 0,
+                  max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Source frames ``skip, skip+1, ...`` as the camera shows them (one resample when the camera moves)."""
+    frames = iter_frames(info, start=start, end=end, max_size=max_size, skip=skip, max_frames=max_frames)
+    if not anim.camera_moves:
+        return frames
+    return _moved(frames, anim, skip)
+
+
+def _moved(frames: Iterator[np.ndarray], anim, first: int) -> Iterator[np.ndarray]:
+    try:
+        for i, frame in enumerate(frames, first):  # the absolute camera of frame i: one resample of the source
+            yield motion.warp_affine(frame, anim.camera_matrix(i, (frame.shape[1], frame.shape[0])))
+    finally:
+        frames.close()
+
+
+def flow_cache(info, settings: Settings, anim, *, start: float) -> flow.FlowCache:
+    """The per-clip flow cache: keyed by the input, the start, the frame rate, the size, the method and the camera."""
+    camera = [anim.camera_digest()] if anim.camera_moves else []  # flows of the moved frames
+    key = json.dumps([file_identity(info.path), start, str(info.fps), settings.dream.max_size,
+                      settings.video.flow, *camera], sort_keys=True)
+    return flow.FlowCache(cache_dir() / "flow", hashlib.sha256(key.encode()).hexdigest()[:20])
+
+
+def frame_flows(cache: flow.FlowCache, i: int, prev: np.ndarray, src: np.ndarray, method: str):
+    """(backward, forward) flows between source frames i-1 and i, from ``cache`` or computed and cached.
+
+    Fresh flows are rounded as the cache stores them (float16), so cold and warm runs, and
+    every worker of a Ray render, see the same flows.
+    """
+    cached = cache.get(i, shape=src.shape[:2])
+    if cached is not None:
+        return cached
+    bwd = flow.compute_flow(src, prev, method)  # (H, W, 2) frame i -> i-1
+    fwd = flow.compute_flow(prev, src, method)  # (H, W, 2) frame i-1 -> i
+    cache.put(i, bwd, fwd)
+    return bwd.astype(np.float16).astype(np.float32), fwd.astype(np.float16).astype(np.float32)
+
+
+def valid_pixels(bwd: np.ndarray, fwd: np.ndarray, occlusion: float) -> np.ndarray:
+    """(H, W) float32: 1 where the flow explains the pixel (everywhere when the occlusion test is off)."""
+    if occlusion > 0:
+        return flow.occlusion_mask(bwd, fwd, threshold=occlusion)
+    return np.ones(bwd.shape[:2], np.float32)
+
+
+# ---------------------------------------------------------------- the per-frame work
+class VideoLoop:
+    """Per-frame work for ``render_video``: flow, carry-over, dreaming, flicker bookkeeping."""
+
+    def __init__(self, info, settings: Settings, *, start, end, mask, skip: int = 0, audio=None, animation=None):
+        """``skip``: the first frame this loop will be asked for (earlier ones are never decoded).
+
+        ``animation``: the render's animated values (built here from ``audio`` or the clip's soundtrack if None).
+        """
+        if animation is None:
+            animation = _animation(settings, info, start=start, end=end, audio=audio)
+        self.anim = animation
+        self.settings = numeric(settings, animation)
+        self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
+        self.backbone, self.objective = (load_backbone_and_objective(self.settings) if self.dreams
+                                         else (None, None))
+        size = frame_size((info.width, info.height), settings.dream.max_size)  # (w, h) of every frame
+        if self.dreams and (note := octave_note(size[::-1], self.settings.dream, self.backbone.min_size)):
+            log.info(note)  # once per render, not once per frame
+        self.frames = source_frames(info, animation, start=start, end=end, max_size=settings.dream.max_size,
+                                    skip=skip)
+        self.index = skip - 1  # index of self.src (the last source frame read)
+        self.src = self.src_prev = None
+        self.mask = None if mask is None else _Mask(mask)
+        self.flicker = flow.FlickerMeter()
+        self.flow_cache = flow_cache(info, settings, animation, start=start)
+        self.dream_base = self.settings.dream.frame()  # frame 0's numbers; each frame takes its own step
+
+    def close(self):
+        self.frames.close()
+        if self.mask is not None:
+            self.mask.close()
+
+    def _source(self, i: int) -> None:
+        """Advance the decoder so self.src is source frame i and self.src_prev frame i-1."""
+        while self.index < i:
+            try:
+                frame = next(self.frames)
+            except StopIteration:
+                raise ZoomdreamError(f"source ended before frame {i + 1}") from None
+            self.index += 1
+            self.src_prev, self.src = self.src, frame
+
+    def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
+        v, d = self.settings.video, self.settings.dream
+        self._source(i)
+        src = self.src
+        blend = self.anim.blend(i)
+        carry = prev_out is not None and blend > 0 and self.src_prev is not None
+        if carry and flow.scene_cut_score(self.src_prev, src) > v.scene_cut:
+            log.info("scene cut at frame %d: starting the dream afresh", i)
+            carry = False
+        init = to_unit(src)  # (H, W, 3) unit range
+        bwd = valid = None
+        if prev_out is not None and self.src_prev is not None:
+            bwd, fwd = frame_flows(self.flow_cache, i, self.src_prev, src, v.flow)
+            valid = valid_pixels(bwd, fwd, v.occlusion)  # (H, W) 1 = flow explains the pixel
+        if carry:
+            delta = to_unit(prev_out) - to_unit(self.src_prev)  # (H, W, 3) the previous dream delta
+            init = init + blend * valid[..., None] * flow.warp(delta, bwd)
+        if self.dreams:
+            iterations = v.iterations_per_frame if carry else d.iterations
+            layers = self.anim.layers(i)
+            objective = self.objective if layers is None else self.objective.with_weights(layers)
+            d = self.anim.dream(i, self.dream_base)
+            mask = None if self.mask is None else self.mask.at(i, (src.shape[1], src.shape[0]))
+            out = to_uint8(dream(init, objective, self.backbone, d, frame=i, iterations=iterations, mask=mask))
+        else:
+            out = to_uint8(init)
+        lock = self.anim.colour_lock(i)
+        if lock > 0:  # toward this source frame's own colours (as the camera shows it)
+            out = colour.colour_lock(out, colour.colour_reference(src), lock)
+        self.last_flicker = float("nan")
+        if prev_out is not None and bwd is not None:
+            self.last_flicker = self.flicker.add(prev_out, out, self.src_prev, src, bwd, valid)
+        return out
+
+
+def _animation(settings: Settings, info, *, start: float, end: float | None, audio):
+    """A video's animated values over its whole range (schedules see the same frames in every chunk)."""
+    return animation(settings, kind="video", n=frame_count(info, start=start, end=end), fps=info.fps,
+                     audio=video_track(info, start=start, audio=audio))
+
+
+def dream_frames(info, settings: Settings, *, first: int, stop: int, warmup: int = 0, start: float = 0.0,
+                 end: float | None = None, mask=None, audio=None) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Dream video frames ``first <= i < stop`` on their own: a chunk of a longer render.
+
+    The chunk starts afresh (no carried dream) at ``first - warmup``; the warm-up frames
+    are dreamed and dropped, so the first kept frame already carries a settled dream.
+    Yields ``(i, frame, added_flicker)`` for each kept frame (flicker is nan for a frame
+    with no predecessor). Frame i is the same source frame and jitter as in a sequential
+    run, so two runs with the same chunking give identical frames.
+    """
+    begin = max(0, first - warmup)
+    # The chunk starts afresh at `begin`, which needs no earlier source frame: decoding seeks there.
+    loop = VideoLoop(info, settings, start=start, end=end, mask=mask, skip=begin, audio=audio)
+    prev = None
+    try:
+        for i in range(begin, stop):
+            prev = loop.frame(i, prev)
+            if i >= first:
+                yield i, prev, loop.last_flicker
+    finally:
+        loop.close()
