@@ -455,7 +455,7 @@ def test_a_refused_video_leaves_nothing_and_the_corrected_command_runs(data, odd
     err = refused(capsys, main(["video", str(source), "-o", str(out), "--preview", "2", *VIDEO_TINY, *extra]))
     assert {"1x1 clip": "1x1 px", "10000x10 clip": "10000x10 px", "sound as mask": "mask: ",
             "mixed sizes": "72x48, expected 64x48", "cut-short member": "002.png: image is truncated",
-            "empty member": "002.png: empty file"}[case] in err, err
+            "empty member": "002.png: image is an empty file"}[case] in err, err
     assert_intact(before)
     assert snapshot(data).keys() == before.keys()
     if case == "sound as mask":

@@ -18,7 +18,7 @@ from zoomdream.backbones import load_backbone
 from zoomdream.checks import check_budget, check_dream_size, check_render
 from zoomdream.dream import dream_image, total_steps
 from zoomdream.errors import ZoomdreamError
-from zoomdream.fileio import check_output_path, output_lock, published_together
+from zoomdream.fileio import check_output_path, check_readable, output_lock, published_together
 from zoomdream.media.images import SAVE_FORMATS, load_image, resize_max, save_image
 from zoomdream.media.probe import probe, probe_audio
 from zoomdream.objectives import layer as layer_objective
@@ -123,6 +123,7 @@ def render_audio_features(input, output, *, fps: float = 24.0, start: float = 0.
                             what="features picture")
     csv_out = None if csv is None else check_output_path(csv, inputs=(input,), overwrite=overwrite, kinds=(".csv",),
                                                          sidecar=False, others=(out,), what="CSV")
+    check_readable(input, "audio file")
     stream = probe_audio(input)
     if stream is None or stream.empty:
         raise ZoomdreamError(f"{input}: no audio stream found" if stream is None else
