@@ -36,11 +36,12 @@ from .checks import check_budget, frame_size
 from .errors import Interrupted, Terminated, ZoomdreamError
 from .fileio import check_output_path, sidecar_path, write_text_atomic
 from .framecache import FRAME_PATTERN, FrameCache, cache_dir, file_identity, render_manifest, versions, work_folder
-from .images import load_image
+from .images import load_image, png_size
 from .objectives import from_settings
+from .pipeline import WriteBehind
 from .settings import Settings
 
-__all__ = ["VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output", "finish",
+__all__ = ["StepSettings", "VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output", "finish",
            "finish_video", "fps_text", "load_backbone_and_objective", "numeric", "open_video", "output_soundtrack",
            "progress", "render_inputs", "run_frames", "sidecar", "signals_to_exceptions", "still", "video_track"]
 
@@ -115,6 +116,23 @@ def numeric(settings: Settings, anim: Animation) -> Settings:
     return dataclasses.replace(settings, dream=d)
 
 
+class StepSettings:
+    """A frame's dream settings: the render's, with that frame's step.
+
+    Built (and checked) only when the step differs from the previous frame's, so a constant
+    step costs nothing per frame.
+    """
+
+    def __init__(self, dream_settings):
+        self.base = dream_settings
+        self._last = (dream_settings.step, dream_settings)
+
+    def __call__(self, step: float):
+        if step != self._last[0]:
+            self._last = (step, dataclasses.replace(self.base, step=step))
+        return self._last[1]
+
+
 # ---------------------------------------------------------------- the loop
 @contextlib.contextmanager
 def signals_to_exceptions():
@@ -138,7 +156,8 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
     """The shared frame loop: frame i = make_frame(i, previous output) for every i not yet in the cache.
 
     The previous output is always the saved (lossless) frame, in fresh and resumed runs
-    alike, so both produce the same bytes. Ctrl-C / SIGTERM become :class:`Interrupted`
+    alike, so both produce the same bytes. Frames are written to the cache on a background
+    thread while the next one is made (``pipeline.WriteBehind``). Ctrl-C / SIGTERM become :class:`Interrupted`
     with a line that says how to continue. ``on_frame(k)`` is called before each new frame,
     with k the frames this call has made so far (a KeyboardInterrupt it raises stops the loop
     as a Ctrl-C would: a test's way to interrupt a render at a chosen frame).
@@ -151,13 +170,17 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
     try:
         with signals_to_exceptions(), progress(n_frames, quiet=quiet, unit="frame", desc=desc,
                                                initial=start) as bar:
-            for i in range(start, n_frames):
-                if on_frame is not None:
-                    on_frame(i - start)
-                prev = make_frame(i, prev)
-                cache.save(i, prev)
-                done = i + 1
-                bar.update(1)
+            writer = WriteBehind()  # PNG writes run beside the next frame's dream, in order
+            try:
+                for i in range(start, n_frames):
+                    if on_frame is not None:
+                        on_frame(i - start)
+                    prev = make_frame(i, prev)
+                    writer.submit(cache.save, i, prev)
+                    done = i + 1
+                    bar.update(1)
+            finally:
+                writer.close()  # every frame counted in `done` is on disk before the loop ends or stops
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted after frame {done}/{n_frames}; run the same command again to resume "
                           f"(or add --restart to start over)", 130) from None
@@ -248,7 +271,7 @@ def finish_video(job: VideoJob, out: Path, *, settings: Settings, start: float, 
     """Encode the finished frames with the soundtrack and write the sidecar; returns the frames' (w, h)."""
     info, n = job.info, job.n
     sound = output_soundtrack(info, start=start, end=end, preview=preview, audio=audio)
-    size = job.cache.load(n - 1).shape[1::-1]  # (w, h) of the dreamed frames, after max_size
+    size = png_size(job.cache.path(n - 1))  # (w, h) of the dreamed frames, after max_size
     finish(job.cache, n, out, fps=info.fps, audio=sound, crf=crf, keep_frames=keep_frames, quiet=quiet,
            settings=settings, extra={"input": info.path, "start": start, "end": end, "frames": n,
                                      "fps": str(info.fps)})

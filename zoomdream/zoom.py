@@ -20,8 +20,8 @@ from .checks import check_budget, check_render
 from .dream import dream, octave_note, to_uint8, to_unit
 from .errors import ZoomdreamError
 from .fileio import output_lock
-from .frameloop import (animation, audio_manifest, check_movie_output, finish, fps_text, load_backbone_and_objective,
-                        numeric, render_inputs, run_frames)
+from .frameloop import (StepSettings, animation, audio_manifest, check_movie_output, finish, fps_text,
+                        load_backbone_and_objective, numeric, render_inputs, run_frames)
 from .framecache import FrameCache, render_manifest, work_folder
 from .images import fit_size, load_image
 from .settings import Settings
@@ -92,15 +92,16 @@ class ZoomLoop:
         # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
         # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
         self.frame_settings = dataclasses.replace(settings.dream, octaves=z.octaves_per_frame)
+        self.first_at, self.later_at = StepSettings(settings.dream), StepSettings(self.frame_settings)
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
         z, d = self.settings.zoom, self.settings.dream
         h, w = self.photo.shape[:2]
         if prev_out is None:
-            init, iterations = self.photo, d.iterations
+            init, iterations, dream_at = self.photo, d.iterations, self.first_at
         else:
             m = motion.frame_matrix(self.anim.motion(i), fps=z.fps, size=(w, h))
-            init, iterations, d = motion.warp_affine(prev_out, m), z.iterations_per_frame, self.frame_settings
+            init, iterations, dream_at = motion.warp_affine(prev_out, m), z.iterations_per_frame, self.later_at
         if i % z.dream_every or not self.dreams:
             out = init  # pure motion between dreamed frames (or everywhere, with --iterations 0)
         else:
@@ -108,8 +109,8 @@ class ZoomLoop:
             layers = self.anim.layers(i)
             if layers is not None:
                 objective = objective.with_weights(layers)
-            d = dataclasses.replace(d, step=self.anim.step(i))
-            out = to_uint8(dream(to_unit(init), objective, self.backbone, d, frame=i, iterations=iterations))
+            out = to_uint8(dream(to_unit(init), objective, self.backbone, dream_at(self.anim.step(i)), frame=i,
+                                 iterations=iterations))
         lock = self.anim.colour_lock(i)
         if lock > 0:
             out = colour.colour_lock(out, self.ref_stats, lock)
