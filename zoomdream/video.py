@@ -30,7 +30,7 @@ from .frameloop import (StepSettings, animation, check_video_output, finish_vide
                         load_backbone_and_objective, numeric, open_video, run_frames, video_track)
 from .framecache import cache_dir, file_identity
 from .images import IMAGE_EXTENSIONS, load_image
-from .pipeline import LOOKAHEAD, Lookahead
+from .pipeline import LOOKAHEAD, Lookahead, WriteBehind
 from .settings import Settings
 
 __all__ = ["SourceFrame", "SourceStep", "VideoLoop", "WorkSize", "dream_frames", "flow_cache", "frame_flows",
@@ -258,13 +258,32 @@ class VideoLoop:
         self.flicker = flow.FlickerMeter()
         self.flow_cache = flow_cache(info, settings, animation, start=start)
         self.dream_at = StepSettings(self.settings.dream)
+        # the added-flicker measure (at the output size) runs behind the loop, in frame order
+        self.behind = WriteBehind(name="zoomdream-flicker") if lookahead > 0 else None
+        self._flicker: dict[int, float] = {}
+        self._last = -1
 
     def close(self):
-        if self.steps is not None and hasattr(self.steps, "close"):
-            self.steps.close()
-        self.frames.close()
-        if self.mask is not None:
-            self.mask.close()
+        try:
+            if self.behind is not None:
+                self.behind.close()
+        finally:
+            if self.steps is not None and hasattr(self.steps, "close"):
+                self.steps.close()
+            self.frames.close()
+            if self.mask is not None:
+                self.mask.close()
+
+    @property
+    def last_flicker(self) -> float:
+        """The added flicker of the last frame made (nan where it has no predecessor to compare with)."""
+        if self.behind is not None:
+            self.behind.flush()
+        return self._flicker.get(self._last, float("nan"))
+
+    def _measure(self, i: int, prev_out, out, src_prev, src, bwd, valid) -> None:
+        value = self.flicker.add(prev_out, out, src_prev, src, self.work.up_flow(bwd), self.work.up(valid))
+        self._flicker = {i: value}
 
     def _prepare(self, first: int, flows_at_first: bool) -> Iterator[SourceStep]:
         """Source steps ``first, first+1, ...``; flows wherever a frame will carry (all after ``first``)."""
@@ -334,10 +353,13 @@ class VideoLoop:
         lock = self.anim.colour_lock(i)
         if lock > 0:  # toward this source frame's own colours (as the camera shows it)
             out = colour.colour_lock(out, colour.colour_reference(src.rgb), lock)
-        self.last_flicker = float("nan")
+        self._last = i
         if prev_out is not None and bwd is not None:
-            self.last_flicker = self.flicker.add(prev_out, out, sp.rgb, src.rgb, self.work.up_flow(bwd),
-                                                 self.work.up(valid))
+            measure = (i, prev_out, out, sp.rgb, src.rgb, bwd, valid)
+            if self.behind is not None:
+                self.behind.submit(self._measure, *measure)
+            else:
+                self._measure(*measure)
         return out
 
 
