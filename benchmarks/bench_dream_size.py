@@ -23,6 +23,7 @@ A strip PNG (--out-dir) shows, per clip, the source and each case's last frame, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -62,7 +63,7 @@ def measured_flicker(src: list[np.ndarray], out: list[np.ndarray], flow) -> floa
 
 def bench_clip(path: str, sizes: list[int | None], args) -> tuple[list[dict], np.ndarray]:
     C.tf()
-    from zoomdream import flow, media, presets, settings as S, video  # noqa: PLC0415
+    from zoomdream import flow, media, presets, video  # noqa: PLC0415
 
     info = media.probe(path)
     fps = float(info.fps)
@@ -71,8 +72,7 @@ def bench_clip(path: str, sizes: list[int | None], args) -> tuple[list[dict], np
     base = presets.load_preset(args.preset)
     loops = {}
     for size in sizes:
-        settings = S.merge(base, {"video.dream_size": size}) if size is not None else S.merge(
-            base, {"video.dream_size": None})
+        settings = dataclasses.replace(base, video=dataclasses.replace(base.video, dream_size=size))
         loops[size] = video.dream_frames(info, settings, first=first, stop=stop)
     outs = {size: [] for size in sizes}
     times = {size: [] for size in sizes}

@@ -13,13 +13,14 @@ Without a GPU it prints the CPU column only, so it can be tried anywhere; ``--sm
 every size for a quick sanity run.
 
     python benchmarks/bench_gpu.py                 # the full set (on a 2-core CPU alone: ~15 min)
-    python benchmarks/bench_gpu.py --small         # 320x180 still, 256x144 and 320x180 video, zoom 128
+    python benchmarks/bench_gpu.py --small         # 320x180 still, 256x144 and 320x180 video (dream size 160), zoom 128
     python benchmarks/bench_gpu.py --no-cpu        # GPU figures only
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -99,15 +100,18 @@ def main() -> None:
     p.add_argument("--small", action="store_true", help="small sizes: a sanity run")
     p.add_argument("--no-cpu", action="store_true", help="skip the CPU column when a GPU is there")
     p.add_argument("--preset", default="default")
+    p.add_argument("--dream-size", type=int, default=None, help="the dream size case (default: the preset's)")
     args = p.parse_args()
     if args.small:
         args.still, args.video, args.zoom = (320, 180), "256x144,320x180", 128
+        args.dream_size = args.dream_size or 160
     tf = C.tf()
-    from zoomdream import presets, settings as S  # noqa: PLC0415
+    from zoomdream import presets  # noqa: PLC0415
 
     base = presets.load_preset(args.preset)
-    full = S.merge(base, {"video.dream_size": None})
-    small_side = base.video.dream_size
+    full = dataclasses.replace(base, video=dataclasses.replace(base.video, dream_size=None))
+    small_side = args.dream_size or base.video.dream_size
+    small = dataclasses.replace(base, video=dataclasses.replace(base.video, dream_size=small_side))
     os.environ.setdefault("ZOOMDREAM_CACHE", tempfile.mkdtemp(prefix="zoomdream-bench-cache-"))
     work = Path(tempfile.mkdtemp(prefix="zoomdream-bench-gpu-"))
     sizes = [C.parse_size(s) for s in args.video.split(",")]
@@ -124,7 +128,7 @@ def main() -> None:
                       lambda size=size: time_video(clips[size], full, args.frames)))
         if small_side and max(size) > small_side:
             cases.append((f"video frame {size[0]}x{size[1]}, dream size {small_side}", "s/frame",
-                          lambda size=size: time_video(clips[size], base, args.frames)))
+                          lambda size=size: time_video(clips[size], small, args.frames)))
     cases.append((f"zoom {args.zoom}x{args.zoom}", "frames/s", lambda: time_zoom(args.zoom, base, args.frames * 4)))
     results = {}
     for name, unit, fn in cases:
