@@ -41,9 +41,10 @@ from .objectives import from_settings
 from .pipeline import WriteBehind
 from .settings import Settings
 
-__all__ = ["StepSettings", "VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output", "finish",
-           "finish_video", "fps_text", "load_backbone_and_objective", "numeric", "open_video", "output_soundtrack",
-           "progress", "render_inputs", "run_frames", "sidecar", "signals_to_exceptions", "still", "video_track"]
+__all__ = ["StepSettings", "VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output",
+           "finish", "finish_video", "fps_text", "load_backbone_and_objective", "numeric", "open_video",
+           "output_soundtrack", "progress", "render_inputs", "run_frames", "sidecar", "signals_to_exceptions", "still",
+           "video_track"]
 
 log = logging.getLogger("zoomdream")
 
@@ -157,8 +158,8 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
 
     The previous output is always the saved (lossless) frame, in fresh and resumed runs
     alike, so both produce the same bytes. Frames are written to the cache on a background
-    thread while the next one is made (``pipeline.WriteBehind``). Ctrl-C / SIGTERM become :class:`Interrupted`
-    with a line that says how to continue. ``on_frame(k)`` is called before each new frame,
+    thread while the next one is made (``pipeline.WriteBehind``). Ctrl-C / SIGTERM become
+    :class:`Interrupted` with a line that says how to continue. ``on_frame(k)`` is called before each new frame,
     with k the frames this call has made so far (a KeyboardInterrupt it raises stops the loop
     as a Ctrl-C would: a test's way to interrupt a render at a chosen frame).
     """
