@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shlex
 import subprocess
 import sys
@@ -45,13 +46,16 @@ def run_render(root: Path, clip: str, out: Path, args, flags: list[str]) -> dict
     env = {**os.environ, "PYTHONPATH": str(root), "ZOOMDREAM_CACHE": str(cache)}
     cmd = [sys.executable, "-m", "zoomdream", "video", clip, "-o", str(out), "--start", str(args.start),
            "--preview", str(args.frames), "--keep-frames", "--overwrite", "--restart", *flags]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if r.returncode != 0:
         raise SystemExit(f"{root}: render failed ({r.returncode}):\n{r.stderr[-2000:]}")
     m = FLICKER.search(r.stderr)
-    return {"wall": wall, "flicker": m.group(1) if m else "?", "load": os.getloadavg()[0]}
+    return {"wall": wall, "cpu": cpu, "flicker": m.group(1) if m else "?", "load": os.getloadavg()[0]}
 
 
 def frames_of(out: Path) -> list[bytes]:
@@ -75,17 +79,22 @@ def whole_process(args) -> None:
             root, flags = cases[name]
             res = run_render(root, args.clip, work / f"{name.replace(' ', '_')}.mp4", args, flags)
             runs[name].append(res)
-            print(f"    round {r + 1}: {name:<16} {res['wall']:7.1f} s  flicker {res['flicker']:>6}  "
+            print(f"    round {r + 1}: {name:<16} {res['wall']:7.1f} s (cpu {res['cpu']:6.1f} s)  "
+                  f"flicker {res['flicker']:>6}  "
                   f"load {res['load']:.2f}", flush=True)
     base_frames = frames_of(work / "base.mp4")
     ref = C.median([x["wall"] for x in runs["base"]])
     print()
-    print("| case | whole process, s (median) | s/frame | vs base | added flicker | frames = base's |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| case | whole process, s (median) | s/frame | vs base | paired vs base | CPU s | added flicker | "
+          "frames = base's |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in names:
         wall = C.median([x["wall"] for x in runs[name]])
         same = frames_of(work / f"{name.replace(' ', '_')}.mp4") == base_frames
-        print(f"| {name} | {wall:.1f} | {wall / args.frames:.2f} | {ref / wall:.2f}x | {runs[name][-1]['flicker']} | "
+        paired = [b["wall"] / x["wall"] for b, x in zip(runs["base"], runs[name])]  # same round: similar load
+        cpu = C.median([x["cpu"] for x in runs[name]])
+        print(f"| {name} | {wall:.1f} | {wall / args.frames:.2f} | {ref / wall:.2f}x | "
+              f"{', '.join(f'{p:.2f}' for p in paired)} | {cpu:.1f} | {runs[name][-1]['flicker']} | "
               f"{'yes' if same else 'no'} |")
     print()
 
