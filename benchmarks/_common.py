@@ -163,3 +163,15 @@ def vm_kib(field: str, pid: int | str = "self") -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name and core count (as ``lscpu`` shows them), for the figures' heading."""
+    import os
+
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} cores"

@@ -24,6 +24,7 @@ Convention: images are (H, W, 3) RGB. ``dream_image`` takes and returns uint8
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -146,8 +147,9 @@ class TilePlan:
     windows: list  # per tile (th, tw, 1) float32 tensors: feather / sum of feathers (they sum to 1 everywhere)
 
 
+@functools.lru_cache(maxsize=32)
 def tile_plan(h: int, w: int, tile: int) -> TilePlan:
-    """Tiles of at most ``tile`` px covering an (h, w) image, with feathered blend windows."""
+    """Tiles of at most ``tile`` px covering an (h, w) image, with feathered blend windows (made once per size)."""
     tf = _tf()
     overlap = max(8, int(tile * TILE_OVERLAP_FRACTION))
     ys, xs = tile_spans(h, tile, overlap), tile_spans(w, tile, overlap)

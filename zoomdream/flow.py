@@ -18,6 +18,7 @@ Convention:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -119,9 +120,11 @@ def compute_flow(src: np.ndarray, dst: np.ndarray, method: str = "dis") -> np.nd
     return np.ascontiguousarray(flow, dtype=np.float32)  # (h, w, 2) float32
 
 
+@functools.lru_cache(maxsize=8)
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates: x (h, w) and y (h, w), float32."""
+    """Pixel-centre coordinates: x (h, w) and y (h, w), float32 (made once per size; read-only)."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)  # (h, w) each
+    xs.flags.writeable = ys.flags.writeable = False
     return xs, ys
 
 

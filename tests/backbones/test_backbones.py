@@ -282,3 +282,27 @@ def test_precision_auto_follows_the_hardware_and_the_network(monkeypatch, fast_b
 def test_an_unknown_precision_is_refused():
     with pytest.raises(ZoomdreamError):
         backbones.resolve_precision("fp8")
+
+
+def test_precision_auto_on_a_gpu_is_measured_once_and_remembered(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOMDREAM_CACHE", str(tmp_path))
+    monkeypatch.setattr(backbones, "has_gpu", lambda: True)
+    monkeypatch.setattr(backbones, "supports_fast_bf16", lambda: True)
+    timed = []
+
+    def seconds(spec, precision):
+        timed.append(precision)
+        return {"fp32": 1.0, "bf16": 2.0}[precision]  # here bfloat16 is the slower one
+
+    monkeypatch.setattr(backbones, "step_seconds", seconds)
+    spec = backbones.get_spec("vgg16-hed")  # bf16_on_cpu: the CPU rule alone would say bf16
+    assert backbones.resolve_precision("auto", spec) == "fp32"
+    assert sorted(timed) == ["bf16", "fp32"]
+    assert backbones.resolve_precision("auto", spec) == "fp32" and len(timed) == 2  # remembered
+    assert "fp32" in (tmp_path / "precision.json").read_text()
+    assert backbones.resolve_precision("bf16", spec) == "bf16"  # an explicit choice is never second-guessed
+
+
+def test_a_precision_probe_runs_on_this_machine():
+    seconds = backbones.step_seconds(backbones.get_spec("efficientnet-lite0"), "fp32", side=64)
+    assert 0 < seconds < 60

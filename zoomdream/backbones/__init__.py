@@ -196,8 +196,9 @@ def resolve_precision(precision: str, spec: BackboneSpec | None = None) -> str:
 
     The rule, backed by benchmarks/bench_dream.py: bfloat16 where the hardware runs it natively
     (:func:`supports_fast_bf16`), except on a CPU for backbones made of depthwise convolutions
-    (``spec.bf16_on_cpu`` False: EfficientNet-Lite is ~2x slower there in bfloat16). Without
-    ``spec``, only the hardware counts.
+    (``spec.bf16_on_cpu`` False: EfficientNet-Lite is ~2x slower there in bfloat16). On a
+    GPU it is measured per backbone (:func:`measured_precision`). Without ``spec``, only the
+    hardware counts.
     """
     if precision not in ("auto", "fp32", "bf16"):
         raise ZoomdreamError(f"unknown precision '{precision}'; choose auto, fp32 or bf16")
@@ -205,7 +206,75 @@ def resolve_precision(precision: str, spec: BackboneSpec | None = None) -> str:
         return precision
     if not supports_fast_bf16():
         return "fp32"
-    return "bf16" if spec is None or spec.bf16_on_cpu or has_gpu() else "fp32"
+    if spec is not None and has_gpu():
+        return measured_precision(spec)
+    return "bf16" if spec is None or spec.bf16_on_cpu else "fp32"
+
+
+PRECISION_PROBE_SIDE = 512  # px: the tile a dream step works on by default
+PRECISION_PROBE_REPEATS = 5
+
+
+def measured_precision(spec: BackboneSpec) -> str:
+    """On a GPU, the faster precision for ``spec``, measured: one gradient step in fp32 and in bf16.
+
+    Each is timed (median of a few, after a warm-up) on a 512x512 tile through the backbone's
+    deepest listed layer, with untrained weights (speed does not depend on weight values). The
+    answer is remembered per device, TensorFlow version and backbone in the user cache
+    (``precision.json``), so only the first render on a machine pays the ~seconds it takes.
+    """
+    import json  # noqa: PLC0415
+
+    from zoomdream.render.framecache import cache_dir  # noqa: PLC0415  (framecache imports this module's users)
+
+    tf = _tf()
+    devices = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+               for g in tf.config.list_physical_devices("GPU")]
+    key = f"{spec.name}|{tf.__version__}|{','.join(devices)}"
+    path = cache_dir() / "precision.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    if known.get(key) in ("fp32", "bf16"):
+        return known[key]
+    seconds = {p: step_seconds(spec, p) for p in ("fp32", "bf16")}
+    choice = min(seconds, key=seconds.get)
+    known[key] = choice
+    with contextlib.suppress(OSError, ZoomdreamError):
+        from zoomdream.fileio import write_text_atomic  # noqa: PLC0415
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(known, indent=1, sort_keys=True))
+    return choice
+
+
+def step_seconds(spec: BackboneSpec, precision: str, side: int = PRECISION_PROBE_SIDE) -> float:
+    """Seconds of one gradient step of ``spec`` in ``precision`` on a (side, side) tile (median, warmed up)."""
+    import time  # noqa: PLC0415
+
+    tf = _tf()
+    backbone = _build(spec, RANDOM, precision)
+    features = backbone.feature_model(spec.interesting[-1:])
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            acts = features(backbone.preprocess(x), training=False)
+            loss = tf.reduce_mean(tf.square(tf.cast(acts, tf.float32)))
+        return tape.gradient(loss, x)
+
+    x = tf.random.uniform((1, side, side, 3), -1.0, 1.0)
+    times = []
+    for i in range(PRECISION_PROBE_REPEATS + 1):
+        t = time.perf_counter()
+        step(x).numpy()  # .numpy() waits for the device
+        if i:
+            times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
 
 
 @dataclass

@@ -38,6 +38,7 @@ __all__ = [
     "load_image",
     "load_frame",
     "image_header",
+    "png_size",
     "save_image",
     "save_png_fast",
     "load_png_fast",
@@ -201,6 +202,19 @@ def png_complete(path: str | os.PathLike) -> bool:
             return f.read() == PNG_END
     except OSError:
         return False
+
+
+def png_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of a PNG from its header, without decoding the pixels."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            head = f.read(24)  # signature (8), IHDR length and type (8), width (4), height (4)
+    except OSError as e:
+        raise ZoomdreamError(f"{name}: cannot read the file ({e.strerror or e})") from None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise ZoomdreamError(f"{name}: not a PNG file")
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def load_png_fast(path: str | os.PathLike) -> np.ndarray:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from zoomdream import __version__
-from zoomdream.backbones.tf import tf as _tf
 from zoomdream.errors import ZoomdreamError
 from zoomdream.fileio import PARTIAL_TAG, temp_stem, write_text_atomic
 from zoomdream.media.images import load_png_fast, png_complete, save_png_fast
@@ -199,14 +200,30 @@ def _frame_settings(kind: str, settings: Settings) -> dict:
     return data
 
 
+# Distributions that install the ``tensorflow`` module, most common first.
+TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel", "tf-nightly")
+
+
 def versions() -> dict:
-    """The versions of the libraries that decide the pixels (TensorFlow imported quietly, through ``backbones.tf``)."""
-    _tf()
+    """The versions of the libraries that decide the pixels.
+
+    Read from a loaded module, else from the installed distribution, so a render that never
+    dreams (``--iterations 0``) never imports TensorFlow.
+    """
     out = {}
-    for mod in ("tensorflow", "keras", "numpy", "cv2"):
-        with contextlib.suppress(Exception):
-            out[mod] = __import__(mod).__version__
+    for mod, dists in (("tensorflow", TF_DISTRIBUTIONS), ("keras", ("keras",)), ("numpy", ("numpy",)),
+                       ("cv2", ("opencv-python-headless", "opencv-python", "opencv-contrib-python"))):
+        version = getattr(sys.modules.get(mod), "__version__", None) or _installed(dists)
+        if version is not None:
+            out[mod] = version
     return out
+
+
+def _installed(dists: tuple[str, ...]) -> str | None:
+    for name in dists:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(name)
+    return None
 
 
 def cache_dir() -> Path:

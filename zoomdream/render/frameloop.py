@@ -33,7 +33,7 @@ from zoomdream.backbones import load_backbone
 from zoomdream.checks import check_budget, check_dream_size, check_image_folder, check_mask, frame_size
 from zoomdream.errors import Interrupted, Terminated, ZoomdreamError, check_interrupt, signals_to_exceptions
 from zoomdream.fileio import check_output_path, published_together, sidecar_path, write_text_atomic
-from zoomdream.media.images import load_image
+from zoomdream.media.images import load_image, png_size
 from zoomdream.media.probe import NO_SAMPLES_NOTE, VideoInfo, probe, probe_audio
 from zoomdream.media.rates import fps_text
 from zoomdream.media.read import frame_count
@@ -48,6 +48,7 @@ from zoomdream.render.framecache import (
     versions,
     work_folder,
 )
+from zoomdream.render.pipeline import WriteBehind
 from zoomdream.settings import Settings, presets
 from zoomdream.settings.animation import Animation, dream_at, features_used, uses_frame_count
 
@@ -135,8 +136,9 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
     """The shared frame loop: frame i = make_frame(i, previous output) for every i not yet in the cache.
 
     The previous output is always the saved (lossless) frame, in fresh and resumed runs
-    alike, so both produce the same bytes. Ctrl-C / SIGTERM become :class:`Interrupted`
-    with a line that says how to continue. ``on_frame(k)`` is called before each new frame,
+    alike, so both produce the same bytes. Frames are written to the cache on a background
+    thread while the next one is made (``pipeline.WriteBehind``). Ctrl-C / SIGTERM become
+    :class:`Interrupted` with a line that says how to continue. ``on_frame(k)`` is called before each new frame,
     with k the frames this call has made so far (a KeyboardInterrupt it raises stops the loop
     as a Ctrl-C would: a test's way to interrupt a render at a chosen frame).
     """
@@ -148,13 +150,17 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
     try:
         with signals_to_exceptions(), progress(n_frames, quiet=quiet, unit="frame", desc=desc,
                                                initial=start) as bar:
-            for i in range(start, n_frames):
-                if on_frame is not None:
-                    on_frame(i - start)
-                prev = make_frame(i, prev)
-                cache.save(i, prev)
-                done = i + 1
-                bar.update(1)
+            writer = WriteBehind()  # PNG writes run beside the next frame's dream, in order
+            try:
+                for i in range(start, n_frames):
+                    if on_frame is not None:
+                        on_frame(i - start)
+                    prev = make_frame(i, prev)
+                    writer.submit(cache.save, i, prev)
+                    done = i + 1
+                    bar.update(1)
+            finally:
+                writer.close()  # every frame counted in `done` is on disk before the loop ends or stops
     except KeyboardInterrupt:
         raise Interrupted(_stopped("interrupted", done, n_frames), 130) from None
     except Terminated:
@@ -281,7 +287,7 @@ def finish_video(job: VideoJob, out: Path, *, settings: Settings, start: float, 
     """Encode the finished frames with the soundtrack and write the sidecar; returns the frames' (w, h)."""
     info, n = job.info, job.n
     sound = output_soundtrack(info, start=start, end=end, preview=preview, audio=audio)
-    size = job.cache.load(n - 1).shape[1::-1]  # (w, h) of the dreamed frames, after max_size
+    size = png_size(job.cache.path(n - 1))  # (w, h) of the dreamed frames, after max_size
     finish(job.cache, n, out, fps=info.fps, audio=sound, crf=crf, keep_frames=keep_frames, quiet=quiet,
            settings=settings, extra={"input": info.path, "start": start, "end": end, "frames": n,
                                      "fps": str(info.fps)})

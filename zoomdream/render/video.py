@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
@@ -41,10 +42,11 @@ from zoomdream.render.frameloop import (
     run_frames,
     video_track,
 )
+from zoomdream.render.pipeline import LOOKAHEAD, Lookahead, WriteBehind
 from zoomdream.settings import DEFAULT_CRF, Settings
 
-__all__ = ["VideoLoop", "dream_frames", "flow_cache", "frame_flows", "render_video", "source_frames",
-           "valid_pixels"]
+__all__ = ["SourceFrame", "SourceStep", "VideoLoop", "WorkSize", "dream_frames", "flow_cache", "frame_flows",
+           "render_video", "source_frame", "source_frames", "valid_pixels"]
 
 log = logging.getLogger("zoomdream")
 
@@ -136,18 +138,24 @@ def _moved(frames: Iterator[np.ndarray], anim, first: int) -> Iterator[np.ndarra
 
 
 def flow_cache(info, settings: Settings, anim, *, start: float) -> flow.FlowCache:
-    """The per-clip flow cache: keyed by the input, the start, the frame rate, the size, the method and the camera."""
+    """The per-clip flow cache: keyed by the input, the start, the frame rate, the size, the method and the camera.
+
+    With a dream size, flows work at that smaller size, which is part of the key.
+    """
     camera = [anim.camera_digest()] if anim.camera_moves else []  # flows of the moved frames
+    work = WorkSize.of(info, settings)
+    scaled = [list(work.size)] if work.scaled else []  # unchanged keys when flows work at the frame's size
     key = json.dumps([file_identity(info.path), start, str(info.fps), settings.dream.max_size,
-                      settings.video.flow, *camera], sort_keys=True)
+                      settings.video.flow, *camera, *scaled], sort_keys=True)
     return flow.FlowCache(cache_dir() / "flow", hashlib.sha256(key.encode()).hexdigest()[:20])
 
 
 def frame_flows(cache: flow.FlowCache, i: int, prev: np.ndarray, src: np.ndarray, method: str):
     """(backward, forward) flows between source frames i-1 and i, from ``cache`` or computed and cached.
 
-    Fresh flows are rounded as the cache stores them (float16), so cold and warm runs, and
-    every worker of a Ray render, see the same flows.
+    ``prev``, ``src``: RGB or, computed once per frame, grey. Fresh flows are rounded as the
+    cache stores them (float16), so cold and warm runs, and every worker of a Ray render, see
+    the same flows.
     """
     cached = cache.get(i, shape=src.shape[:2])
     if cached is not None:
@@ -165,14 +173,86 @@ def valid_pixels(bwd: np.ndarray, fwd: np.ndarray, occlusion: float) -> np.ndarr
     return np.ones(bwd.shape[:2], np.float32)
 
 
+# ---------------------------------------------------------------- the dream size
+@dataclass(frozen=True)
+class WorkSize:
+    """Where a video's flow, carried dream and dreaming work: the frame's (w, h), or at most ``dream_size``.
+
+    With a dream size the dream is computed on the frame scaled down, and its delta (dreamed
+    minus source, at that size) is scaled up and added to the full-size frame, so the
+    footage's own detail stays sharp while the dream costs what a small frame costs.
+    """
+
+    full: tuple[int, int]  # (w, h) of the frames (after max_size)
+    size: tuple[int, int]  # (w, h) the dream works at
+
+    @classmethod
+    def of(cls, info, settings: Settings) -> "WorkSize":
+        full = frame_size((info.width, info.height), settings.dream.max_size)
+        return cls(full, frame_size(full, settings.video.dream_size))
+
+    @property
+    def scaled(self) -> bool:
+        return self.size != self.full
+
+    def down(self, image: np.ndarray) -> np.ndarray:
+        """(H, W[, C]) at the frame's size -> the working size (area average); itself when not scaled."""
+        return cv2.resize(image, self.size, interpolation=cv2.INTER_AREA) if self.scaled else image
+
+    def up(self, image: np.ndarray) -> np.ndarray:
+        """(h, w[, C]) float32 at the working size -> the frame's size (bilinear)."""
+        return cv2.resize(image, self.full, interpolation=cv2.INTER_LINEAR) if self.scaled else image
+
+    def up_flow(self, flow_field: np.ndarray) -> np.ndarray:
+        """(h, w, 2) px at the working size -> (H, W, 2) px at the frame's size."""
+        if not self.scaled:
+            return flow_field
+        sx, sy = self.full[0] / self.size[0], self.full[1] / self.size[1]
+        return self.up(flow_field) * np.array([sx, sy], np.float32)
+
+
+# ---------------------------------------------------------------- source-side work, done ahead of the dream
+@dataclass
+class SourceFrame:
+    """One source frame in every form the loop uses, each computed once."""
+
+    index: int
+    rgb: np.ndarray  # (H, W, 3) uint8, as the camera shows it, at the frame's size
+    unit: np.ndarray  # (h, w, 3) float32 unit range, at the working size
+    grey: np.ndarray  # (h, w) uint8, at the working size: what flow and the cut score read
+
+
+@dataclass
+class SourceStep:
+    """What frame i takes from the source side: the frame, its predecessor, their cut score and flows."""
+
+    src: SourceFrame
+    prev: SourceFrame | None
+    cut: float | None  # scene-cut score prev -> src (None without a predecessor)
+    bwd: np.ndarray | None = None  # (h, w, 2) flows at the working size, None where not needed
+    fwd: np.ndarray | None = None
+    valid: np.ndarray | None = None  # (h, w) float32
+
+
+def source_frame(index: int, rgb: np.ndarray, work: WorkSize) -> SourceFrame:
+    small = work.down(rgb)  # (h, w, 3) uint8
+    return SourceFrame(index, rgb, to_unit(small), cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+
+
 # ---------------------------------------------------------------- the per-frame work
 class VideoLoop:
-    """Per-frame work for ``render_video``: flow, carry-over, dreaming, flicker bookkeeping."""
+    """Per-frame work for ``render_video``: flow, carry-over, dreaming, flicker bookkeeping.
 
-    def __init__(self, info, settings: Settings, *, start, end, mask, skip: int = 0, audio=None, animation=None):
+    Decoding, the source frame's forms, the scene-cut score and the flows of the next frames
+    are prepared on a background thread (``pipeline.Lookahead``) while the dream runs.
+    """
+
+    def __init__(self, info, settings: Settings, *, start, end, mask, skip: int = 0, audio=None, animation=None,
+                 lookahead: int = LOOKAHEAD):
         """``skip``: the first frame this loop will be asked for (earlier ones are never decoded).
 
         ``animation``: the render's animated values (built here from ``audio`` or the clip's soundtrack if None).
+        ``lookahead``: source frames prepared ahead on a background thread (0: none, all work in line).
         """
         if animation is None:
             animation = _animation(settings, info, start=start, end=end, audio=audio)
@@ -181,65 +261,118 @@ class VideoLoop:
         self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
         self.backbone, self.objective = (load_backbone_and_objective(self.settings) if self.dreams
                                          else (None, None))
-        size = frame_size((info.width, info.height), settings.dream.max_size)  # (w, h) of every frame
-        if self.dreams and (note := octave_note(size[::-1], self.settings.dream, self.backbone.min_size)):
+        self.work = WorkSize.of(info, settings)
+        if self.dreams and (note := octave_note(self.work.size[::-1], self.settings.dream, self.backbone.min_size)):
             log.info(note)  # once per render, not once per frame
         self.frames = source_frames(info, animation, start=start, end=end, max_size=settings.dream.max_size,
                                     skip=skip)
-        self.index = skip - 1  # index of self.src (the last source frame read)
-        self.src = self.src_prev = None
+        self.skip, self.lookahead, self.steps = skip, lookahead, None
         self.mask = None if mask is None else _Mask(mask)
         self.flicker = flow.FlickerMeter()
         self.flow_cache = flow_cache(info, settings, animation, start=start)
         self.dream_base = self.settings.dream.frame()  # frame 0's numbers; each frame takes its own step
+        # the added-flicker measure (at the output size) runs behind the loop, in frame order
+        self.behind = WriteBehind(name="zoomdream-flicker") if lookahead > 0 else None
+        self._flicker: dict[int, float] = {}
+        self._last = -1
 
     def close(self):
-        self.frames.close()
-        if self.mask is not None:
-            self.mask.close()
+        try:
+            if self.behind is not None:
+                self.behind.close()
+        finally:
+            if self.steps is not None and hasattr(self.steps, "close"):
+                self.steps.close()
+            self.frames.close()
+            if self.mask is not None:
+                self.mask.close()
 
-    def _source(self, i: int) -> None:
-        """Advance the decoder so self.src is source frame i and self.src_prev frame i-1."""
-        while self.index < i:
-            try:
-                frame = next(self.frames)
-            except StopIteration:
-                raise ZoomdreamError(f"source ended before frame {i + 1}") from None
-            self.index += 1
-            self.src_prev, self.src = self.src, frame
+    @property
+    def last_flicker(self) -> float:
+        """The added flicker of the last frame made (nan where it has no predecessor to compare with)."""
+        if self.behind is not None:
+            self.behind.flush()
+        return self._flicker.get(self._last, float("nan"))
+
+    def _measure(self, i: int, prev_out, out, src_prev, src, bwd, valid) -> None:
+        value = self.flicker.add(prev_out, out, src_prev, src, self.work.up_flow(bwd), self.work.up(valid))
+        self._flicker = {i: value}
+
+    def _prepare(self, first: int, flows_at_first: bool) -> Iterator[SourceStep]:
+        """Source steps ``first, first+1, ...``; flows wherever a frame will carry (all after ``first``)."""
+        prev = None
+        for index, rgb in enumerate(self.frames, self.skip):
+            if index < first - 1:
+                continue  # decoded only to reach `first` (a resumed render)
+            src = source_frame(index, rgb, self.work)
+            if index >= first:
+                step = SourceStep(src, prev, None if prev is None else flow.scene_cut_score(prev.grey, src.grey))
+                if prev is not None and (index > first or flows_at_first):
+                    self._add_flows(step)
+                yield step
+            prev = src
+
+    def _add_flows(self, step: SourceStep) -> None:
+        v = self.settings.video
+        step.bwd, step.fwd = frame_flows(self.flow_cache, step.src.index, step.prev.grey, step.src.grey, v.flow)
+        step.valid = valid_pixels(step.bwd, step.fwd, v.occlusion)  # (h, w) 1 = flow explains the pixel
+
+    def _step(self, i: int, prev_out) -> SourceStep:
+        if self.steps is None:  # the first call says where the loop starts
+            steps = self._prepare(i, prev_out is not None)
+            self.steps = Lookahead(steps, self.lookahead) if self.lookahead > 0 else steps
+        try:
+            step = next(self.steps)
+        except StopIteration:
+            raise ZoomdreamError(f"source ended before frame {i + 1}") from None
+        if step.src.index != i:
+            raise ValueError(f"VideoLoop frames must be asked for in order: expected {step.src.index}, got {i}")
+        if prev_out is not None and step.prev is not None and step.bwd is None:
+            self._add_flows(step)
+        return step
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
         v, d = self.settings.video, self.settings.dream
-        self._source(i)
-        src = self.src
+        step = self._step(i, prev_out)
+        src, sp = step.src, step.prev
         blend = self.anim.blend(i)
-        carry = prev_out is not None and blend > 0 and self.src_prev is not None
-        if carry and flow.scene_cut_score(self.src_prev, src) > v.scene_cut:
+        carry = prev_out is not None and blend > 0 and sp is not None
+        if carry and step.cut > v.scene_cut:
             log.info("scene cut at frame %d: starting the dream afresh", i)
             carry = False
-        init = to_unit(src)  # (H, W, 3) unit range
+        init = src.unit  # (h, w, 3) unit range, at the working size
         bwd = valid = None
-        if prev_out is not None and self.src_prev is not None:
-            bwd, fwd = frame_flows(self.flow_cache, i, self.src_prev, src, v.flow)
-            valid = valid_pixels(bwd, fwd, v.occlusion)  # (H, W) 1 = flow explains the pixel
+        if prev_out is not None and sp is not None:
+            bwd, valid = step.bwd, step.valid
         if carry:
-            delta = to_unit(prev_out) - to_unit(self.src_prev)  # (H, W, 3) the previous dream delta
+            if self.work.scaled:  # the previous dream delta, from the saved frame (so a resume is identical)
+                delta = self.work.down((prev_out.astype(np.float32) - sp.rgb) / 127.5)  # (h, w, 3)
+            else:
+                delta = to_unit(prev_out) - sp.unit  # (H, W, 3) the previous dream delta
             init = init + blend * valid[..., None] * flow.warp(delta, bwd)
         if self.dreams:
             iterations = v.iterations_per_frame if carry else d.iterations
             layers = self.anim.layers(i)
             objective = self.objective if layers is None else self.objective.with_weights(layers)
             d = self.anim.dream(i, self.dream_base)
-            mask = None if self.mask is None else self.mask.at(i, (src.shape[1], src.shape[0]))
-            out = to_uint8(dream(init, objective, self.backbone, d, frame=i, iterations=iterations, mask=mask))
+            mask = None if self.mask is None else self.mask.at(i, self.work.size)
+            dreamed = dream(init, objective, self.backbone, d, frame=i, iterations=iterations, mask=mask)
         else:
-            out = to_uint8(init)
+            dreamed = init
+        if self.work.scaled:  # the dream's delta, scaled up, on the full-size source frame
+            out = to_uint8(to_unit(src.rgb) + self.work.up(dreamed - src.unit))
+        else:
+            out = to_uint8(dreamed)
         lock = self.anim.colour_lock(i)
         if lock > 0:  # toward this source frame's own colours (as the camera shows it)
-            out = colour.colour_lock(out, colour.colour_reference(src), lock)
-        self.last_flicker = float("nan")
+            out = colour.colour_lock(out, colour.colour_reference(src.rgb), lock)
+        self._last = i
         if prev_out is not None and bwd is not None:
-            self.last_flicker = self.flicker.add(prev_out, out, self.src_prev, src, bwd, valid)
+            measure = (i, prev_out, out, sp.rgb, src.rgb, bwd, valid)
+            if self.behind is not None:
+                self.behind.submit(self._measure, *measure)
+            else:
+                self._measure(*measure)
         return out
 
 

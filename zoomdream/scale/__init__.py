@@ -59,7 +59,7 @@ from zoomdream.render.frameloop import (
     open_video,
     progress,
 )
-from zoomdream.render.video import flow_cache, frame_flows, source_frames, valid_pixels
+from zoomdream.render.video import WorkSize, flow_cache, frame_flows, source_frame, source_frames, valid_pixels
 from zoomdream.scale.plan import (
     DEFAULT_CHUNK,
     DEFAULT_FADE,
@@ -359,14 +359,17 @@ def _added_flicker(run: _Run, frames: list[int]) -> list[float]:
     job, v = run.job, run.settings.video
     wanted, values, prev = set(frames), [], None
     flows = flow_cache(job.info, run.settings, job.animation, start=run.start)
+    work = WorkSize.of(job.info, run.settings)  # flows at the dream's working size, as the render's
     sources = source_frames(job.info, job.animation, start=run.start, end=run.end,
                             max_size=run.settings.dream.max_size, max_frames=max(frames) + 1)
     try:
-        for i, src in enumerate(sources):
+        for i, rgb in enumerate(sources):
+            src = source_frame(i, rgb, work)
             if i in wanted:
-                bwd, fwd = frame_flows(flows, i, prev, src, v.flow)
-                valid = valid_pixels(bwd, fwd, v.occlusion)  # (H, W) 1 = flow explains the pixel
-                values.append(flow.added_flicker(job.cache.load(i - 1), job.cache.load(i), prev, src, bwd, valid))
+                bwd, fwd = frame_flows(flows, i, prev.grey, src.grey, v.flow)
+                valid = valid_pixels(bwd, fwd, v.occlusion)  # (h, w) 1 = flow explains the pixel
+                values.append(flow.added_flicker(job.cache.load(i - 1), job.cache.load(i), prev.rgb, src.rgb,
+                                                 work.up_flow(bwd), work.up(valid)))
             prev = src
     finally:
         sources.close()

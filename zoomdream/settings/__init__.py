@@ -255,6 +255,12 @@ class VideoSettings(_Validated):
     colour_lock: float = setting(0.0, check=Number(0.0, 1.0), flags=("--colour-lock", "--color-lock"),
                                  schedulable=True,
                                  help="pull each dreamed frame's colours toward its source frame's (0 = off)")
+    dream_size: int | None = setting(640, check=Number(32, MAX_SIDE, integer=True, nullable=True),
+                                     flags="--dream-size", metavar="PX",
+                                     help="dream each frame scaled to at most this many px on its longer side and "
+                                          "add the dream, scaled up, to the full-size frame (faster on HD, keeps "
+                                          "the footage's detail; null, or a size no smaller than the frame = "
+                                          "dream at full size)")
     # The camera of a video is absolute per frame (1 = as shot), applied to each source frame before
     # flow, carry-over and dreaming, so the dream stays on the moved picture.
     zoom: Any = setting(1.0, check=Keyframed(ZOOM_FACTOR), flags="--zoom", schedulable=True,
