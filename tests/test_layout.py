@@ -70,8 +70,8 @@ def test_settings_imports_only_errors_fileio_motion_and_the_backbone_registry():
     assert _outside("settings", allowed) == {}
 
 
-def test_backbones_import_only_errors_and_the_settings_declarations():
-    assert _outside("backbones", {"zoomdream.errors", "zoomdream.settings"}) == {}
+def test_backbones_import_only_errors_fileio_and_the_settings_declarations():
+    assert _outside("backbones", {"zoomdream.errors", "zoomdream.fileio", "zoomdream.settings"}) == {}
 
 
 def test_media_imports_only_errors_fileio_and_the_settings_declarations():

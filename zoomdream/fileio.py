@@ -43,7 +43,7 @@ from zoomdream.errors import ZoomdreamError
 __all__ = ["PARTIAL_TAG", "FOLDER_MARKER", "FOLDER_MARKER_TEXT", "FRAME_FILE", "LOCK_SUFFIX", "SIDECAR_SUFFIX",
            "SIDECAR_MARK", "MAX_STEM", "FILE_MODE", "DIR_MODE", "temp_stem", "atomic_path", "make_temp_dir",
            "write_bytes_atomic", "write_text_atomic", "sidecar_path", "is_own_folder", "is_own_sidecar",
-           "refuse_overlap", "check_output_path", "output_lock", "sweep_temps", "check_readable"]
+           "refuse_overlap", "check_output_path", "output_lock", "sweep_temps", "check_readable", "cache_dir"]
 
 PARTIAL_TAG = ".partial"  # every temp name contains it, so leftovers can be swept
 FOLDER_MARKER = ".zoomdream-frames"  # inside every frame folder zoomdream writes: "replaceable with --overwrite"
@@ -510,3 +510,11 @@ def check_readable(path, what: str, *, folder_ok: bool = False, empty_ok: bool =
     except OSError as e:
         raise ZoomdreamError(f"{shown}: cannot read the {what} ({e.strerror or e})") from None
     return st
+
+
+def cache_dir() -> Path:
+    """Per-user cache (flow fields): $ZOOMDREAM_CACHE, else $XDG_CACHE_HOME/zoomdream, else ~/.cache/zoomdream."""
+    env = os.environ.get("ZOOMDREAM_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zoomdream"

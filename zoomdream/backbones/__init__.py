@@ -25,7 +25,7 @@ which the backbone keeps for that (InceptionV3: 87 MB of float32 weights).
 The package: this module (the registry and loading), ``efficientnet`` (the EfficientNet-Lite
 build), ``torchweights`` (PyTorch checkpoints read without PyTorch), ``batchnorm`` (the folding)
 and ``tf`` (TensorFlow imported quietly, once). It may import, from the rest of zoomdream, only
-``errors`` and the settings declarations; TensorFlow and Keras only inside a function, so
+``errors``, ``fileio`` (the user cache) and the settings declarations; TensorFlow and Keras only inside a function, so
 importing it costs no TensorFlow start-up.
 """
 
@@ -225,7 +225,7 @@ def measured_precision(spec: BackboneSpec) -> str:
     """
     import json  # noqa: PLC0415
 
-    from zoomdream.render.framecache import cache_dir  # noqa: PLC0415  (framecache imports this module's users)
+    from zoomdream.fileio import cache_dir, write_text_atomic  # noqa: PLC0415
 
     tf = _tf()
     devices = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
@@ -244,8 +244,6 @@ def measured_precision(spec: BackboneSpec) -> str:
     choice = min(seconds, key=seconds.get)
     known[key] = choice
     with contextlib.suppress(OSError, ZoomdreamError):
-        from zoomdream.fileio import write_text_atomic  # noqa: PLC0415
-
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(known, indent=1, sort_keys=True))
     return choice

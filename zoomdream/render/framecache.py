@@ -28,7 +28,7 @@ from zoomdream.media.images import load_png_fast, png_complete, save_png_fast
 from zoomdream.media.process import ffmpeg_version
 from zoomdream.settings import Settings, to_dict
 
-__all__ = ["FRAME_PATTERN", "MANIFEST", "WORK_SUFFIX", "FrameCache", "cache_dir", "file_identity",
+__all__ = ["FRAME_PATTERN", "MANIFEST", "WORK_SUFFIX", "FrameCache", "file_identity",
            "render_manifest", "versions", "work_folder"]
 
 WORK_SUFFIX = ".zoomdream-work"  # the work folder is ".<output name>.zoomdream-work" beside the output
@@ -224,11 +224,3 @@ def _installed(dists: tuple[str, ...]) -> str | None:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return importlib.metadata.version(name)
     return None
-
-
-def cache_dir() -> Path:
-    """Per-user cache (flow fields): $ZOOMDREAM_CACHE, else $XDG_CACHE_HOME/zoomdream, else ~/.cache/zoomdream."""
-    env = os.environ.get("ZOOMDREAM_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zoomdream"

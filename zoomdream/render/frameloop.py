@@ -32,7 +32,7 @@ from zoomdream.audio import ANALYSIS_VERSION, analysis_library_version, frame_fe
 from zoomdream.backbones import load_backbone
 from zoomdream.checks import check_budget, check_dream_size, check_image_folder, check_mask, frame_size
 from zoomdream.errors import Interrupted, Terminated, ZoomdreamError, check_interrupt, signals_to_exceptions
-from zoomdream.fileio import check_output_path, published_together, sidecar_path, write_text_atomic
+from zoomdream.fileio import cache_dir, check_output_path, published_together, sidecar_path, write_text_atomic
 from zoomdream.media.images import load_image, png_size
 from zoomdream.media.probe import NO_SAMPLES_NOTE, VideoInfo, probe, probe_audio
 from zoomdream.media.rates import fps_text
@@ -42,7 +42,6 @@ from zoomdream.objectives import from_settings
 from zoomdream.render.framecache import (
     FRAME_PATTERN,
     FrameCache,
-    cache_dir,
     file_identity,
     render_manifest,
     versions,

@@ -25,12 +25,12 @@ from zoomdream import colour, flow, motion
 from zoomdream.checks import check_render, frame_size
 from zoomdream.dream import dream, octave_note, to_uint8, to_unit
 from zoomdream.errors import ZoomdreamError
-from zoomdream.fileio import output_lock
+from zoomdream.fileio import cache_dir, output_lock
 from zoomdream.media.images import IMAGE_EXTENSIONS, load_image
 from zoomdream.media.probe import probe
 from zoomdream.media.rates import fps_text
 from zoomdream.media.read import frame_count, iter_frames
-from zoomdream.render.framecache import cache_dir, file_identity
+from zoomdream.render.framecache import file_identity
 from zoomdream.render.frameloop import (
     animation,
     check_video_output,
