@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import shutil
 import signal
+import sys
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -40,16 +43,55 @@ from .images import load_image
 from .objectives import from_settings
 from .settings import Settings
 
-__all__ = ["VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output", "finish",
-           "finish_video", "fps_text", "load_backbone_and_objective", "numeric", "open_video", "output_soundtrack",
-           "progress", "render_inputs", "run_frames", "sidecar", "signals_to_exceptions", "still", "video_track"]
+__all__ = ["PROGRESS", "JsonProgress", "VideoJob", "animation", "audio_manifest", "check_movie_output",
+           "check_video_output", "finish", "finish_video", "fps_text", "load_backbone_and_objective", "numeric",
+           "open_video", "output_soundtrack", "progress", "render_inputs", "run_frames", "sidecar",
+           "signals_to_exceptions", "still", "video_track"]
 
 log = logging.getLogger("zoomdream")
 
 
 # ---------------------------------------------------------------- small shared pieces
+PROGRESS = {"format": "bar"}  # "json": ``--progress json`` (set by the command line)
+
+
+class JsonProgress:
+    """Machine-readable progress (``--progress json``): one JSON line per update on stdout,
+    ``{"progress": desc, "unit": "frame", "done": 3, "total": 12, "left": 41.5, "file": ...}``.
+
+    ``left`` is seconds, estimated from this run's pace (null before the first update);
+    ``file`` is the latest saved frame when the loop sets ``latest`` (frame loops do).
+    """
+
+    def __init__(self, total: int, *, unit: str, desc: str, initial: int = 0, stream=None):
+        self.total, self.n, self.unit, self.desc = total, initial, unit, desc
+        self.stream = stream or sys.stdout
+        self.start, self.t0, self.latest = initial, time.monotonic(), None
+        self._emit()
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        self._emit()
+
+    def _emit(self) -> None:
+        made, spent = self.n - self.start, time.monotonic() - self.t0
+        left = round(spent / made * max(0, self.total - self.n), 1) if made else None
+        line = {"progress": self.desc, "unit": self.unit, "done": self.n, "total": self.total, "left": left}
+        if self.latest is not None:
+            line["file"] = str(self.latest)
+        print(json.dumps(line), file=self.stream, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def progress(total: int, *, quiet: bool, unit: str, desc: str, initial: int = 0):
-    """The progress bar of a render (none when ``quiet``)."""
+    """The progress bar of a render (none when ``quiet``; JSON lines with ``--progress json``)."""
+    if PROGRESS["format"] == "json":
+        return JsonProgress(total, unit=unit, desc=desc, initial=initial)
     return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=quiet, dynamic_ncols=True,
                 leave=False, smoothing=0.1)
 
@@ -157,6 +199,7 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
                 prev = make_frame(i, prev)
                 cache.save(i, prev)
                 done = i + 1
+                bar.latest = cache.path(i)  # JSON progress names the latest frame
                 bar.update(1)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted after frame {done}/{n_frames}; run the same command again to resume "

@@ -1,0 +1,1 @@
+"use strict"; // the page script (filled in next)

@@ -1,0 +1,263 @@
+"""The preview worker: one spawned process that keeps the network loaded between previews.
+
+The server sends ``(id, kind, payload)`` over a pipe and awaits the reply with the same id.
+Kinds: ``preview`` (a PNG of the dream of a photo or of one frame of a clip), ``motion`` (an
+MP4 of the camera alone, ``--iterations 0``) and ``features`` (a soundtrack's audio features
+per frame). A newer ``preview`` supersedes one still running: the worker looks at its pipe
+between gradient steps and drops the older request, which is answered ``{"superseded": True}``.
+
+TensorFlow is imported in the worker only (the server process never imports it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import io
+import itertools
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+__all__ = ["PreviewWorker", "worker_main"]
+
+SUPERSEDING = ("preview", "motion")
+
+
+class PreviewWorker:
+    """The server's handle on the worker process (started on first use, restarted if it died)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.proc = None
+        self.conn = None
+        self.lock = threading.Lock()
+        self.pending: dict[int, tuple] = {}
+        self.ids = itertools.count(1)
+
+    def _ensure(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            return
+        import multiprocessing  # noqa: PLC0415
+
+        mp = multiprocessing.get_context("spawn")
+        parent, child = mp.Pipe()
+        self.proc = self.ctx.start_process(worker_main, child)
+        child.close()
+        self.conn = parent
+        threading.Thread(target=self._read, args=(parent,), daemon=True, name="studio-worker-reader").start()
+
+    def _read(self, conn) -> None:
+        while True:
+            try:
+                rid, reply = conn.recv()
+            except (EOFError, OSError):
+                break
+            with self.lock:
+                waiter = self.pending.pop(rid, None)
+            if waiter is not None:
+                loop, fut = waiter
+                loop.call_soon_threadsafe(_settle, fut, reply)
+        with self.lock:  # the worker died: every waiting request gets an answer
+            waiting, self.pending = self.pending, {}
+        for loop, fut in waiting.values():
+            loop.call_soon_threadsafe(_settle, fut, {"error": "the preview worker stopped; try again"})
+
+    async def request(self, kind: str, payload: dict, *, supersede: bool = False) -> dict:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self.lock:
+            self._ensure()
+            rid = next(self.ids)
+            self.pending[rid] = (loop, fut)
+            self.conn.send((rid, kind, payload))
+        return await fut
+
+    def warm(self) -> None:
+        """Start the worker now (it loads TensorFlow while the page opens)."""
+        with self.lock:
+            self._ensure()
+
+    def stop(self) -> None:
+        with self.lock:
+            proc, conn, self.proc, self.conn = self.proc, self.conn, None, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send((0, "stop", {}))
+            conn.close()
+        if proc is not None:
+            proc.join(3)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(3)
+
+
+def _settle(fut, reply) -> None:
+    if not fut.done():
+        fut.set_result(reply)
+
+
+# ---------------------------------------------------------------- in the worker process
+class Superseded(Exception):
+    pass
+
+
+class _Inbox:
+    """The worker's pipe with a look-ahead queue, so a running preview can see a newer one waiting."""
+
+    def __init__(self, conn):
+        self.conn, self.waiting = conn, collections.deque()
+
+    def get(self):
+        return self.waiting.popleft() if self.waiting else self.conn.recv()
+
+    def drain(self) -> None:
+        while self.conn.poll():
+            self.waiting.append(self.conn.recv())
+
+    def newer(self, kind: str) -> bool:
+        self.drain()
+        return any(k == kind for _, k, _ in self.waiting)
+
+
+def worker_main(conn) -> None:
+    """The worker's loop: answer requests one at a time until told to stop or the pipe closes."""
+    import signal  # noqa: PLC0415
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
+    log = logging.getLogger("zoomdream")
+    log.handlers[:] = [logging.NullHandler()]
+    log.propagate = False
+    inbox = _Inbox(conn)
+    models: dict = {}
+    while True:
+        try:
+            rid, kind, payload = inbox.get()
+        except (EOFError, OSError):
+            return
+        if kind == "stop":
+            return
+        if kind in SUPERSEDING and inbox.newer(kind):
+            conn.send((rid, {"superseded": True}))
+            continue
+        try:
+            reply = HANDLERS[kind](payload, inbox=inbox, kind=kind, models=models)
+        except Superseded:
+            reply = {"superseded": True}
+        except Exception as e:  # noqa: BLE001  (ZoomdreamError and anything else: one line back to the page)
+            from ..errors import ZoomdreamError  # noqa: PLC0415
+
+            reply = {"error": str(e) if isinstance(e, ZoomdreamError) else f"internal error: {type(e).__name__}: {e}"}
+        try:
+            conn.send((rid, reply))
+        except (OSError, BrokenPipeError):
+            return
+
+
+def _source(payload: dict):
+    """The photo, or frame ``frame`` of a clip, at ``size`` px on the long side (uint8 RGB)."""
+    from .. import images, media  # noqa: PLC0415
+
+    path, size = payload["input"], payload["size"]
+    if Path(path).suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"):
+        image = images.load_image(path)
+    else:
+        info = media.probe(path)
+        frame = min(payload.get("frame", 0), max(0, info.n_frames - 1))
+        image = next(iter(media.iter_frames(info, start=frame / float(info.fps), end=None)))
+    h, w = image.shape[:2]
+    if max(h, w) != size:
+        import cv2  # noqa: PLC0415
+
+        scale = size / max(h, w)
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    return image
+
+
+def _png(image) -> bytes:
+    from PIL import Image  # noqa: PLC0415
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _preview(payload: dict, *, inbox: _Inbox, kind: str, models: dict) -> dict:
+    from .. import presets  # noqa: PLC0415
+    from ..dream import dream_image  # noqa: PLC0415
+    from ..frameloop import load_backbone_and_objective, still  # noqa: PLC0415
+
+    image = _source(payload)
+    if not payload.get("dream", True):
+        return {"data": _png(image)}
+    settings = still(presets.from_dict(payload["settings"], source="settings"))
+    d = settings.dream
+    key = (d.model, d.weights, d.precision, tuple(sorted(d.layers.items())), repr(d.channels), d.guide,
+           d.guide_weight)
+    if key not in models:
+        models.clear()  # one look at a time: memory stays flat
+        models[key] = load_backbone_and_objective(settings)
+    backbone, objective = models[key]
+
+    def check(_steps: int) -> None:
+        if inbox.newer(kind):
+            raise Superseded()
+
+    result = dream_image(image, settings=d, backbone=backbone, objective=objective, progress=check)
+    return {"data": _png(result)}
+
+
+def _motion(payload: dict, *, inbox: _Inbox, kind: str, models: dict) -> dict:
+    import dataclasses  # noqa: PLC0415
+
+    from .. import presets  # noqa: PLC0415
+    from .. import settings as S  # noqa: PLC0415
+
+    settings = presets.from_dict(payload["settings"], source="settings")
+    settings = S.merge(settings, {"iterations": 0})
+    size, frames = payload["size"], payload["frames"]
+    tmp = Path(tempfile.mkdtemp(prefix="motion-", dir=payload["tmp"]))
+    out = tmp / "motion.mp4"
+
+    def check(_k: int) -> None:
+        if inbox.newer(kind):
+            raise Superseded()
+
+    try:
+        if payload["command"] == "zoom":
+            from PIL import Image  # noqa: PLC0415
+
+            from ..zoom import render_zoom  # noqa: PLC0415
+
+            with Image.open(payload["input"]) as im:
+                w, h = im.size
+            scale = size / max(w, h)
+            dims = (max(16, round(w * scale / 2) * 2), max(16, round(h * scale / 2) * 2))
+            settings = dataclasses.replace(settings, zoom=dataclasses.replace(
+                settings.zoom, frames=frames, size=dims, pingpong=False))
+            render_zoom(payload["input"], out, settings=settings, quiet=True, crf=23, on_frame=check)
+        else:
+            from ..video import render_video  # noqa: PLC0415
+
+            settings = S.merge(settings, {"max_size": size})
+            render_video(payload["input"], out, settings=settings, preview=frames, quiet=True, crf=23,
+                         on_frame=check)
+        return {"data": out.read_bytes()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder
+
+
+def _features(payload: dict, **_) -> dict:
+    from ..audio import frame_features  # noqa: PLC0415
+
+    feats = frame_features(payload["audio"], fps=float(payload["fps"]), n=int(payload["n"]))
+    return {"features": {k: [round(float(x), 4) for x in v] for k, v in feats.items()}}
+
+
+HANDLERS = {"preview": _preview, "motion": _motion, "features": _features}
+
