@@ -1,0 +1,154 @@
+"""The studio's Live API through a real local server: start, stream, set, pause when unwatched, take, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from zoomdream.images import load_png_fast
+
+STUDIO = pytest.importorskip("zoomdream.studio.server")
+
+SETTINGS = {"model": "vgg16-hed", "octaves": 1, "iterations": 1, "precision": "fp32", "jitter": 2,
+            "layers": {"block3_conv1": 1.0}, "zoom": {"iterations_per_frame": 1}}
+
+
+class Studio:
+    """A studio on a free loopback port, in a thread; ``stop()`` shuts it down as Ctrl-C would."""
+
+    def __init__(self, root: Path):
+        import uvicorn
+
+        from zoomdream.studio.context import StudioContext
+        from zoomdream.studio.security import Security
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        port = self.sock.getsockname()[1]
+        self.ctx = StudioContext(root, Security(host="127.0.0.1", port=port))
+        app = STUDIO.create_app(self.ctx, start_queue=False)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])),
+                                       daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=120)
+
+    def stop(self):
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(60)
+
+
+@pytest.fixture()
+def studio(tmp_path, small_photo):
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(small_photo, root / "photo.png")
+    (root / "notes.txt").write_text("not a photo")
+    s = Studio(root)
+    yield s
+    s.stop()
+
+
+def frames(http: httpx.Client, session: str, n: int) -> list[tuple[int, bytes]]:
+    """The first ``n`` JPEG parts of the stream (index from X-Frame, the JPEG bytes); then the stream is closed."""
+    out, buf = [], b""
+    with http.stream("GET", f"/api/live/{session}/stream") as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("multipart/x-mixed-replace; boundary=")
+        for chunk in r.iter_raw():
+            buf += chunk
+            while True:
+                head_end = buf.find(b"\r\n\r\n")
+                if head_end < 0:
+                    break
+                head = dict(line.split(": ", 1) for line in buf[:head_end].decode().split("\r\n")[1:])
+                size = int(head["Content-Length"])
+                if len(buf) < head_end + 4 + size + 2:
+                    break
+                jpeg = buf[head_end + 4:head_end + 4 + size]
+                assert head["Content-Type"] == "image/jpeg" and jpeg[:2] == b"\xff\xd8"
+                out.append((int(head["X-Frame"]), jpeg))
+                buf = buf[head_end + 4 + size + 2:]
+                if len(out) >= n:
+                    return out
+    return out
+
+
+def test_live_requests_are_checked_before_a_loop_starts(studio):
+    http = studio.http
+    cases = [({}, 400, "input: expected a photo path"),
+             ({"input": "notes.txt"}, 400, "input: 'notes.txt' is not a photo"),
+             ({"input": "../photo.png"}, 404, "not found"),
+             ({"input": "photo.png", "settings": {"step": "fast"}}, 400, "settings: step: "),
+             ({"input": "photo.png", "settings": {"step": "0.01*beat"}}, 400, "audio feature 'beat'"),
+             ({"input": "photo.png", "size": "huge"}, 400, "size: "),
+             ({"input": "photo.png", "record": "yes"}, 400, "record: expected true or false")]
+    for body, status, message in cases:
+        r = http.post("/api/live", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert message in r.json()["error"]
+    assert http.get("/api/live/nope").status_code == 404
+    assert http.post("/api/live/nope/set", json={"step": 0.1}).status_code == 404
+    assert http.get("/api/live/nope/stream").status_code == 404
+    r = http.post("/api/live", json={"input": "photo.png"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    assert http.get("/api/live").json() == {"sessions": []}
+    assert not (studio.ctx.root / "renders").exists()
+
+
+def test_live_session_streams_is_steered_pauses_unwatched_and_stops_with_the_studio(studio):
+    http = studio.http
+    r = http.post("/api/live", json={"input": "photo.png", "settings": SETTINGS, "size": [48, 32], "record": True})
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    first = frames(http, sid, 3)
+    assert [i for i, _ in first] == sorted(i for i, _ in first) and len({j for _, j in first}) == 3
+
+    bad = http.post(f"/api/live/{sid}/set", json={"zoom.zoom": "fast"})
+    assert bad.status_code == 400
+    assert bad.json()["error"] == ("zoom.zoom: expected a number (a live control takes plain values), "
+                                   "got 'fast'")
+    assert http.post(f"/api/live/{sid}/set", json={"octaves": 3}).status_code == 400
+    ok = http.post(f"/api/live/{sid}/set", json={"zoom.zoom": 1.2, "step": 0.05})
+    assert ok.status_code == 200, ok.text
+    at = ok.json()["frame"]
+    later = frames(http, sid, 3)  # the loop went on after the refused values
+    assert later[-1][0] >= at
+
+    # nobody watches: the loop pauses (after the grace) and the frame count stands still
+    time.sleep(2.5)
+    state = http.get(f"/api/live/{sid}").json()
+    assert state["state"] == "paused" and state["watchers"] == 0, state
+    time.sleep(1.0)
+    assert http.get(f"/api/live/{sid}").json()["frame"] == state["frame"]
+    assert state["record"].startswith("renders/live-") and state["size"] == [48, 32]
+
+    take = http.get(f"/api/live/{sid}/take")
+    assert take.status_code == 200 and take.headers["content-type"].startswith("text/yaml")
+    data = yaml.safe_load(take.text)
+    assert at >= 3 and data["zoom"]["zoom"] == f"0:(1.02), {at - 1}:(1.02), {at}:(1.2)"
+    assert data["zoom"]["frames"] == state["frame"] and data["zoom"]["size"] == [48, 32]
+
+    worker = studio.ctx.live.get(sid).worker
+    studio.stop()  # stopping the studio stops the loop, and its recording is complete
+    assert not worker.proc.is_alive()
+    folder = studio.ctx.root / state["record"]
+    recorded = sorted(folder.glob("*.png"))
+    assert len(recorded) == worker.state["frame"] >= state["frame"]
+    assert load_png_fast(recorded[0]).shape == (32, 48, 3)
+    assert (folder.parent / (folder.name + ".take.yaml")).is_file()
+    assert np.isfinite(worker.state["fps"])
