@@ -152,3 +152,53 @@ def test_live_session_streams_is_steered_pauses_unwatched_and_stops_with_the_stu
     assert load_png_fast(recorded[0]).shape == (32, 48, 3)
     assert (folder.parent / (folder.name + ".take.yaml")).is_file()
     assert np.isfinite(worker.state["fps"])
+
+
+def until(condition, seconds: float) -> None:
+    """Poll ``condition`` (the page's CSP forbids the string evaluation wait_for_function uses)."""
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_live_panel_in_chromium_shows_the_zoom_moving_and_a_control_reaching_it(studio, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("no Chromium at /usr/bin/chromium")
+    errors = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(studio.url + "/")
+            page.click(".tab[data-tab=live]")
+            page.wait_for_selector("#live-photo option[value='photo.png']", state="attached")
+            page.select_option("#live-size", "256")
+            page.click("#live-start")
+            image = page.locator("#live-image")
+            until(lambda: page.evaluate("() => document.querySelector('#live-image').naturalWidth") > 0, 120)
+            before = image.screenshot()
+            page.wait_for_timeout(2000)
+            assert image.screenshot() != before  # the zoom moves on its own
+            page.locator("input[name='zoom.zoom']").fill("1.15")
+            until(lambda: "from frame" in page.text_content("#live-take-info"), 60)
+            at = int(page.text_content("#live-take-info").rpartition(" ")[2])
+            sid = page.get_attribute("#live-take", "href").split("/")[3]
+            deadline = time.time() + 60
+            while studio.http.get(f"/api/live/{sid}").json()["frame"] < at + 3 and time.time() < deadline:
+                time.sleep(0.2)
+            shown = image.screenshot()
+            page.wait_for_timeout(500)
+            assert image.screenshot() != shown  # still streaming after the change
+            take = yaml.safe_load(studio.http.get(f"/api/live/{sid}/take").text)
+            assert f"{at}:(1.15)" in take["zoom"]["zoom"]
+            page.screenshot(path=str(tmp_path / "live-panel.png"))
+            shutil.copy(tmp_path / "live-panel.png", Path(__import__("tempfile").gettempdir()) / "live-panel.png")
+            page.click("#live-stop")
+            until(lambda: page.text_content("#live-status").startswith("stopped"), 60)
+        finally:
+            browser.close()
+    assert errors == []

@@ -11,7 +11,7 @@ does; stopping the studio stops every loop.
   client skips frames; each part carries ``X-Frame: INDEX``)
 - ``POST /api/live/ID/set`` ``{key: value, ...}`` -> ``{frame}``, the frame it takes effect on
 - ``POST /api/live/ID/pause|resume|restart|stop``
-- ``GET /api/live/ID/take``: the take as preset YAML
+- ``GET /api/live/ID/take``: the take as preset YAML (``?format=json``: ``{settings}`` for ``/api/jobs``)
 """
 
 from __future__ import annotations
@@ -221,6 +221,12 @@ async def take(request, ctx: StudioContext):
     text = await asyncio.to_thread(session.worker.take)
     if text is None:
         raise ZoomdreamError(f"live {session.id}: no take yet (the loop is still starting)")
+    if request.query_params.get("format") == "json":  # the page's "Render this take": settings for /api/jobs
+        from .. import presets  # noqa: PLC0415
+
+        import yaml  # noqa: PLC0415
+
+        return JSONResponse({"settings": S.to_dict(presets.from_dict(yaml.safe_load(text), source="take"))})
     stem = ctx.path(session.input).stem
     return Response(text, media_type="text/yaml; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{stem}-take.yaml"',
