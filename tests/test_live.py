@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from zoomdream import presets, settings as S
+from zoomdream import presets
+from zoomdream import settings as S
 from zoomdream.animation import Animation
 from zoomdream.cli import main
 from zoomdream.errors import ZoomdreamError

@@ -143,6 +143,13 @@ def test_live_session_streams_is_steered_pauses_unwatched_and_stops_with_the_stu
     assert at >= 3 and data["zoom"]["zoom"] == f"0:(1.02), {at - 1}:(1.02), {at}:(1.2)"
     assert data["zoom"]["frames"] == state["frame"] and data["zoom"]["size"] == [48, 32]
 
+    # "Render this take": the page queues the zoom job with the take's settings, which are the take itself
+    settings = http.get(f"/api/live/{sid}/take?format=json").json()["settings"]
+    job = http.post("/api/jobs", json={"command": "zoom", "input": "photo.png", "settings": settings, "options": {}})
+    assert job.status_code == 201, job.text
+    queued = studio.ctx.state_dir / "jobs" / job.json()["id"] / "preset.yaml"
+    assert yaml.safe_load(queued.read_text()) == yaml.safe_load(take.text)
+
     worker = studio.ctx.live.get(sid).worker
     studio.stop()  # stopping the studio stops the loop, and its recording is complete
     assert not worker.proc.is_alive()

@@ -28,9 +28,10 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def check_live(settings: S.Settings) -> None:
     check_settings(settings)
     used = features_used(settings, "zoom")
     if used:
-        raise ZoomdreamError(f"live: a schedule uses the audio feature '{sorted(used)[0]}'; a live zoom has no "
+        raise ZoomdreamError(f"live: a schedule uses the audio feature '{min(used)}'; a live zoom has no "
                              f"soundtrack")
     if uses_frame_count(settings, "zoom"):
         raise ZoomdreamError("live: a schedule uses the frame count 'n'; a live zoom has no end")
@@ -404,7 +405,7 @@ class _Latest:
 def _encode_jpeg(frame: np.ndarray) -> bytes:
     import cv2  # noqa: PLC0415
 
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    _, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     return buf.tobytes()
 
 
@@ -517,8 +518,8 @@ def _worker_main(conn, commands, input, settings, size, renders) -> None:
         if not isinstance(e, KeyboardInterrupt):
             state["error"] = msg
             log.debug("live worker failed", exc_info=True)
-    except BaseException:  # Terminated: stop as asked
-        pass
+    except BaseException as e:  # noqa: BLE001  (Terminated: SIGTERM stops the loop as asked)
+        log.debug("live worker: %s", type(e).__name__)
     finally:
         latest.close()
         records.put(None)

@@ -222,9 +222,9 @@ async def take(request, ctx: StudioContext):
     if text is None:
         raise ZoomdreamError(f"live {session.id}: no take yet (the loop is still starting)")
     if request.query_params.get("format") == "json":  # the page's "Render this take": settings for /api/jobs
-        from .. import presets  # noqa: PLC0415
-
         import yaml  # noqa: PLC0415
+
+        from .. import presets  # noqa: PLC0415
 
         return JSONResponse({"settings": S.to_dict(presets.from_dict(yaml.safe_load(text), source="take"))})
     stem = ctx.path(session.input).stem
