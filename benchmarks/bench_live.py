@@ -139,20 +139,11 @@ class StreamClient(threading.Thread):
     def run(self):
         import httpx
 
-        buf = b""
+        from zoomdream.studio.live import stream_parts
+
         with httpx.stream("GET", self.url, timeout=None) as r:
-            for chunk in r.iter_raw():
-                buf += chunk
-                while True:
-                    head_end = buf.find(b"\r\n\r\n")
-                    if head_end < 0:
-                        break
-                    head = dict(line.split(": ", 1) for line in buf[:head_end].decode().split("\r\n")[1:])
-                    size = int(head["Content-Length"])
-                    if len(buf) < head_end + 4 + size + 2:
-                        break
-                    self.received.append((time.perf_counter(), int(head["X-Frame"])))
-                    buf = buf[head_end + 4 + size + 2:]
+            for head, _ in stream_parts(r.iter_raw()):
+                self.received.append((time.perf_counter(), int(head["X-Frame"])))
                 if self.stop:
                     return
 

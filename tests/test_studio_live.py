@@ -65,26 +65,17 @@ def studio(tmp_path, small_photo):
 
 def frames(http: httpx.Client, session: str, n: int) -> list[tuple[int, bytes]]:
     """The first ``n`` JPEG parts of the stream (index from X-Frame, the JPEG bytes); then the stream is closed."""
-    out, buf = [], b""
+    from zoomdream.studio.live import stream_parts
+
+    out = []
     with http.stream("GET", f"/api/live/{session}/stream") as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("multipart/x-mixed-replace; boundary=")
-        for chunk in r.iter_raw():
-            buf += chunk
-            while True:
-                head_end = buf.find(b"\r\n\r\n")
-                if head_end < 0:
-                    break
-                head = dict(line.split(": ", 1) for line in buf[:head_end].decode().split("\r\n")[1:])
-                size = int(head["Content-Length"])
-                if len(buf) < head_end + 4 + size + 2:
-                    break
-                jpeg = buf[head_end + 4:head_end + 4 + size]
-                assert head["Content-Type"] == "image/jpeg" and jpeg[:2] == b"\xff\xd8"
-                out.append((int(head["X-Frame"]), jpeg))
-                buf = buf[head_end + 4 + size + 2:]
-                if len(out) >= n:
-                    return out
+        for head, jpeg in stream_parts(r.iter_raw()):
+            assert head["Content-Type"] == "image/jpeg" and jpeg[:2] == b"\xff\xd8"
+            out.append((int(head["X-Frame"]), jpeg))
+            if len(out) >= n:
+                break
     return out
 
 

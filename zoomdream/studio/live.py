@@ -31,7 +31,7 @@ from .api import body_json, endpoint, media_kind
 from .context import StudioContext
 from .security import NotFound
 
-__all__ = ["IDLE_GRACE", "LiveSession", "LiveSessions", "routes"]
+__all__ = ["IDLE_GRACE", "LiveSession", "LiveSessions", "routes", "stream_parts"]
 
 IDLE_GRACE = 1.0  # seconds without a watcher before the loop pauses
 MAX_SESSIONS = 20  # finished sessions kept (for their takes); older ones are forgotten
@@ -266,6 +266,21 @@ async def stream(request):
 
     return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
                              headers={"cache-control": "no-store"})
+
+
+def stream_parts(chunks):
+    """A client's reading of the stream: the byte ``chunks`` as they arrive -> ``(headers, jpeg)`` per part."""
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        while (head_end := buf.find(b"\r\n\r\n")) >= 0:
+            lines = buf[:head_end].decode("latin-1").split("\r\n")
+            head = dict(line.split(": ", 1) for line in lines if ": " in line)
+            end = head_end + 4 + int(head["Content-Length"])
+            if len(buf) < end + 2:
+                break
+            yield head, buf[head_end + 4:end]
+            buf = buf[end + 2:]
 
 
 def routes(ctx: StudioContext) -> list[Route]:
