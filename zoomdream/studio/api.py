@@ -125,10 +125,16 @@ async def save_preset(request, ctx: StudioContext):
 
 @endpoint
 async def check_settings(request, ctx: StudioContext):
-    """POST /api/check {settings}: the resolved settings, or 400 with the message and the key."""
+    """POST /api/check {settings}: 200 ``{ok: true, settings}`` (resolved) or ``{ok: false, error, key}``.
+
+    A validation endpoint: a wrong value is its answer, not a failed request (the page checks as you type).
+    """
     data = await body_json(request)
-    settings = ctx.settings_from_json(data.get("settings"))
-    return JSONResponse({"settings": S.to_dict(settings)})
+    try:
+        settings = ctx.settings_from_json(data.get("settings"))
+    except ZoomdreamError as e:
+        return JSONResponse({"ok": False, "error": str(e), "key": error_key(str(e))})
+    return JSONResponse({"ok": True, "settings": S.to_dict(settings)})
 
 
 # ---------------------------------------------------------------- media

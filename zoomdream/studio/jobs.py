@@ -297,6 +297,8 @@ class JobQueue:
                         job.latest = Path(p["file"]).resolve().relative_to(self.ctx.root).as_posix()
         rc = proc.wait()
         t.join(5)
+        proc.stdout.close()
+        proc.stderr.close()
         with self.lock:
             self.procs.pop(job.id, None)
             job.finished, job.left = time.time(), None
@@ -338,8 +340,9 @@ class JobQueue:
             for job in self.jobs.values():
                 if job.state == "running":
                     job.state = "queued"
-            with contextlib.suppress(OSError, ZoomdreamError):
-                self._save()
+            if self.jobs:
+                with contextlib.suppress(OSError, ZoomdreamError):
+                    self._save()
 
 
 def _terminate(proc: subprocess.Popen) -> None:

@@ -27,6 +27,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..errors import Terminated
 from .context import StudioContext
 from .security import NotFound, Security, SecurityMiddleware, is_loopback, new_token
 
@@ -71,8 +72,9 @@ def _live_module():
     return importlib.import_module(f"{__package__}.live")
 
 
-def create_app(ctx: StudioContext, *, start_queue: bool = True) -> Starlette:
-    """The studio app for ``ctx``; ``start_queue``: run queued renders (tests may leave it off)."""
+def create_app(ctx: StudioContext, *, start_queue: bool = True, warm: bool = False) -> Starlette:
+    """The studio app for ``ctx``; ``start_queue``: run queued renders (tests may leave it off);
+    ``warm``: start the preview worker at once and load the default look."""
     from . import api  # noqa: PLC0415
     from .jobs import JobQueue  # noqa: PLC0415
     from .workers import PreviewWorker  # noqa: PLC0415
@@ -93,6 +95,8 @@ def create_app(ctx: StudioContext, *, start_queue: bool = True) -> Starlette:
     async def lifespan(app):
         if start_queue:
             ctx.queue.start()
+        if warm:
+            ctx.worker.warm()
         try:
             yield
         finally:
@@ -117,7 +121,7 @@ def shutdown(ctx: StudioContext) -> None:
 
 
 def serve(folder: str, *, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
-          max_upload: int = 2 << 30, token: str | None = None, jobs: int = 1) -> int:
+          max_upload: int = 2 << 30, token: str | None = None, jobs: int = 1, warm: bool = True) -> int:
     """Run the studio until Ctrl-C; prints ``zoomdream studio: URL`` once it listens."""
     import socket  # noqa: PLC0415
 
@@ -137,7 +141,7 @@ def serve(folder: str, *, host: str = "127.0.0.1", port: int = 8765, open_browse
     sock.listen(128)
     sec = Security(host=host, port=sock.getsockname()[1], token=token, max_upload=max_upload)
     ctx = StudioContext(folder, sec, jobs=jobs)
-    app = create_app(ctx)
+    app = create_app(ctx, warm=warm)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     url = sec.url()
@@ -155,8 +159,8 @@ def serve(folder: str, *, host: str = "127.0.0.1", port: int = 8765, open_browse
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, Terminated):
+        pass  # Ctrl-C or SIGTERM: uvicorn has stopped serving; the renders stop below, resumably
     finally:
         shutdown(ctx)
         with contextlib.suppress(OSError):

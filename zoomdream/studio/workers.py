@@ -78,9 +78,10 @@ class PreviewWorker:
         return await fut
 
     def warm(self) -> None:
-        """Start the worker now (it loads TensorFlow while the page opens)."""
+        """Start the worker now and have it load the default look while the page opens."""
         with self.lock:
             self._ensure()
+            self.conn.send((next(self.ids), "warm", {}))  # its reply has no waiter: dropped
 
     def stop(self) -> None:
         with self.lock:
@@ -259,5 +260,24 @@ def _features(payload: dict, **_) -> dict:
     return {"features": {k: [round(float(x), 4) for x in v] for k, v in feats.items()}}
 
 
-HANDLERS = {"preview": _preview, "motion": _motion, "features": _features}
+def _warm(payload: dict, *, models: dict, **_) -> dict:
+    """Load the default look and dream a small grey picture once, so the first real preview is quick."""
+    import numpy as np  # noqa: PLC0415
+
+    from .. import presets  # noqa: PLC0415
+    from ..dream import dream_image  # noqa: PLC0415
+    from ..frameloop import load_backbone_and_objective, still  # noqa: PLC0415
+
+    settings = still(presets.load_preset("default"))
+    d = settings.dream
+    key = (d.model, d.weights, d.precision, tuple(sorted(d.layers.items())), repr(d.channels), d.guide,
+           d.guide_weight)
+    models[key] = load_backbone_and_objective(settings)
+    backbone, objective = models[key]
+    image = np.full((payload.get("height", 256), payload.get("width", 384), 3), 128, np.uint8)
+    dream_image(image, settings=d, backbone=backbone, objective=objective)
+    return {"ok": True}
+
+
+HANDLERS = {"preview": _preview, "motion": _motion, "features": _features, "warm": _warm}
 
