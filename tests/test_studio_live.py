@@ -172,7 +172,11 @@ def test_live_panel_in_chromium_shows_the_zoom_moving_and_a_control_reaching_it(
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(studio.url + "/")
-            page.click(".tab[data-tab=live]")
+            def live_tab():  # the page binds its tabs once it has loaded its settings
+                page.click(".tab[data-tab=live]")
+                return "active" in page.get_attribute("#live", "class")
+
+            until(live_tab, 60)
             page.wait_for_selector("#live-photo option[value='photo.png']", state="attached")
             page.select_option("#live-size", "256")
             page.click("#live-start")
@@ -181,7 +185,7 @@ def test_live_panel_in_chromium_shows_the_zoom_moving_and_a_control_reaching_it(
             before = image.screenshot()
             page.wait_for_timeout(2000)
             assert image.screenshot() != before  # the zoom moves on its own
-            page.locator("input[name='zoom.zoom']").fill("1.15")
+            page.locator("#live input[name='zoom.zoom']").fill("1.15")
             until(lambda: "from frame" in page.text_content("#live-take-info"), 60)
             at = int(page.text_content("#live-take-info").rpartition(" ")[2])
             sid = page.get_attribute("#live-take", "href").split("/")[3]

@@ -98,7 +98,7 @@
     const pair = CONTROLS.find((c) => c.pair && key.startsWith(c.key + "."));
     if (pair) {
       key = pair.key;
-      value = pair.pair.map((axis) => Number($(`input[name="${key}.${axis}"]`).value));
+      value = pair.pair.map((axis) => Number($(`#live input[name="${key}.${axis}"]`).value));
     }
     state.pending[key] = value;
     if (!state.sending[key]) send(key);
@@ -230,25 +230,8 @@
     $("#live-controls").addEventListener("submit", (e) => e.preventDefault());
     $("#live-take").addEventListener("click", (e) => { if (!state.id) e.preventDefault(); });
     document.addEventListener("visibilitychange", () => watch(visible()));
-    // the tabs: watch only while the Live tab is shown (and show it when the page's own script does not)
-    for (const tab of document.querySelectorAll(".tab[data-tab]")) {
-      tab.addEventListener("click", () => setTimeout(() => {
-        if (tab.dataset.tab === "live" && !section.classList.contains("active")) {
-          for (const v of document.querySelectorAll(".view")) v.classList.toggle("active", v === section);
-          for (const t of document.querySelectorAll(".tab[data-tab]")) {
-            t.classList.toggle("active", t === tab);
-            t.setAttribute("aria-selected", String(t === tab));
-          }
-        }
-        if (tab.dataset.tab !== "live" && section.classList.contains("active")) {
-          section.classList.remove("active");
-          const other = document.getElementById(tab.dataset.tab);
-          if (other) other.classList.add("active");
-          for (const t of document.querySelectorAll(".tab[data-tab]")) t.classList.toggle("active", t === tab);
-        }
-        watch(visible());
-      }, 0));
-    }
+    // the page's tabs (studio.js): the stream is open only while the Live tab is shown
+    document.addEventListener("studio:tab", () => watch(visible()));
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
