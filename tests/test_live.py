@@ -11,9 +11,8 @@ from zoomdream import settings as S
 from zoomdream.animation import Animation
 from zoomdream.cli import main
 from zoomdream.errors import ZoomdreamError
-from zoomdream.fileio import is_own_folder
 from zoomdream.images import load_png_fast
-from zoomdream.live import LiveLoop, LiveWorker, Take, check_set, live_size
+from zoomdream.live import LiveLoop, Take, check_set, live_size
 
 # Tiny dreams (as the render tests): the loop, not the look, is under test.
 LIVE_FAST = {"model": "vgg16-hed", "octaves": 1, "iterations": 1, "precision": "fp32", "jitter": 2,
@@ -135,28 +134,3 @@ def test_live_size():
     assert live_size((600, 800), [320, 180]) == (320, 180)
     with pytest.raises(ZoomdreamError, match="size: "):
         live_size((600, 800), "big")
-
-
-def test_worker_records_every_frame_and_its_take_renders_them(tmp_path, small_photo):
-    renders = tmp_path / "renders"
-    worker = LiveWorker(small_photo, _settings(), size=SIZE, renders=renders)
-    try:
-        assert worker.wait_frame(0, timeout=120), worker.state
-        at = worker.set(check_set(worker.settings, {"zoom.zoom": 1.15}))
-        assert at is not None and at >= 1
-        worker.wait_frame(worker.frames_received + 2, timeout=60)
-        worker.pause()
-    finally:
-        worker.stop()
-    assert worker.state["state"] == "stopped", worker.state
-    folder = renders / worker.state["record"].rpartition("/")[2]
-    assert is_own_folder(folder)
-    recorded = sorted(folder.glob("*.png"))
-    n = worker.state["frame"]
-    assert len(recorded) == n >= at + 1
-    take = folder.with_name(folder.name + ".take.yaml")
-    assert take.read_text() == worker.take_text
-    assert f"{at - 1}:(1.02), {at}:(1.15)" in take.read_text()
-    out = tmp_path / "render"
-    assert main(["zoom", str(small_photo), "--preset", str(take), "--size", "48x32", "-o", str(out), "-q"]) == 0
-    assert [p.read_bytes() for p in sorted(out.glob("*.png"))] == [p.read_bytes() for p in recorded]

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
+from zoomdream.cli import main
+from zoomdream.fileio import is_own_folder
 from zoomdream.images import load_png_fast
 
 STUDIO = pytest.importorskip("zoomdream.studio.server")
@@ -101,7 +103,7 @@ def test_live_requests_are_checked_before_a_loop_starts(studio):
     assert not (studio.ctx.root / "renders").exists()
 
 
-def test_live_session_streams_is_steered_pauses_unwatched_and_stops_with_the_studio(studio):
+def test_live_session_streams_is_steered_pauses_unwatched_and_stops_with_the_studio(studio, tmp_path):
     http = studio.http
     r = http.post("/api/live", json={"input": "photo.png", "settings": SETTINGS, "size": [48, 32], "record": True})
     assert r.status_code == 201, r.text
@@ -147,9 +149,15 @@ def test_live_session_streams_is_steered_pauses_unwatched_and_stops_with_the_stu
     folder = studio.ctx.root / state["record"]
     recorded = sorted(folder.glob("*.png"))
     assert len(recorded) == worker.state["frame"] >= state["frame"]
-    assert load_png_fast(recorded[0]).shape == (32, 48, 3)
-    assert (folder.parent / (folder.name + ".take.yaml")).is_file()
+    assert is_own_folder(folder) and load_png_fast(recorded[0]).shape == (32, 48, 3)
     assert np.isfinite(worker.state["fps"])
+    # the take beside the recording renders the recorded frames again, byte for byte
+    take_file = folder.parent / (folder.name + ".take.yaml")
+    assert take_file.read_text() == worker.take_text
+    out = tmp_path / "again"
+    assert main(["zoom", str(folder.parent.parent / "photo.png"), "--preset", str(take_file), "--size", "48x32",
+                 "-o", str(out), "-q"]) == 0
+    assert [p.read_bytes() for p in sorted(out.glob("*.png"))] == [p.read_bytes() for p in recorded]
 
 
 def until(condition, seconds: float) -> None:
