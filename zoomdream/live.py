@@ -430,6 +430,7 @@ def _worker_main(conn, commands, input, settings, size, renders) -> None:
     records: queue.Queue = queue.Queue(RECORD_QUEUE)
 
     def sender() -> None:
+        sent = 0.0  # seconds the previous frame took to hand to the server
         while True:
             item = latest.take()
             if item is None:
@@ -438,9 +439,10 @@ def _worker_main(conn, commands, input, settings, size, renders) -> None:
             t0 = time.perf_counter()
             jpeg = _encode_jpeg(frame)
             t1 = time.perf_counter()
-            if not send(("frame", i, jpeg, {**state, "times": {**times, "encode": t1 - t0}})):
+            state["times"] = {**times, "encode": t1 - t0, "send": sent}
+            if not send(("frame", i, jpeg, dict(state))):
                 return
-            state["times"] = {**times, "encode": t1 - t0, "send": time.perf_counter() - t1}
+            sent = time.perf_counter() - t1
 
     def recorder() -> None:
         from .framecache import FRAME_PATTERN  # noqa: PLC0415
