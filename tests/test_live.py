@@ -93,6 +93,11 @@ def test_a_bad_set_is_refused_in_one_line(updates, message):
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
+def test_a_set_may_be_nested_as_in_a_preset():
+    assert check_set(_settings(), {"zoom": {"zoom": 1.1, "pan": [1, 2]}, "layers": {"block3_conv1": 2}}) == {
+        "zoom.zoom": 1.1, "zoom.pan": (1.0, 2.0), "layers.block3_conv1": 2.0}
+
+
 def test_a_keyframed_setting_is_not_a_live_control():
     with pytest.raises(ZoomdreamError, match="zoom.zoom: this take's value is keyframed"):
         check_set(_settings(**{"zoom.zoom": "0:(1.0), 10:(1.1)"}), {"zoom.zoom": 1.2})

@@ -60,6 +60,7 @@ def studio(tmp_path, small_photo):
     root.mkdir()
     shutil.copy(small_photo, root / "photo.png")
     (root / "notes.txt").write_text("not a photo")
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     s = Studio(root)
     yield s
     s.stop()
@@ -86,6 +87,7 @@ def test_live_requests_are_checked_before_a_loop_starts(studio):
     cases = [({}, 400, "input: expected a photo path"),
              ({"input": "notes.txt"}, 400, "input: 'notes.txt' is not a photo"),
              ({"input": "../photo.png"}, 404, "not found"),
+             ({"input": "broken.png"}, 400, "input: broken.png: "),
              ({"input": "photo.png", "settings": {"step": "fast"}}, 400, "settings: step: "),
              ({"input": "photo.png", "settings": {"step": "0.01*beat"}}, 400, "audio feature 'beat'"),
              ({"input": "photo.png", "size": "huge"}, 400, "size: "),

@@ -102,15 +102,15 @@ def _single_expression(value, pair: bool) -> bool:
 def check_set(settings: S.Settings, updates) -> dict[str, Any]:
     """A ``set`` request checked once, against the take's start ``settings``: {key: normalised value}.
 
-    Keys are LIVE_KEYS and ``layers.NAME`` (``layers: {NAME: w}`` is taken too); values are plain
+    Keys are LIVE_KEYS and ``layers.NAME`` (nested ``layers: {NAME: w}`` and ``zoom: {...}`` too); values are plain
     numbers (pairs for pan and centre). Raises ZoomdreamError with the command line's one-line message.
     """
     if not isinstance(updates, Mapping) or not updates:
         raise ZoomdreamError(f"set: expected a mapping of settings to values, got {S.quote(updates)}")
     flat = {}
     for key, value in updates.items():
-        if key == LAYERS and isinstance(value, Mapping):
-            flat.update({f"{LAYERS}.{name}": w for name, w in value.items()})
+        if key in (LAYERS, "zoom") and isinstance(value, Mapping):  # nested as in a preset: layers: {NAME: w}
+            flat.update({f"{key}.{name}": w for name, w in value.items()})
         else:
             flat[key] = value
     current = _schedules(settings)

@@ -166,6 +166,12 @@ def _size(value):
 async def start(request, ctx: StudioContext):
     data = await body_json(request)
     rel = _photo(ctx, data.get("input"))
+    from ..images import load_image  # noqa: PLC0415  (Pillow and OpenCV only)
+
+    try:  # a photo that does not decode is refused here, in the command line's words, not in the worker
+        await asyncio.to_thread(load_image, ctx.path(rel))
+    except ZoomdreamError as e:
+        raise ZoomdreamError(f"input: {rel}: {str(e).rpartition(': ')[2]}") from None
     settings = ctx.settings_from_json(data.get("settings") if data.get("settings") is not None
                                       else {"extends": "live"})
     check_live(settings)

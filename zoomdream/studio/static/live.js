@@ -212,6 +212,7 @@
       const job = await api("POST", "/api/jobs", {command: "zoom", input: state.input, settings, options: {}});
       $("#live-cmd").textContent = `zoomdream zoom ${state.input} --preset take.yaml --size ${size[0]}x${size[1]}` +
         `   (job ${job.id}: ${settings.zoom.frames} frames)`;
+      if (window.studio && window.studio.loadJobs) window.studio.loadJobs();
     } catch (e) {
       $("#live-render-error").textContent = e.message;
     }
