@@ -105,7 +105,7 @@ def test_live_requests_are_checked_before_a_loop_starts(studio):
     assert not (studio.ctx.root / "renders").exists()
 
 
-def test_live_session_streams_is_steered_pauses_unwatched_and_stops_with_the_studio(studio, tmp_path):
+def test_live_session_streams_is_steered_restarts_pauses_unwatched_and_stops_with_the_studio(studio, tmp_path):
     http = studio.http
     r = http.post("/api/live", json={"input": "photo.png", "settings": SETTINGS, "size": [48, 32], "record": True})
     assert r.status_code == 201, r.text
@@ -145,17 +145,26 @@ def test_live_session_streams_is_steered_pauses_unwatched_and_stops_with_the_stu
     queued = studio.ctx.state_dir / "jobs" / job.json()["id"] / "preset.yaml"
     assert yaml.safe_load(queued.read_text()) == yaml.safe_load(take.text)
 
+    # restart: back at the photo with a new take and a new recording (the first part may still be the old frame)
+    assert http.post(f"/api/live/{sid}/restart").status_code == 200
+    assert frames(http, sid, 3)[-1][0] < state["frame"]
+    restarted = http.get(f"/api/live/{sid}").json()
+    assert restarted["record"] != state["record"] and restarted["record"].startswith("renders/live-")
+
     worker = studio.ctx.live.get(sid).worker
-    studio.stop()  # stopping the studio stops the loop, and its recording is complete
+    studio.stop()  # stopping the studio stops the loop, and its recordings are complete
     assert not worker.proc.is_alive()
+    assert np.isfinite(worker.state["fps"])
+    new = studio.ctx.root / restarted["record"]
+    assert len(list(new.glob("*.png"))) == worker.state["frame"] == yaml.safe_load(worker.take_text)["zoom"]["frames"]
+    assert (new.parent / (new.name + ".take.yaml")).read_text() == worker.take_text
     folder = studio.ctx.root / state["record"]
     recorded = sorted(folder.glob("*.png"))
-    assert len(recorded) == worker.state["frame"] >= state["frame"]
     assert is_own_folder(folder) and load_png_fast(recorded[0]).shape == (32, 48, 3)
-    assert np.isfinite(worker.state["fps"])
-    # the take beside the recording renders the recorded frames again, byte for byte
+    # the take beside the first recording (the one with the change) renders its frames again, byte for byte
     take_file = folder.parent / (folder.name + ".take.yaml")
-    assert take_file.read_text() == worker.take_text
+    assert yaml.safe_load(take_file.read_text())["zoom"]["frames"] == len(recorded) >= state["frame"]
+    assert yaml.safe_load(take_file.read_text())["zoom"]["zoom"] == f"0:(1.02), {at - 1}:(1.02), {at}:(1.2)"
     out = tmp_path / "again"
     assert main(["zoom", str(folder.parent.parent / "photo.png"), "--preset", str(take_file), "--size", "48x32",
                  "-o", str(out), "-q"]) == 0
