@@ -100,7 +100,7 @@ class LiveSession:
         if shown == "running" and self.paused:
             shown = "paused"
         return {"id": self.id, "input": self.input, "state": shown, "frame": state.get("frame", 0),
-                "fps": round(state.get("fps") or 0.0, 2), "size": state.get("size"), "record": record,
+                "fps": round(state.get("fps") or 0.0, 2) if shown == "running" else 0.0, "size": state.get("size"), "record": record,
                 "error": state.get("error"), "watchers": self.watchers, "paused": self.paused,
                 "user_paused": self.user_paused,
                 "times": {k: round(v * 1000, 2) for k, v in (state.get("times") or {}).items()},
