@@ -171,11 +171,11 @@ def test_live_session_streams_is_steered_restarts_pauses_unwatched_and_stops_wit
     assert [p.read_bytes() for p in sorted(out.glob("*.png"))] == [p.read_bytes() for p in recorded]
 
 
-def until(condition, seconds: float) -> None:
+def until(condition, seconds: float, state=lambda: "") -> None:
     """Poll ``condition`` (the page's CSP forbids the string evaluation wait_for_function uses)."""
     deadline = time.time() + seconds
     while not condition():
-        assert time.time() < deadline, "timed out"
+        assert time.time() < deadline, f"timed out {state()}"
         time.sleep(0.1)
 
 
@@ -183,6 +183,7 @@ def test_live_panel_in_chromium_shows_the_zoom_moving_and_a_control_reaching_it(
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("no Chromium at /usr/bin/chromium")
+    (studio.ctx.root / "broken.png").unlink()  # the page's own preview of it would log its 400
     errors = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
@@ -191,16 +192,20 @@ def test_live_panel_in_chromium_shows_the_zoom_moving_and_a_control_reaching_it(
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(studio.url + "/")
+
             def live_tab():  # the page binds its tabs once it has loaded its settings
                 page.click(".tab[data-tab=live]")
                 return "active" in page.get_attribute("#live", "class")
 
             until(live_tab, 60)
             page.wait_for_selector("#live-photo option[value='photo.png']", state="attached")
+            page.select_option("#live-photo", "photo.png")
             page.select_option("#live-size", "256")
             page.click("#live-start")
             image = page.locator("#live-image")
-            until(lambda: page.evaluate("() => document.querySelector('#live-image').naturalWidth") > 0, 120)
+            until(lambda: page.evaluate("() => document.querySelector('#live-image').naturalWidth") > 0, 180,
+                  lambda: (page.text_content("#live-status"), page.text_content("#live-error"),
+                           page.get_attribute("#live-image", "src"), studio.http.get("/api/live").json()))
             before = image.screenshot()
             page.wait_for_timeout(2000)
             assert image.screenshot() != before  # the zoom moves on its own
