@@ -88,18 +88,38 @@ def _int(data: dict, name: str, default: int, lo: int, hi: int) -> int:
 # ---------------------------------------------------------------- settings and presets
 @endpoint
 async def get_settings(request, ctx: StudioContext):
+    return JSONResponse(_settings_answer())
+
+
+@functools.lru_cache(maxsize=1)
+def _settings_answer() -> dict:
+    """The declarations do not change while the studio runs: built once."""
     options = {cmd: [{"name": name, "flag": f"--{name}",
                       "type": "path" if spec == "path" else "flag" if spec == "flag" else "text" if spec is None
                       else "number", "help": getattr(spec, "help", "")} for name, spec in opts.items()]
                for cmd, opts in COMMAND_OPTIONS.items()}
-    return JSONResponse({"version": __version__, "settings": settings_catalogue(), "options": options})
+    return {"version": __version__, "settings": settings_catalogue(), "options": options}
+
+
+@functools.lru_cache(maxsize=1024)
+def _description(path: str, size: int, mtime_ns: int) -> str:
+    return presets.describe(Path(path))
+
+
+def describe(path: Path) -> str:
+    """A preset's one-line description, read once per file version."""
+    try:
+        st = path.stat()
+    except OSError:
+        return "(unreadable)"
+    return _description(str(path), st.st_size, st.st_mtime_ns)
 
 
 @endpoint
 async def list_presets(request, ctx: StudioContext):
-    out = [{"name": name, "description": presets.describe(path), "source": "bundled"}
+    out = [{"name": name, "description": describe(path), "source": "bundled"}
            for name, path in presets.bundled_presets().items()]
-    out += [{"name": name, "description": presets.describe(path), "source": "saved"}
+    out += [{"name": name, "description": describe(path), "source": "saved"}
             for name, path in ctx.saved_presets().items()]
     return JSONResponse({"presets": out})
 
@@ -169,6 +189,11 @@ def _describe(path: str, size: int, mtime_ns: int) -> dict:
     except Exception as e:  # noqa: BLE001  (a damaged file is listed, with its problem)
         info["problem"] = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
     return info
+
+
+def _stat_key(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
 
 
 def list_media(ctx: StudioContext) -> list[dict]:
@@ -289,14 +314,24 @@ def _input(ctx: StudioContext, data: dict, kinds=("image", "video")) -> str:
 
 @endpoint
 async def preview(request, ctx: StudioContext):
-    """POST /api/preview {input, settings, frame, size, dream}: a PNG (409 when a newer preview superseded it)."""
+    """POST /api/preview {input, settings, frame, size, command, audio, dream}: a PNG.
+
+    The dream of the photo, or of source frame ``frame`` of a clip, with every schedule taken at
+    frame ``frame`` of a ``command`` render (zoom by default; audio features from ``audio``).
+    ``dream: false`` gives the source picture at that size. 409 when a newer preview superseded it.
+    """
     data = await body_json(request)
     path = _input(ctx, data)
     settings = ctx.settings_from_json(data.get("settings"))
     size = _int(data, "size", 384, *PREVIEW_SIDES)
     frame = _int(data, "frame", 0, 0, S.MAX_FRAMES)
-    job = {"input": path, "settings": S.to_dict(settings), "size": size, "frame": frame,
-           "dream": data.get("dream", True) is not False}
+    command = "video" if data.get("command") == "video" else "zoom"
+    audio = _input(ctx, {"input": data["audio"]}, ("audio", "video")) if data.get("audio") else None
+    fps = None
+    if media_kind(Path(path)) == "video":
+        fps = (await asyncio.to_thread(_describe, path, *_stat_key(path))).get("fps")
+    job = {"input": path, "settings": S.to_dict(settings), "size": size, "frame": frame, "command": command,
+           "audio": audio, "fps": fps, "dream": data.get("dream", True) is not False}
     t0 = time.monotonic()
     reply = await ctx.worker.request("preview", job, supersede=True)
     return _worker_reply(reply, "image/png", t0)
