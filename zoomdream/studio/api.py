@@ -468,10 +468,10 @@ async def job_events(request, ctx: StudioContext):
 
 @endpoint
 async def info(request, ctx: StudioContext):
-    from .server import _live_module  # noqa: PLC0415
+    from .server import live_module  # noqa: PLC0415
 
     return JSONResponse({"version": __version__, "root": ctx.root.name, "jobs": ctx.max_jobs,
-                         "live": _live_module() is not None, "max_upload": ctx.security.max_upload})
+                         "live": live_module() is not None, "max_upload": ctx.security.max_upload})
 
 
 def routes() -> list[Route]:

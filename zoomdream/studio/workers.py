@@ -17,7 +17,6 @@ import contextlib
 import io
 import itertools
 import logging
-import os
 import shutil
 import tempfile
 import threading

@@ -540,12 +540,9 @@ function jobItem(job) {
 }
 
 function updateJob(li, job) {
-  const thumbSrc = job.latest ? "/files/" + encodeURI(job.latest) :
+  const thumbSrc = job.latest ? "/files/" + encodeURI(job.latest) + "?frame=" + job.done :
     (job.state === "done" && /\.(png|jpe?g|webp)$/i.test(job.output)) ? "/files/" + encodeURI(job.output) : null;
-  const doneVideo = job.state === "done" && /\.mp4$/i.test(job.output);
-  const thumb = thumbSrc ? el("img", { class: "thumb", src: thumbSrc, alt: "latest frame" })
-    : doneVideo ? el("video", { class: "thumb", src: "/files/" + encodeURI(job.output) + "#t=0.1", muted: true, preload: "metadata" })
-    : el("div", { class: "thumb" });
+  const thumb = thumbSrc ? el("img", { class: "thumb", src: thumbSrc, alt: "latest frame" }) : el("div", { class: "thumb" });
   const name = job.output.split("/").pop();
   const meta = el("div", { class: "meta" }, el("span", { class: "state " + job.state, text: job.state }),
     el("span", { text: job.total ? `${job.unit} ${job.done} of ${job.total}` : job.command }),
