@@ -463,3 +463,18 @@ def test_a_live_module_adds_its_routes(root, monkeypatch):
         assert c.get("/api/live").text == "live here"
         assert c.get("/api/live", headers={"host": "evil.example:8765"}).status_code == 403  # behind the defences
     assert seen["root"] == root.resolve()
+
+
+def test_progress_json_is_one_line_per_frame(tmp_path, small_photo, capsys):
+    from zoomdream import frameloop
+    from zoomdream.cli import main
+
+    out = tmp_path / "z.mp4"
+    assert main(["zoom", str(small_photo), "-o", str(out), "--frames", "3", "--iterations", "1", "--octaves", "1",
+                 "--iterations-per-frame", "1", "--progress", "json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    frames = [x for x in lines if x["unit"] == "frame"]
+    assert [x["done"] for x in frames] == [0, 1, 2, 3] and {x["total"] for x in frames} == {3}
+    assert frames[0]["left"] is None and all(x["left"] >= 0 for x in frames[1:])
+    assert [Path(x["file"]).name for x in frames[1:]] == ["000000.png", "000001.png", "000002.png"]
+    assert out.is_file() and frameloop.PROGRESS["format"] == "bar"  # the next command in this process has its bar

@@ -312,6 +312,13 @@ def _input(ctx: StudioContext, data: dict, kinds=("image", "video")) -> str:
     return str(path)
 
 
+def _animated_command(data: dict) -> str:
+    command = data.get("command", "zoom")
+    if command not in ("zoom", "video"):
+        raise ZoomdreamError(f"command: expected zoom or video, got {S.quote(command)}")
+    return command
+
+
 @endpoint
 async def preview(request, ctx: StudioContext):
     """POST /api/preview {input, settings, frame, size, command, audio, dream}: a PNG.
@@ -333,7 +340,7 @@ async def preview(request, ctx: StudioContext):
     job = {"input": path, "settings": S.to_dict(settings), "size": size, "frame": frame, "command": command,
            "audio": audio, "fps": fps, "dream": data.get("dream", True) is not False}
     t0 = time.monotonic()
-    reply = await ctx.worker.request("preview", job, supersede=True)
+    reply = await ctx.worker.request("preview", job)
     return _worker_reply(reply, "image/png", t0)
 
 
@@ -341,16 +348,14 @@ async def preview(request, ctx: StudioContext):
 async def motion(request, ctx: StudioContext):
     """POST /api/motion {input, command, settings, frames, size}: an MP4 of the camera alone (iterations 0)."""
     data = await body_json(request)
-    command = data.get("command", "zoom")
-    if command not in ("zoom", "video"):
-        raise ZoomdreamError(f"command: expected zoom or video, got {S.quote(command)}")
+    command = _animated_command(data)
     path = _input(ctx, data, ("image",) if command == "zoom" else ("video",))
     settings = ctx.settings_from_json(data.get("settings"))
     job = {"input": path, "command": command, "settings": S.to_dict(settings),
            "frames": _int(data, "frames", 48, 1, MAX_MOTION_FRAMES), "size": _int(data, "size", 256, 16, 1024),
            "tmp": str(ctx.folder(f"{ctx.state_dir.name}/tmp"))}
     t0 = time.monotonic()
-    reply = await ctx.worker.request("motion", job, supersede=True)
+    reply = await ctx.worker.request("motion", job)
     return _worker_reply(reply, "video/mp4", t0)
 
 
@@ -367,9 +372,7 @@ def _worker_reply(reply: dict, media_type: str, t0: float) -> Response:
 async def schedules(request, ctx: StudioContext):
     """POST /api/schedules {command, settings, frames, fps, audio}: every schedulable value per frame."""
     data = await body_json(request)
-    command = data.get("command", "zoom")
-    if command not in ("zoom", "video"):
-        raise ZoomdreamError(f"command: expected zoom or video, got {S.quote(command)}")
+    command = _animated_command(data)
     settings = ctx.settings_from_json(data.get("settings"))
     n = _int(data, "frames", settings.zoom.frames if command == "zoom" else 72, 1, 100_000)
     fps = data.get("fps", settings.zoom.fps if command == "zoom" else 24.0)

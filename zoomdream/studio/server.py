@@ -30,7 +30,7 @@ from ..errors import Terminated
 from .context import StudioContext
 from .security import NotFound, Security, SecurityMiddleware, is_loopback, new_token
 
-__all__ = ["STATIC", "create_app", "serve"]
+__all__ = ["STATIC", "create_app", "live_module", "serve", "shutdown"]
 
 STATIC = Path(__file__).parent / "static"
 LIVE_SCRIPT = '<script src="/static/live.js" defer></script>'

@@ -66,7 +66,8 @@ class PreviewWorker:
         for loop, fut in waiting.values():
             loop.call_soon_threadsafe(_settle, fut, {"error": "the preview worker stopped; try again"})
 
-    async def request(self, kind: str, payload: dict, *, supersede: bool = False) -> dict:
+    async def request(self, kind: str, payload: dict) -> dict:
+        """Send one request and await its reply (``preview`` and ``motion`` supersede older ones of their kind)."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self.lock:
