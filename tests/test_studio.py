@@ -132,9 +132,12 @@ def test_media_lists_the_roots_files_only(root, tmp_path):
     with client(root) as c:
         media = c.get("/api/media").json()["media"]
     assert [m["path"] for m in media] == ["coffee.jpg"]
+    from PIL import Image
+
+    with Image.open(root / "coffee.jpg") as im:
+        size = im.size
     m = media[0]
-    assert (m["kind"], m["size"], m["width"], m["height"]) == ("image", (root / "coffee.jpg").stat().st_size, 512, 384) \
-        or (m["kind"], m["size"]) == ("image", (root / "coffee.jpg").stat().st_size)
+    assert (m["kind"], m["size"], m["width"], m["height"]) == ("image", (root / "coffee.jpg").stat().st_size, *size)
 
 
 def test_upload_gets_a_safe_unique_name(root):
@@ -277,8 +280,9 @@ def test_preview_is_a_png_and_a_newer_one_supersedes_it(root):
     with client(root) as c:
         r = c.post("/api/preview", json={"input": "coffee.jpg", "settings": TINY, "size": 64})
         assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
-        from PIL import Image
         import io
+
+        from PIL import Image
 
         im = Image.open(io.BytesIO(r.content))
         assert max(im.size) == 64
@@ -355,7 +359,7 @@ def test_a_render_cancels_resumes_after_a_restart_and_matches_the_command_line(r
         job_id = r.json()["id"]
         job = _wait(c, job_id, ("done", "failed"), at_least=3)
         assert job["state"] == "running" and job["total"] == 60 and job["left"] is not None
-        assert job["latest"].endswith(".png") and (root / job["latest"]).is_file()
+        assert job["latest"] == f".zoomdream-studio/jobs/{job_id}/latest.png" and (root / job["latest"]).is_file()
         assert c.post(f"/api/jobs/{job_id}/cancel").status_code == 200
         job = _wait(c, job_id, ("cancelled", "failed", "done"), timeout=60)
         assert job["state"] == "cancelled" and 3 <= job["done"] < 60
@@ -437,3 +441,40 @@ def test_studio_modules_import_no_tensorflow():
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout
     assert json.loads(out) == []
+
+
+def test_a_live_module_adds_its_routes(root, monkeypatch):
+    """The extension point: ``live.routes(ctx)`` is mounted, and the page loads static/live.js when it exists."""
+    import types
+
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from zoomdream.studio import server
+
+    seen = {}
+
+    def routes(ctx):
+        seen["root"] = ctx.root
+        return [Route("/api/live", lambda request: PlainTextResponse("live here"))]
+
+    monkeypatch.setattr(server, "live_module", lambda: types.SimpleNamespace(routes=routes))
+    with client(root) as c:
+        assert c.get("/api/live").text == "live here"
+        assert c.get("/api/live", headers={"host": "evil.example:8765"}).status_code == 403  # behind the defences
+    assert seen["root"] == root.resolve()
+
+
+def test_progress_json_is_one_line_per_frame(tmp_path, small_photo, capsys):
+    from zoomdream import frameloop
+    from zoomdream.cli import main
+
+    out = tmp_path / "z.mp4"
+    assert main(["zoom", str(small_photo), "-o", str(out), "--frames", "3", "--iterations", "1", "--octaves", "1",
+                 "--iterations-per-frame", "1", "--progress", "json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    frames = [x for x in lines if x["unit"] == "frame"]
+    assert [x["done"] for x in frames] == [0, 1, 2, 3] and {x["total"] for x in frames} == {3}
+    assert frames[0]["left"] is None and all(x["left"] >= 0 for x in frames[1:])
+    assert [Path(x["file"]).name for x in frames[1:]] == ["000000.png", "000001.png", "000002.png"]
+    assert out.is_file() and frameloop.PROGRESS["format"] == "bar"  # the next command in this process has its bar

@@ -414,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
+        if "zoomdream.frameloop" in sys.modules:  # in-process callers (tests) get the bar back
+            sys.modules["zoomdream.frameloop"].PROGRESS["format"] = "bar"
         if "zoomdream.media" in sys.modules:  # whatever happened, no ffmpeg outlives the command
             sys.modules["zoomdream.media"].stop_children()
         signal.signal(signal.SIGTERM, old_term)

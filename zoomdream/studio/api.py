@@ -88,18 +88,38 @@ def _int(data: dict, name: str, default: int, lo: int, hi: int) -> int:
 # ---------------------------------------------------------------- settings and presets
 @endpoint
 async def get_settings(request, ctx: StudioContext):
+    return JSONResponse(_settings_answer())
+
+
+@functools.lru_cache(maxsize=1)
+def _settings_answer() -> dict:
+    """The declarations do not change while the studio runs: built once."""
     options = {cmd: [{"name": name, "flag": f"--{name}",
                       "type": "path" if spec == "path" else "flag" if spec == "flag" else "text" if spec is None
                       else "number", "help": getattr(spec, "help", "")} for name, spec in opts.items()]
                for cmd, opts in COMMAND_OPTIONS.items()}
-    return JSONResponse({"version": __version__, "settings": settings_catalogue(), "options": options})
+    return {"version": __version__, "settings": settings_catalogue(), "options": options}
+
+
+@functools.lru_cache(maxsize=1024)
+def _description(path: str, size: int, mtime_ns: int) -> str:
+    return presets.describe(Path(path))
+
+
+def describe(path: Path) -> str:
+    """A preset's one-line description, read once per file version."""
+    try:
+        st = path.stat()
+    except OSError:
+        return "(unreadable)"
+    return _description(str(path), st.st_size, st.st_mtime_ns)
 
 
 @endpoint
 async def list_presets(request, ctx: StudioContext):
-    out = [{"name": name, "description": presets.describe(path), "source": "bundled"}
+    out = [{"name": name, "description": describe(path), "source": "bundled"}
            for name, path in presets.bundled_presets().items()]
-    out += [{"name": name, "description": presets.describe(path), "source": "saved"}
+    out += [{"name": name, "description": describe(path), "source": "saved"}
             for name, path in ctx.saved_presets().items()]
     return JSONResponse({"presets": out})
 
@@ -169,6 +189,11 @@ def _describe(path: str, size: int, mtime_ns: int) -> dict:
     except Exception as e:  # noqa: BLE001  (a damaged file is listed, with its problem)
         info["problem"] = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
     return info
+
+
+def _stat_key(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
 
 
 def list_media(ctx: StudioContext) -> list[dict]:
@@ -287,18 +312,35 @@ def _input(ctx: StudioContext, data: dict, kinds=("image", "video")) -> str:
     return str(path)
 
 
+def _animated_command(data: dict) -> str:
+    command = data.get("command", "zoom")
+    if command not in ("zoom", "video"):
+        raise ZoomdreamError(f"command: expected zoom or video, got {S.quote(command)}")
+    return command
+
+
 @endpoint
 async def preview(request, ctx: StudioContext):
-    """POST /api/preview {input, settings, frame, size, dream}: a PNG (409 when a newer preview superseded it)."""
+    """POST /api/preview {input, settings, frame, size, command, audio, dream}: a PNG.
+
+    The dream of the photo, or of source frame ``frame`` of a clip, with every schedule taken at
+    frame ``frame`` of a ``command`` render (zoom by default; audio features from ``audio``).
+    ``dream: false`` gives the source picture at that size. 409 when a newer preview superseded it.
+    """
     data = await body_json(request)
     path = _input(ctx, data)
     settings = ctx.settings_from_json(data.get("settings"))
     size = _int(data, "size", 384, *PREVIEW_SIDES)
     frame = _int(data, "frame", 0, 0, S.MAX_FRAMES)
-    job = {"input": path, "settings": S.to_dict(settings), "size": size, "frame": frame,
-           "dream": data.get("dream", True) is not False}
+    command = "video" if data.get("command") == "video" else "zoom"
+    audio = _input(ctx, {"input": data["audio"]}, ("audio", "video")) if data.get("audio") else None
+    fps = None
+    if media_kind(Path(path)) == "video":
+        fps = (await asyncio.to_thread(_describe, path, *_stat_key(path))).get("fps")
+    job = {"input": path, "settings": S.to_dict(settings), "size": size, "frame": frame, "command": command,
+           "audio": audio, "fps": fps, "dream": data.get("dream", True) is not False}
     t0 = time.monotonic()
-    reply = await ctx.worker.request("preview", job, supersede=True)
+    reply = await ctx.worker.request("preview", job)
     return _worker_reply(reply, "image/png", t0)
 
 
@@ -306,16 +348,14 @@ async def preview(request, ctx: StudioContext):
 async def motion(request, ctx: StudioContext):
     """POST /api/motion {input, command, settings, frames, size}: an MP4 of the camera alone (iterations 0)."""
     data = await body_json(request)
-    command = data.get("command", "zoom")
-    if command not in ("zoom", "video"):
-        raise ZoomdreamError(f"command: expected zoom or video, got {S.quote(command)}")
+    command = _animated_command(data)
     path = _input(ctx, data, ("image",) if command == "zoom" else ("video",))
     settings = ctx.settings_from_json(data.get("settings"))
     job = {"input": path, "command": command, "settings": S.to_dict(settings),
            "frames": _int(data, "frames", 48, 1, MAX_MOTION_FRAMES), "size": _int(data, "size", 256, 16, 1024),
            "tmp": str(ctx.folder(f"{ctx.state_dir.name}/tmp"))}
     t0 = time.monotonic()
-    reply = await ctx.worker.request("motion", job, supersede=True)
+    reply = await ctx.worker.request("motion", job)
     return _worker_reply(reply, "video/mp4", t0)
 
 
@@ -332,9 +372,7 @@ def _worker_reply(reply: dict, media_type: str, t0: float) -> Response:
 async def schedules(request, ctx: StudioContext):
     """POST /api/schedules {command, settings, frames, fps, audio}: every schedulable value per frame."""
     data = await body_json(request)
-    command = data.get("command", "zoom")
-    if command not in ("zoom", "video"):
-        raise ZoomdreamError(f"command: expected zoom or video, got {S.quote(command)}")
+    command = _animated_command(data)
     settings = ctx.settings_from_json(data.get("settings"))
     n = _int(data, "frames", settings.zoom.frames if command == "zoom" else 72, 1, 100_000)
     fps = data.get("fps", settings.zoom.fps if command == "zoom" else 24.0)
@@ -433,10 +471,10 @@ async def job_events(request, ctx: StudioContext):
 
 @endpoint
 async def info(request, ctx: StudioContext):
-    from .server import _live_module  # noqa: PLC0415
+    from .server import live_module  # noqa: PLC0415
 
     return JSONResponse({"version": __version__, "root": ctx.root.name, "jobs": ctx.max_jobs,
-                         "live": _live_module() is not None, "max_upload": ctx.security.max_upload})
+                         "live": live_module() is not None, "max_upload": ctx.security.max_upload})
 
 
 def routes() -> list[Route]:

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ class Job:
     total: int = 0
     unit: str = "frame"
     left: float | None = None
-    latest: str | None = None  # the latest finished frame, relative to the root
+    latest: str | None = None  # a copy of the latest finished frame (jobs/ID/latest.png), relative to the root
     error: str | None = None
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -292,9 +293,10 @@ class JobQueue:
             with self.lock:
                 if p.get("unit") == job.unit or job.total == 0:
                     job.done, job.total, job.left = int(p["done"]), int(p["total"]), p.get("left")
-                if p.get("file"):
-                    with contextlib.suppress(ValueError, OSError):
-                        job.latest = Path(p["file"]).resolve().relative_to(self.ctx.root).as_posix()
+            if p.get("file"):
+                latest = self._keep_latest(job, Path(p["file"]))
+                with self.lock:
+                    job.latest = latest or job.latest
         rc = proc.wait()
         t.join(5)
         proc.stdout.close()
@@ -306,7 +308,6 @@ class JobQueue:
             self.cancelling.discard(job.id)
             if rc == 0:
                 job.state, job.done = "done", max(job.done, job.total)
-                job.latest = None
             elif self.stopping and not cancelled:
                 job.state = "queued"  # the studio is stopping: the render continues next time
             elif cancelled or rc in (130, 143, -signal.SIGTERM, -signal.SIGKILL):
@@ -318,6 +319,22 @@ class JobQueue:
                     "zoomdream: error: ").removeprefix("zoomdream: ")
             self._save()
             self.wake.notify_all()
+
+    def _keep_latest(self, job: Job, frame: Path) -> str | None:
+        """The latest frame, hard-linked (or copied) to ``jobs/ID/latest.png``: it outlives the work folder."""
+        try:
+            frame = self.ctx.path(self.ctx.relative(frame))
+            folder = self.ctx.state_dir / "jobs" / job.id
+            tmp, dst = folder / ".latest.png.tmp", folder / "latest.png"
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(frame, tmp)
+            except OSError:
+                shutil.copyfile(frame, tmp)
+            os.replace(tmp, dst)
+            return self.ctx.relative(dst)
+        except (OSError, ValueError, NotFound):
+            return None
 
     def stop(self) -> None:
         """Stop every running render resumably (they are queued again for the next start)."""

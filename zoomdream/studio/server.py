@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import logging
 import mimetypes
-
 import sys
 import threading
 import webbrowser
@@ -31,7 +30,7 @@ from ..errors import Terminated
 from .context import StudioContext
 from .security import NotFound, Security, SecurityMiddleware, is_loopback, new_token
 
-__all__ = ["STATIC", "create_app", "serve"]
+__all__ = ["STATIC", "create_app", "live_module", "serve", "shutdown"]
 
 STATIC = Path(__file__).parent / "static"
 LIVE_SCRIPT = '<script src="/static/live.js" defer></script>'
@@ -65,7 +64,7 @@ async def not_found(request: Request, exc) -> Response:
     return JSONResponse({"error": "not found"}, status_code=404)
 
 
-def _live_module():
+def live_module():
     """``zoomdream.studio.live`` when it exists (its own import errors are not hidden)."""
     if importlib.util.find_spec(f"{__package__}.live") is None:
         return None
@@ -82,7 +81,7 @@ def create_app(ctx: StudioContext, *, start_queue: bool = True, warm: bool = Fal
     ctx.queue = JobQueue(ctx)
     ctx.worker = PreviewWorker(ctx)
     routes = list(api.routes())
-    live = _live_module()
+    live = live_module()
     if live is not None:
         routes += list(live.routes(ctx))
     routes += [

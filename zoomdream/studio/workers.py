@@ -17,7 +17,6 @@ import contextlib
 import io
 import itertools
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -67,7 +66,8 @@ class PreviewWorker:
         for loop, fut in waiting.values():
             loop.call_soon_threadsafe(_settle, fut, {"error": "the preview worker stopped; try again"})
 
-    async def request(self, kind: str, payload: dict, *, supersede: bool = False) -> dict:
+    async def request(self, kind: str, payload: dict) -> dict:
+        """Send one request and await its reply (``preview`` and ``motion`` supersede older ones of their kind)."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self.lock:
@@ -189,21 +189,33 @@ def _png(image) -> bytes:
 
 
 def _preview(payload: dict, *, inbox: _Inbox, kind: str, models: dict) -> dict:
+    """The dream of one picture with every schedule taken at frame ``frame`` (audio features too, given a sound)."""
+    import dataclasses  # noqa: PLC0415
+
     from .. import presets  # noqa: PLC0415
     from ..dream import dream_image  # noqa: PLC0415
-    from ..frameloop import load_backbone_and_objective, still  # noqa: PLC0415
+    from ..frameloop import animation, load_backbone_and_objective  # noqa: PLC0415
 
     image = _source(payload)
     if not payload.get("dream", True):
         return {"data": _png(image)}
-    settings = still(presets.from_dict(payload["settings"], source="settings"))
-    d = settings.dream
-    key = (d.model, d.weights, d.precision, tuple(sorted(d.layers.items())), repr(d.channels), d.guide,
-           d.guide_weight)
+    settings = presets.from_dict(payload["settings"], source="settings")
+    frame, command = payload.get("frame", 0), payload.get("command", "zoom")
+    if command == "video":
+        n, fps = frame + 1, payload.get("fps") or 24.0
+    else:
+        n, fps = max(frame + 1, settings.zoom.frames), settings.zoom.fps
+    audio = payload.get("audio")
+    anim = animation(settings, kind=command, n=n, fps=fps, audio=(audio, 0.0) if audio else None)
+    d = dataclasses.replace(settings.dream, step=anim.step(frame), layers=anim.constant_layers())
+    key = _model_key(d)
     if key not in models:
         models.clear()  # one look at a time: memory stays flat
-        models[key] = load_backbone_and_objective(settings)
+        models[key] = load_backbone_and_objective(dataclasses.replace(settings, dream=d))
     backbone, objective = models[key]
+    weights = anim.layers(frame)
+    if weights is not None:
+        objective = objective.with_weights(weights)
 
     def check(_steps: int) -> None:
         if inbox.newer(kind):
@@ -261,22 +273,23 @@ def _features(payload: dict, **_) -> dict:
 
 
 def _warm(payload: dict, *, models: dict, **_) -> dict:
-    """Load the default look and dream a small grey picture once, so the first real preview is quick."""
-    import numpy as np  # noqa: PLC0415
+    """Import TensorFlow and load the default look's network, so the first real preview is quicker."""
+    import dataclasses  # noqa: PLC0415
 
     from .. import presets  # noqa: PLC0415
-    from ..dream import dream_image  # noqa: PLC0415
-    from ..frameloop import load_backbone_and_objective, still  # noqa: PLC0415
+    from ..animation import still_dream  # noqa: PLC0415
+    from ..frameloop import load_backbone_and_objective  # noqa: PLC0415
 
-    settings = still(presets.load_preset("default"))
-    d = settings.dream
-    key = (d.model, d.weights, d.precision, tuple(sorted(d.layers.items())), repr(d.channels), d.guide,
-           d.guide_weight)
-    models[key] = load_backbone_and_objective(settings)
-    backbone, objective = models[key]
-    image = np.full((payload.get("height", 256), payload.get("width", 384), 3), 128, np.uint8)
-    dream_image(image, settings=d, backbone=backbone, objective=objective)
+    settings = presets.load_preset("default")
+    settings = dataclasses.replace(settings, dream=still_dream(settings.dream))
+    models[_model_key(settings.dream)] = load_backbone_and_objective(settings)
     return {"ok": True}
+
+
+def _model_key(d) -> tuple:
+    """What the network and objective of a preview depend on (the worker keeps one at a time);
+    layer weights are not in it: a weight that changes is given to the objective per preview."""
+    return (d.model, d.weights, d.precision, tuple(sorted(d.layers)), repr(d.channels), d.guide, d.guide_weight)
 
 
 HANDLERS = {"preview": _preview, "motion": _motion, "features": _features, "warm": _warm}

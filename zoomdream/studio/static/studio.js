@@ -204,7 +204,12 @@ function control(spec) {
     if (range) {
       const slider = el("input", { type: "range", min: range.lo, max: range.hi, step: range.step,
         "aria-label": spec.key + " slider", tabindex: "-1" });
-      const sync = () => { if (NUMBER.test(input.value)) slider.value = input.value; slider.disabled = !NUMBER.test(input.value); };
+      const sync = () => {
+        const plain = NUMBER.test(input.value);
+        if (plain) slider.value = input.value;
+        slider.hidden = !plain;  // a schedule or keyframes: the text field takes the whole row
+        input.classList.toggle("num", plain);
+      };
       sync();
       slider.addEventListener("input", () => {
         const v = spec.type === "integer" ? String(Math.round(slider.value)) : String(Number(slider.value).toPrecision(4) * 1);
@@ -213,7 +218,7 @@ function control(spec) {
       });
       input.addEventListener("input", sync);
       field.append(slider);
-      input.classList.add("num");
+      sync();
     }
   }
   field.prepend(input);
@@ -279,7 +284,9 @@ async function preview() {
   if (!m || !state.valid || (m.kind !== "image" && m.kind !== "video")) return;
   if (previewAbort) previewAbort.abort();
   const ctrl = previewAbort = new AbortController();
-  const body = { input: state.input, settings: settingsJSON(), size: state.size, frame: state.frame };
+  const body = { input: state.input, settings: settingsJSON(), size: state.size, frame: state.frame,
+    command: scheduleCommand() };
+  if (state.audio) body.audio = state.audio;
   $("#preview-busy").hidden = false;
   $("#preview-error").textContent = "";
   const t0 = performance.now();
@@ -446,7 +453,7 @@ function argv() {
     else if (value === null) presetOnly.push(key);
     else args.push(spec.flag, flagValue(spec, value));
   }
-  for (const [name, value] of Object.entries(state.opts)) {
+  for (const [name, value] of Object.entries(jobOptions())) {
     if (value === "" || value === null || value === undefined || value === false) continue;
     args.push(value === true ? `--${name}` : `--${name}`, ...(value === true ? [] : [String(value)]));
   }
@@ -464,6 +471,7 @@ function buildOptions() {
   const box = $("#options");
   box.replaceChildren();
   for (const opt of state.options[state.command] || []) {
+    if (opt.name === "audio") continue;  // the Sound picker of the Source panel
     const id = "opt-" + opt.name;
     let input;
     if (opt.type === "flag") {
@@ -492,7 +500,7 @@ function optionChanged() { renderCommandLine(); save(); if (state.command === "v
 function jobOptions() {
   const out = {};
   for (const opt of state.options[state.command] || []) {
-    const v = state.opts[opt.name];
+    const v = opt.name === "audio" ? state.audio : state.opts[opt.name];
     if (v === undefined || v === "" || v === false) continue;
     out[opt.name] = opt.type === "number" && NUMBER.test(v) ? Number(v) : v;
   }
@@ -532,12 +540,9 @@ function jobItem(job) {
 }
 
 function updateJob(li, job) {
-  const thumbSrc = job.latest ? "/files/" + encodeURI(job.latest) :
+  const thumbSrc = job.latest ? "/files/" + encodeURI(job.latest) + "?frame=" + job.done :
     (job.state === "done" && /\.(png|jpe?g|webp)$/i.test(job.output)) ? "/files/" + encodeURI(job.output) : null;
-  const doneVideo = job.state === "done" && /\.mp4$/i.test(job.output);
-  const thumb = thumbSrc ? el("img", { class: "thumb", src: thumbSrc, alt: "latest frame" })
-    : doneVideo ? el("video", { class: "thumb", src: "/files/" + encodeURI(job.output) + "#t=0.1", muted: true, preload: "metadata" })
-    : el("div", { class: "thumb" });
+  const thumb = thumbSrc ? el("img", { class: "thumb", src: thumbSrc, alt: "latest frame" }) : el("div", { class: "thumb" });
   const name = job.output.split("/").pop();
   const meta = el("div", { class: "meta" }, el("span", { class: "state " + job.state, text: job.state }),
     el("span", { text: job.total ? `${job.unit} ${job.done} of ${job.total}` : job.command }),
@@ -660,7 +665,6 @@ async function loadMedia(select = true) {
 
 function mediaInfo() {
   const m = currentMedia();
-  $("#frame-row").hidden = !(m && m.kind === "video");
   $("#media-info").textContent = !m ? "" : [m.kind, m.width && `${m.width}×${m.height}`,
     m.duration && `${m.duration.toFixed(1)} s`, m.frames && `${m.frames} frames`, `${(m.size / 1e6).toFixed(2)} MB`]
     .filter(Boolean).join(" · ");
@@ -770,7 +774,7 @@ async function start() {
   await choosePreset(state.preset, true);
 
   $("#media").addEventListener("change", (e) => { state.input = e.target.value; mediaInfo(); save(); renderCommandLine(); preview(); });
-  $("#audio").addEventListener("change", (e) => { state.audio = e.target.value; save(); schedules(); });
+  $("#audio").addEventListener("change", (e) => { state.audio = e.target.value; save(); renderCommandLine(); refresh(); });
   $("#source-frame").addEventListener("change", (e) => { state.frame = Math.max(0, Number(e.target.value) || 0); save(); preview(); });
   $("#preview-size").addEventListener("change", (e) => { state.size = Number(e.target.value); save(); preview(); });
   $("#preset").addEventListener("change", (e) => choosePreset(e.target.value, false));
