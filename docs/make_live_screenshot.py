@@ -8,15 +8,13 @@ It starts ``zoomdream studio`` on a temporary folder (assets/coffee.jpg), starts
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from make_studio_screenshot import studio
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "live.png"
@@ -27,37 +25,28 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="live-shot-"))
     shutil.copy(ROOT / "assets" / "coffee.jpg", folder / "coffee.jpg")
-    proc = subprocess.Popen([sys.executable, "-m", "zoomdream", "studio", str(folder), "--port", "0", "--no-browser"],
-                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        url = re.fullmatch(r"zoomdream studio: (\S+)\n", proc.stdout.readline()).group(1)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium")
-            page = browser.new_page(viewport={"width": 1440, "height": 860}, device_scale_factor=1)
-            page.goto(url)
-            page.wait_for_selector("body[data-ready=true]")
-            page.click(".tab[data-tab=live]")
-            page.select_option("#live-photo", "coffee.jpg")
-            page.click("#live-start")
-            frame = re.compile(r"frame (\d+)")
+    with studio(folder) as url, sync_playwright() as pw:  # Ctrl-C'd after: the studio stops, and the live loop with it
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium")
+        page = browser.new_page(viewport={"width": 1440, "height": 860}, device_scale_factor=1)
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        page.click(".tab[data-tab=live]")
+        page.select_option("#live-photo", "coffee.jpg")
+        page.click("#live-start")
+        frame = re.compile(r"frame (\d+)")
 
-            def frames() -> int:
-                m = frame.search(page.text_content("#live-status") or "")
-                return int(m.group(1)) if m else 0
+        def frames() -> int:
+            m = frame.search(page.text_content("#live-status") or "")
+            return int(m.group(1)) if m else 0
 
-            for target, key, value in ((60, "zoom.rotate", "0.6"), (90, "zoom.zoom", "1.03"), (150, None, None)):
-                deadline = time.time() + 300
-                while frames() < target and time.time() < deadline:
-                    page.wait_for_timeout(200)
-                if key:
-                    page.locator(f'#live input[name="{key}"]').fill(value)
-            page.screenshot(path=str(OUT))
-            browser.close()
-    finally:
-        proc.send_signal(signal.SIGINT)  # Ctrl-C: the studio stops, and the live loop with it
-        proc.wait(60)
-        proc.stdout.close()
-        shutil.rmtree(folder, ignore_errors=True)
+        for target, key, value in ((60, "zoom.rotate", "0.6"), (90, "zoom.zoom", "1.03"), (150, None, None)):
+            deadline = time.time() + 300
+            while frames() < target and time.time() < deadline:
+                page.wait_for_timeout(200)
+            if key:
+                page.locator(f'#live input[name="{key}"]').fill(value)
+        page.screenshot(path=str(OUT))
+        browser.close()
     print(f"wrote {OUT}")
 
 
