@@ -94,6 +94,8 @@ def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
     p.add_argument("-v", "--verbose", action="store_true", help="print each preset override and the resolved settings")
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    p.add_argument("--progress", choices=("bar", "json"), default="bar",
+                   help="bar (default), or json: one JSON line per step or frame on stdout, for other programs")
 
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
@@ -174,6 +176,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="also write the numbers: frame, seconds, one column per feature")
     p.add_argument("--width", type=_arg_type(S.Spec(S.Number(200, 8192, integer=True), "")), default=1200,
                    help="picture width in px (default 1200)")
+
+    p = sub.add_parser("studio", help="open the studio: a local web page to tune, preview and render",
+                       description="Serve the studio, a web page on this computer to tune a look by seeing it: "
+                                   "previews, schedule graphs, a render queue and a gallery. FOLDER's photos, clips "
+                                   "and sounds are offered; uploads go to FOLDER/uploads, renders to "
+                                   "FOLDER/renders, saved presets to FOLDER/presets. Ctrl-C stops it.")
+    p.add_argument("folder", nargs="?", default=".", metavar="FOLDER", help="the studio's folder (default: here)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other address requires a token)")
+    p.add_argument("--port", type=_arg_type(S.Spec(S.Number(0, 65535, integer=True), "")), default=8765,
+                   help="port (default 8765; 0 = any free port)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--max-upload", type=_arg_type(S.Spec(S.Number(1, 1 << 50, integer=True), "")), default=2 << 30,
+                   metavar="BYTES", help="largest upload in bytes (default 2 GiB)")
+    p.add_argument("--token", help="the token every request must carry (default: none on 127.0.0.1, "
+                                   "a random one printed in the URL on any other address)")
+    p.add_argument("--jobs", type=_arg_type(S.Spec(S.Number(1, 64, integer=True), "")), default=1,
+                   help="renders that run at the same time (default 1)")
+    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
     p = sub.add_parser("presets", help="list the bundled presets", description="List the bundled presets.")
     p.add_argument("--show", metavar="NAME", help="print one preset's fully resolved settings as YAML")
@@ -338,8 +359,17 @@ def cmd_audio(args) -> int:
     return 0
 
 
+def cmd_studio(args) -> int:
+    from zoomdream.studio.server import serve  # noqa: PLC0415  (Starlette and uvicorn; never TensorFlow)
+
+    if args.token is not None and not args.token.strip():
+        raise ZoomdreamError("--token: must not be empty")
+    return serve(args.folder, host=args.host, port=args.port, open_browser=not args.no_browser,
+                 max_upload=args.max_upload, token=args.token, jobs=args.jobs)
+
+
 COMMANDS = {"image": cmd_image, "video": cmd_video, "zoom": cmd_zoom, "sheet": cmd_sheet, "audio": cmd_audio,
-            "presets": cmd_presets, "layers": cmd_layers}
+            "studio": cmd_studio, "presets": cmd_presets, "layers": cmd_layers}
 
 
 class _NoteHandler(logging.Handler):
@@ -368,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     clear_interrupt()
     with signals_to_exceptions():  # SIGTERM -> Terminated: cleanup runs, exit 143
         try:
+            if getattr(args, "progress", "bar") == "json":
+                from zoomdream.render import frameloop  # noqa: PLC0415
+
+                frameloop.PROGRESS["format"] = "json"
             return COMMANDS[args.command](args)
         except ZoomdreamError as e:
             print(f"zoomdream: error: {e}", file=sys.stderr)
@@ -390,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         finally:
+            if "zoomdream.render.frameloop" in sys.modules:  # in-process callers (tests) get the bar back
+                sys.modules["zoomdream.render.frameloop"].PROGRESS["format"] = "bar"
             if "zoomdream.media.process" in sys.modules:  # whatever happened, no ffmpeg outlives the command
                 sys.modules["zoomdream.media.process"].stop_children()
             signal.signal(signal.SIGINT, old_int)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import shutil
+import sys
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -51,23 +54,64 @@ from zoomdream.render.pipeline import WriteBehind
 from zoomdream.settings import Settings, presets
 from zoomdream.settings.animation import Animation, dream_at, features_used, uses_frame_count
 
-__all__ = ["VideoJob", "animation", "audio_manifest", "check_movie_output", "check_video_output",
-           "discard_unless_begun", "finish", "finish_video", "load_backbone_and_objective", "numeric", "open_video",
-           "output_soundtrack", "progress", "render_inputs", "run_frames", "sidecar", "soundtrack_file", "still",
-           "video_track"]
+__all__ = ["PROGRESS", "JsonProgress", "VideoJob", "animation", "audio_manifest", "check_movie_output",
+           "check_video_output", "discard_unless_begun", "finish", "finish_video", "load_backbone_and_objective",
+           "numeric", "open_video", "output_soundtrack", "progress", "render_inputs", "run_frames", "sidecar",
+           "soundtrack_file", "still", "video_track"]
 
 log = logging.getLogger("zoomdream")
 
 
 # ---------------------------------------------------------------- small shared pieces
+PROGRESS = {"format": "bar"}  # "json": ``--progress json`` (set by the command line)
+
+
 class _Progress(tqdm):
     def update(self, n=1):
         check_interrupt()  # every step and frame is a safe point for a Ctrl-C
         return super().update(n)
 
 
+class JsonProgress:
+    """Machine-readable progress (``--progress json``): one JSON line per update on stdout,
+    ``{"progress": desc, "unit": "frame", "done": 3, "total": 12, "left": 41.5, "file": ...}``.
+
+    ``left`` is seconds, estimated from this run's pace (null before the first update);
+    ``file`` is the latest saved frame when the loop sets ``latest`` (frame loops do).
+    Each update is a safe point for Ctrl-C, as the bar's.
+    """
+
+    def __init__(self, total: int, *, unit: str, desc: str, initial: int = 0, stream=None):
+        self.total, self.n, self.unit, self.desc = total, initial, unit, desc
+        self.stream = stream or sys.stdout
+        self.start, self.t0, self.latest = initial, time.monotonic(), None
+        self._emit()
+
+    def update(self, k: int = 1) -> None:
+        check_interrupt()
+        self.n += k
+        self._emit()
+
+    def _emit(self) -> None:
+        made, spent = self.n - self.start, time.monotonic() - self.t0
+        left = round(spent / made * max(0, self.total - self.n), 1) if made else None
+        line = {"progress": self.desc, "unit": self.unit, "done": self.n, "total": self.total, "left": left}
+        if self.latest is not None:
+            line["file"] = str(self.latest)
+        print(json.dumps(line), file=self.stream, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def progress(total: int, *, quiet: bool, unit: str, desc: str, initial: int = 0):
-    """The progress bar of a render (none when ``quiet``); each update is a safe point for Ctrl-C."""
+    """The progress bar of a render (none when ``quiet``; JSON lines with ``--progress json``); each update is a
+    safe point for Ctrl-C."""
+    if PROGRESS["format"] == "json":
+        return JsonProgress(total, unit=unit, desc=desc, initial=initial)
     return _Progress(total=total, initial=initial, unit=unit, desc=desc, disable=quiet, dynamic_ncols=True,
                      leave=False, smoothing=0.1)
 
@@ -157,6 +201,8 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
                     prev = make_frame(i, prev)
                     writer.submit(cache.save, i, prev)
                     done = i + 1
+                    if i > start:  # JSON progress names the latest frame already on disk
+                        bar.latest = cache.path(i - 1)
                     bar.update(1)
             finally:
                 writer.close()  # every frame counted in `done` is on disk before the loop ends or stops
