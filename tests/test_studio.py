@@ -264,7 +264,7 @@ def test_schedules_give_per_frame_values_and_the_command_lines_errors(root, tmp_
         assert v["zoom.rotate"] == [2.0] * 24 and len(v["zoom.pan.x"]) == 24
         r = c.post("/api/schedules", json={"command": "zoom", "frames": 24, "settings": {"step": "0.5-t"}})
         assert r.status_code == 400 and r.json()["key"] == "step"
-        assert r.json()["error"] == "step (--step): '0.5-t' is -0.5 at frame 1; expected a step >= 0"
+        assert r.json()["error"] == "step (--step): '0.5-t' is -0.5 at frame 1; expected a number in 0..1"
         r = c.post("/api/schedules", json={"command": "zoom", "frames": 24, "settings": {"step": "0.01*beat"}})
         assert r.status_code == 400 and "beat" in r.json()["error"]
         r = c.post("/api/schedules", json={"command": "zoom", "frames": 48, "audio": "beat.wav",
