@@ -74,9 +74,14 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def memory(pid: int) -> dict[str, float]:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return {k: int(re.search(rf"{k}:\s+(\d+) kB", status).group(1)) / 1024 for k in ("VmRSS", "VmHWM")}
+def memory(pid: int) -> dict[str, float] | None:
+    """VmRSS and VmHWM in MiB; None for a process that is gone or a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = {k: re.search(rf"{k}:\s+(\d+) kB", status) for k in ("VmRSS", "VmHWM")}
+    return None if None in found.values() else {k: int(m.group(1)) / 1024 for k, m in found.items()}
 
 
 def preview(h, step: float, seconds: list[float]) -> None:
@@ -141,9 +146,11 @@ def main() -> None:
             job_state = h.get(f"/api/jobs/{job}").json()
             h.post(f"/api/jobs/{job}/cancel")
             server_mem = memory(proc.pid)
-            others = {pid: memory(pid) for pid in children(proc.pid)}
-        stop(proc)
+            others = {pid: mem for pid in children(proc.pid) if (mem := memory(pid))}
     finally:
+        for p in (locals().get("proc"),):
+            if p is not None and p.poll() is None:
+                stop(p)
         shutil.rmtree(folder, ignore_errors=True)
 
     print("\n(a) preview latency, 384 px, default preset, chelsea.jpg (451x300)")

@@ -276,8 +276,20 @@ def test_schedules_give_per_frame_values_and_the_command_lines_errors(root, tmp_
         assert c.post("/api/schedules", json={"audio": "../beat.wav"}).status_code == 404
 
 
-def test_preview_is_a_png_and_a_newer_one_supersedes_it(root):
+def test_preview_is_a_png_and_a_newer_one_supersedes_it(root, clips):
+    from clips import make_clip
+
+    shutil.copy(make_clip("audio", clips), root / "clip.mp4")
     with client(root) as c:
+        clip = next(m for m in c.get("/api/media").json()["media"] if m["path"] == "clip.mp4")
+        assert (clip["kind"], clip["width"], clip["height"], clip["frames"], clip["duration"], clip["audio"]) == (
+            "video", 320, 240, 20, 2.0, True)
+        frames = [c.post("/api/preview", json={"input": "clip.mp4", "frame": i, "size": 64, "dream": False}).content
+                  for i in (0, 0, 12)]
+        assert frames[0] == frames[1] != frames[2]  # source frame 12 of the clip, not the first
+        r = c.post("/api/motion", json={"input": "clip.mp4", "command": "video", "frames": 5, "size": 64,
+                                        "settings": {"video": {"zoom": "1+0.1*t"}}})
+        assert r.status_code == 200 and r.content[4:8] == b"ftyp", r.text
         r = c.post("/api/preview", json={"input": "coffee.jpg", "settings": TINY, "size": 64})
         assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
         import io
@@ -307,7 +319,7 @@ def test_preview_is_a_png_and_a_newer_one_supersedes_it(root):
         r = c.post("/api/motion", json={"input": "coffee.jpg", "command": "zoom", "frames": 6, "size": 64,
                                         "settings": {"zoom": {"zoom": 1.1}}})
         assert r.status_code == 200 and r.content[4:8] == b"ftyp"
-    assert files_under(root) == {"coffee.jpg", ".zoomdream-studio", ".zoomdream-studio/tmp"}
+    assert files_under(root) == {"coffee.jpg", "clip.mp4", ".zoomdream-studio", ".zoomdream-studio/tmp"}
 
 
 # ---------------------------------------------------------------- jobs

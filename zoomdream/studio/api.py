@@ -247,6 +247,17 @@ def safe_upload_name(name: str) -> str:
     return stem + ext
 
 
+def _claim(partial: Path, target: Path) -> None:
+    """Give ``partial`` the name ``target`` unless that name exists (FileExistsError)."""
+    try:
+        os.link(partial, target)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: reserve the name, then move onto our own empty file
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        os.replace(partial, target)
+
+
 @endpoint
 async def upload(request, ctx: StudioContext):
     """POST /api/upload?name=FILE, the file as the body: saved under uploads/ with a safe, unique name."""
@@ -266,7 +277,7 @@ async def upload(request, ctx: StudioContext):
         for n in range(10000):
             target = folder / (safe if n == 0 else f"{stem}-{n}{ext}")
             try:
-                os.link(partial, target)  # never replaces an existing file
+                _claim(partial, target)  # never replaces an existing file
                 break
             except FileExistsError:
                 continue

@@ -54,7 +54,7 @@ class PreviewWorker:
         while True:
             try:
                 rid, reply = conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError, TypeError, ValueError):  # the worker ended, or stop() closed our end
                 break
             with self.lock:
                 waiter = self.pending.pop(rid, None)

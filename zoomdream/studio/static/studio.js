@@ -408,7 +408,7 @@ async function motionPreview() {
   $("#motion-error").textContent = "";
   if (!m) { $("#motion-error").textContent = "pick a photo or a clip first"; return; }
   const command = m.kind === "video" ? "video" : "zoom";
-  const frames = Math.min(96, command === "zoom" ? Number(getIn(JSON.parse(JSON.stringify(state.base)), "zoom.frames")) || 48 : 48);
+  const frames = Math.min(96, command === "zoom" ? Number(state.texts["zoom.frames"]) || 48 : 48);
   $("#motion-go").disabled = true;
   try {
     const res = await api("/api/motion", { json: { input: state.input, command, settings: settingsJSON(), frames, size: 320 }, raw: true });
