@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "zoomdream"
-PACKAGES = ("settings", "backbones", "media", "render", "scale")
+PACKAGES = ("settings", "backbones", "media", "render", "scale", "studio")
 
 
 def _module_name(path: Path) -> str:
@@ -92,7 +92,8 @@ def test_the_functional_core_imports_no_render():
 
 
 @pytest.mark.parametrize(("package", "heavy"), [("settings", "tensorflow"), ("backbones", "tensorflow"),
-                                                ("media", "tensorflow"), ("scale", "ray")])
+                                                ("media", "tensorflow"), ("scale", "ray"),
+                                                ("studio", "tensorflow")])
 def test_importing_a_package_leaves_the_heavy_library_for_the_work(package, heavy):
     names = [_module_name(p) for p in _modules(package)]
     code = ("import importlib, json, sys\n"

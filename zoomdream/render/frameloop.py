@@ -194,15 +194,18 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
         with signals_to_exceptions(), progress(n_frames, quiet=quiet, unit="frame", desc=desc,
                                                initial=start) as bar:
             writer = WriteBehind()  # PNG writes run beside the next frame's dream, in order
+
+            def save(i: int, frame: np.ndarray) -> None:
+                cache.save(i, frame)
+                bar.latest = cache.path(i)  # JSON progress names the latest frame once it is on disk
+
             try:
                 for i in range(start, n_frames):
                     if on_frame is not None:
                         on_frame(i - start)
                     prev = make_frame(i, prev)
-                    writer.submit(cache.save, i, prev)
+                    writer.submit(save, i, prev)
                     done = i + 1
-                    if i > start:  # JSON progress names the latest frame already on disk
-                        bar.latest = cache.path(i - 1)
                     bar.update(1)
             finally:
                 writer.close()  # every frame counted in `done` is on disk before the loop ends or stops

@@ -38,6 +38,7 @@ import numpy as np
 from zoomdream import settings as S
 from zoomdream.errors import ZoomdreamError
 from zoomdream.settings import schedule
+from zoomdream.settings.values import LAYER_WEIGHT
 
 __all__ = ["LIVE_KEYS", "LIVE_SIZE", "LiveLoop", "LiveValues", "LiveWorker", "Take", "check_live", "check_set",
            "live_size", "record_folder"]
@@ -125,7 +126,7 @@ def check_set(settings: S.Settings, updates) -> dict[str, Any]:
             if key not in current:
                 raise ZoomdreamError(f"{key}: not a layer of this take (its layers: {', '.join(settings.dream.layers)})")
             try:
-                value = S.LAYER_WEIGHT(value)
+                value = LAYER_WEIGHT(value)
             except S.Invalid as e:
                 raise ZoomdreamError(f"{key}: layer {name}: {e}") from None
         elif key in LIVE_KEYS:
@@ -291,12 +292,22 @@ class LiveValues:
         return dataclasses.replace(m, zoom=f.get("zoom.zoom", m.zoom), rotate=f.get("zoom.rotate", m.rotate),
                                    pan=f.get("zoom.pan", m.pan), center=f.get("zoom.center", m.center))
 
+    @property
+    def layer_keyframes(self) -> dict[str, np.ndarray]:
+        return self.base.layer_keyframes
+
+    def dream(self, i: int, base: S.DreamFrame) -> S.DreamFrame:
+        return dataclasses.replace(base, step=self.step(i))
+
     def layers(self, i: int) -> dict[str, float] | None:
         anim = self._anim(i)
         fixed = {k[len(LAYERS) + 1:]: v for k, v in self.fixed.items() if k.startswith(LAYERS + ".")}
         if not fixed:
             return anim.layers(i)
-        return {name: fixed.get(name, float(v[i])) for name, v in anim.layer_tables.items()}
+        now = anim.layers(i)
+        if now is None:
+            now = anim.constant_layers()
+        return {name: fixed.get(name, v) for name, v in now.items()}
 
     def constant_layers(self) -> dict[str, float]:
         return self.base.constant_layers()

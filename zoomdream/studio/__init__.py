@@ -1,8 +1,8 @@
 """The studio: ``zoomdream studio [FOLDER]``, a local web page to tune a look by seeing it.
 
 What this package may import: the standard library, Starlette and uvicorn, and the zoomdream
-modules that do not import TensorFlow (settings, values, presets, schedule, animation, fileio,
-errors, images' header readers, media's probes). The web server process never imports
+modules that do not import TensorFlow at import time (``settings`` and its modules, ``fileio``,
+``errors``, ``media``, and ``render.live``'s checks and worker handle). The web server process never imports
 TensorFlow or Keras: previews and motion clips are made in a worker process
 (:mod:`zoomdream.studio.workers`) and renders run the command line in a subprocess
 (:mod:`zoomdream.studio.jobs`).
@@ -20,3 +20,5 @@ Modules, one job each:
 * ``server``: the app factory, static files and ``/files`` (Range requests), and ``serve``.
 * ``static/``: the page (plain HTML, CSS and JavaScript; no build step, no network).
 """
+
+__all__: list[str] = []
