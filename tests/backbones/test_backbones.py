@@ -269,13 +269,16 @@ def test_offline_error_through_the_cli_is_exit_2(tmp_path, monkeypatch, capsys, 
     (True, False, None, "bf16"),                   # native bfloat16, no network named: the hardware decides
     (True, False, "vgg16-hed", "bf16"),
     (True, False, "efficientnet-lite0", "fp32"),   # depthwise convolutions are slower in bfloat16 on a CPU
-    (True, True, "efficientnet-lite0", "bf16"),    # ... but not on a GPU
+    (True, True, "efficientnet-lite0", "measured"),  # on a GPU: measured per network
 ])
 def test_precision_auto_follows_the_hardware_and_the_network(monkeypatch, fast_bf16, gpu, model, want):
     monkeypatch.setattr(backbones, "supports_fast_bf16", lambda: fast_bf16)
     monkeypatch.setattr(backbones, "has_gpu", lambda: gpu)
+    measured = []
+    monkeypatch.setattr(backbones, "measured_precision", lambda spec: measured.append(spec.name) or "measured")
     spec = None if model is None else backbones.get_spec(model)
     assert backbones.resolve_precision("auto", spec) == want
+    assert measured == ([model] if want == "measured" else [])
     assert backbones.resolve_precision("fp32", spec) == "fp32" and backbones.resolve_precision("bf16", spec) == "bf16"
 
 

@@ -201,6 +201,7 @@ def test_a_missing_weights_package_names_the_pip_install(monkeypatch):
 
 def test_precision_auto_keeps_depthwise_networks_in_float32_on_cpu(monkeypatch):
     lite, vgg = backbones.get_spec(LITE0), backbones.get_spec("vgg16")
+    monkeypatch.setattr(backbones, "measured_precision", lambda spec: "bf16")  # a GPU measures; here: a stand-in
     for fast, gpu, want in [(True, False, ("fp32", "bf16")), (True, True, ("bf16", "bf16")),
                             (False, False, ("fp32", "fp32"))]:
         monkeypatch.setattr(backbones, "supports_fast_bf16", lambda fast=fast: fast)
