@@ -601,6 +601,11 @@ async function loadGallery() {
       return tile;
     }));
     state.renders = data.renders;
+    if (!data.renders.length) grid.append(el("div", { class: "hint", text: "No renders yet: they appear here when a job is done." }));
+    // keep the render on show, else show the newest one (never an empty player)
+    const current = data.renders.find((x) => x.path === $("#viewer-name").textContent) || data.renders[0];
+    $("#viewer").hidden = !current;
+    if (current) showRender(current);
   } catch (e) { status(e.message); }
 }
 
