@@ -33,6 +33,7 @@ from zoomdream.render.frameloop import (
     run_frames,
     soundtrack_file,
 )
+from zoomdream.render.job import Clip, Output
 from zoomdream.settings import DEFAULT_CRF, Settings
 
 __all__ = ["ZoomLoop", "render_zoom"]
@@ -48,15 +49,15 @@ def render_zoom(input, output, *, settings: Settings, crf: int = DEFAULT_CRF, ke
     ``on_frame``: as ``frameloop.run_frames``.
     """
     settings = check_render(settings, input=input, audio=audio, crf=crf)
-    out = check_movie_output(output, render_inputs(settings, input, audio), overwrite)
-    with output_lock(out):
-        return _render_zoom(input, out, settings=settings, crf=crf, keep_frames=keep_frames, restart=restart,
-                            audio=audio, quiet=quiet, on_frame=on_frame)
+    out = Output(output, crf=crf, keep_frames=keep_frames, restart=restart, overwrite=overwrite, quiet=quiet)
+    out = out.checked(check_movie_output(output, render_inputs(settings, input, audio), overwrite))
+    with output_lock(out.path):
+        return _render_zoom(Clip(input, audio=audio), out, settings=settings, on_frame=on_frame)
 
 
-def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, restart, audio, quiet, on_frame) -> dict:
-    z = settings.zoom
-    sound = None if audio is None else soundtrack_file(audio)  # probed before any frame: None when silent
+def _render_zoom(clip: Clip, output: Output, *, settings: Settings, on_frame) -> dict:
+    z, input, out = settings.zoom, clip.source, output.path
+    sound = None if clip.audio is None else soundtrack_file(clip.audio)  # probed before any frame: None when silent
     photo = load_image(input, max_size=settings.dream.max_size)
     size = tuple(z.size or photo.shape[1::-1])  # (w, h) of every frame
     check_dream_size(settings, size, "the frames are" if z.size else f"{Path(input).name} is")
@@ -68,17 +69,17 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     anim = animation(settings, kind="zoom", n=n, fps=z.fps, audio=track)
     manifest = render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]],
                                                         **audio_manifest(settings, "zoom", track, n)})
-    cache = FrameCache(out, manifest, restart=restart)
+    cache = FrameCache(out, manifest, restart=output.restart)
     with discard_unless_begun(cache):
         loop = ZoomLoop(photo, settings, animation=anim)
-        run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming", on_frame=on_frame)
+        run_frames(cache, n, loop.frame, quiet=output.quiet, desc="zooming", on_frame=on_frame)
     fps = Fraction(z.fps).limit_denominator(1001)
-    order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
-    total = len(order) if order else n
+    sequence = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else range(n)
+    total = len(sequence)
     track = None if sound is None else AudioSource(sound, 0.0, total / float(fps))
-    finish(cache, n, out, fps=fps, audio=track, crf=crf, keep_frames=keep_frames, quiet=quiet,
-           settings=settings, extra={"input": str(Path(input).resolve()), "frames": total}, order=order)
-    if not quiet:
+    finish(cache, output, sequence, fps=fps, audio=track, settings=settings,
+           extra={"input": str(Path(input).resolve()), "frames": total})
+    if not output.quiet:
         log.info("wrote %s: %d frames at %s fps", out.name, total, fps_text(fps))
     return {"frames": total, "fps": fps, "size": (photo.shape[1], photo.shape[0])}
 
