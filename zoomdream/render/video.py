@@ -10,6 +10,7 @@ Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0; frame i is
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -272,7 +273,10 @@ class VideoLoop:
         self.mask = None if clip.mask is None else _Mask(clip.mask)
         self.flicker = flow.FlickerMeter()
         self.flow_cache = flow_cache(info, settings, animation, start=start)
-        self.dream_base = self.settings.dream.frame()  # frame 0's numbers; each frame takes its own step
+        # frame 0's numbers (a fresh start, and a frame that carries a dream: fewer steps); each frame takes its
+        # own step and index
+        self.dream_base = self.settings.dream.frame()
+        self.dream_carry = self.settings.dream.frame(iterations=self.settings.video.iterations_per_frame)
         # the added-flicker measure (at the output size) runs behind the loop, in frame order
         self.behind = WriteBehind(name="zoomdream-flicker") if lookahead > 0 else None
         self._flicker: dict[int, float] = {}
@@ -334,7 +338,7 @@ class VideoLoop:
         return step
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
-        v, d = self.settings.video, self.settings.dream
+        v = self.settings.video
         step = self._step(i, prev_out)
         src, sp = step.src, step.prev
         blend = self.anim.blend(i)
@@ -353,12 +357,11 @@ class VideoLoop:
                 delta = to_unit(prev_out) - sp.unit  # (H, W, 3) the previous dream delta
             init = init + blend * valid[..., None] * flow.warp(delta, bwd)
         if self.dreams:
-            iterations = v.iterations_per_frame if carry else d.iterations
             layers = self.anim.layers(i)
             objective = self.objective if layers is None else self.objective.with_weights(layers)
-            d = self.anim.dream(i, self.dream_base)
+            d = dataclasses.replace(self.anim.dream(i, self.dream_carry if carry else self.dream_base), frame=i)
             mask = None if self.mask is None else self.mask.at(i, self.work.size)
-            dreamed = dream(init, objective, self.backbone, d, frame=i, iterations=iterations, mask=mask)
+            dreamed = dream(init, objective, self.backbone, d, mask=mask)
         else:
             dreamed = init
         if self.work.scaled:  # the dream's delta, scaled up, on the full-size source frame

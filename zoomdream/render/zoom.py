@@ -6,6 +6,7 @@ Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from fractions import Fraction
 from pathlib import Path
@@ -103,16 +104,16 @@ class ZoomLoop:
         # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
         # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
         self.first_dream = settings.dream.frame()
-        self.later_dream = settings.dream.frame(octaves=z.octaves_per_frame)
+        self.later_dream = settings.dream.frame(octaves=z.octaves_per_frame, iterations=z.iterations_per_frame)
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
         z = self.settings.zoom
         h, w = self.photo.shape[:2]
         if prev_out is None:
-            init, iterations, d = self.photo, self.first_dream.iterations, self.first_dream
+            init, d = self.photo, self.first_dream
         else:
             m = motion.frame_matrix(self.anim.motion(i), fps=z.fps, size=(w, h))
-            init, iterations, d = motion.warp_affine(prev_out, m), z.iterations_per_frame, self.later_dream
+            init, d = motion.warp_affine(prev_out, m), self.later_dream
         if i % z.dream_every or not self.dreams:
             out = init  # pure motion between dreamed frames (or everywhere, with --iterations 0)
         else:
@@ -120,8 +121,8 @@ class ZoomLoop:
             layers = self.anim.layers(i)
             if layers is not None:
                 objective = objective.with_weights(layers)
-            out = to_uint8(dream(to_unit(init), objective, self.backbone, self.anim.dream(i, d), frame=i,
-                                 iterations=iterations))
+            d = dataclasses.replace(self.anim.dream(i, d), frame=i)
+            out = to_uint8(dream(to_unit(init), objective, self.backbone, d))
         lock = self.anim.colour_lock(i)
         if lock > 0:
             out = colour.colour_lock(out, self.ref_stats, lock)
