@@ -35,7 +35,14 @@ from zoomdream.audio import ANALYSIS_VERSION, analysis_library_version, frame_fe
 from zoomdream.backbones import load_backbone
 from zoomdream.checks import check_budget, check_dream_size, check_image_folder, check_mask, frame_size
 from zoomdream.errors import Interrupted, Terminated, ZoomdreamError, check_interrupt, signals_to_exceptions
-from zoomdream.fileio import cache_dir, check_output_path, published_together, sidecar_path, write_text_atomic
+from zoomdream.fileio import (
+    OutputKind,
+    cache_dir,
+    check_output_path,
+    published_together,
+    sidecar_path,
+    write_text_atomic,
+)
 from zoomdream.media.images import load_image, png_size
 from zoomdream.media.probe import NO_SAMPLES_NOTE, VideoInfo, probe, probe_audio
 from zoomdream.media.rates import fps_text
@@ -278,8 +285,8 @@ def finish(cache: FrameCache, output: Output, sequence, *, fps: Fraction, audio,
 def check_movie_output(output, inputs: tuple, overwrite: bool) -> Path:
     """An .mp4 / .gif output (or a folder of frames), checked against ``inputs`` before anything is written."""
     kind = output_kind(output) if os.fspath(output).strip() else "folder"  # an empty path is refused below
-    return check_output_path(output, inputs=inputs, overwrite=overwrite, is_dir=kind == "folder",
-                             kinds=(".mp4", ".gif"))
+    return check_output_path(output, OutputKind(kinds=(".mp4", ".gif"), folder=kind == "folder"), inputs=inputs,
+                             overwrite=overwrite)
 
 
 def check_video_output(output: Output, *, settings: Settings, clip: Clip) -> Output:
