@@ -67,6 +67,7 @@ def bench_clip(path: str, sizes: list[int | None], args) -> tuple[list[dict], np
     from zoomdream.media.probe import probe
     from zoomdream.media.read import iter_frames
     from zoomdream.render import video
+    from zoomdream.render.job import Clip
     from zoomdream.settings import presets
 
     info = probe(path)
@@ -77,7 +78,7 @@ def bench_clip(path: str, sizes: list[int | None], args) -> tuple[list[dict], np
     loops = {}
     for size in sizes:
         settings = dataclasses.replace(base, video=dataclasses.replace(base.video, dream_size=size))
-        loops[size] = video.dream_frames(info, settings, first=first, stop=stop)
+        loops[size] = video.dream_frames(Clip(info.path).probed(info), settings, first=first, stop=stop)
     outs = {size: [] for size in sizes}
     times = {size: [] for size in sizes}
     for _ in range(args.frames):

@@ -66,8 +66,10 @@ def time_still(size, settings) -> float:
 def time_video(clip: Path, settings, frames: int) -> float:
     from zoomdream.media.probe import probe
     from zoomdream.render import video
+    from zoomdream.render.job import Clip
 
-    loop = video.VideoLoop(probe(clip), settings, start=0.0, end=None, mask=None)
+    info = probe(clip)
+    loop = video.VideoLoop(Clip(info.path).probed(info), settings)
     prev, times = None, []
     try:
         for i in range(frames):

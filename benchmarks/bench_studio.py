@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def start(folder: Path, *, warm: bool) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    code = ("import sys; from zoomdream.studio.server import serve; "
-            f"sys.exit(serve({str(folder)!r}, port=0, open_browser=False, warm={warm}))")
+    code = ("import sys; from zoomdream.studio.security import Security; from zoomdream.studio.server import serve; "
+            f"sys.exit(serve({str(folder)!r}, Security(port=0), open_browser=False, warm={warm}))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()
     m = re.fullmatch(r"zoomdream studio: (\S+)\n", line)

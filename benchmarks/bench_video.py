@@ -154,10 +154,12 @@ def bench_interleaved(info, cases: dict, n: int, still_n: int) -> dict:
 
     The slow ``still`` case makes ``still_n`` frames, its turns spread evenly over the ``n`` rounds.
     """
+    from zoomdream.render.job import Clip
     from zoomdream.render.video import dream_frames
 
     counts = {k: (still_n if k == "still" else n) for k in cases}
-    gens = {k: dream_frames(info, s, first=0, stop=counts[k]) for k, s in cases.items()}
+    clip = Clip(info.path).probed(info)
+    gens = {k: dream_frames(clip, s, first=0, stop=counts[k]) for k, s in cases.items()}
     res = {k: {"times": [], "flicker": [], "frames": [], "rounds": []} for k in cases}
     for i in range(n):
         for name, gen in gens.items():

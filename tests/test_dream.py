@@ -152,7 +152,7 @@ def test_octaves_are_clamped_and_say_so_once(caplog, photo, backbone, tiny_setti
     assert octave_note((300, 400), dataclasses.replace(six, octaves=4), 32) is None
     with caplog.at_level(logging.INFO, logger="zoomdream"):
         for frame in range(3):  # a video's frames: dream() stays silent
-            dream(to_unit(photo), objectives.layer("block3_conv1"), backbone, six, frame=frame)
+            dream(to_unit(photo), objectives.layer("block3_conv1"), backbone, six.frame(frame=frame))
         assert caplog.text == ""
         dream_image(photo, settings=six, backbone=backbone)  # a still says it once
     assert caplog.text.count("using 2 of 6 octaves") == 1

@@ -12,6 +12,7 @@ from zoomdream.errors import ZoomdreamError
 from zoomdream.fileio import (
     FOLDER_MARKER,
     PARTIAL_TAG,
+    OutputKind,
     atomic_path,
     check_output_path,
     output_lock,
@@ -102,18 +103,18 @@ def test_overwrite_replaces_only_what_zoomdream_writes(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
     with pytest.raises(ZoomdreamError, match="not of a kind zoomdream writes"):
-        check_output_path(notes, overwrite=True, kinds=(".png", ".jpg"))
+        check_output_path(notes, OutputKind(kinds=(".png", ".jpg")), overwrite=True)
     folder = tmp_path / "frames"
     folder.mkdir()
     with pytest.raises(ZoomdreamError, match="output exists and is a folder"):
         check_output_path(folder, overwrite=True)
     with pytest.raises(ZoomdreamError, match="was not written by zoomdream"):
-        check_output_path(folder, overwrite=True, is_dir=True)
+        check_output_path(folder, OutputKind(folder=True), overwrite=True)
     with pytest.raises(ZoomdreamError, match="output exists and is a file"):
-        check_output_path(notes, overwrite=True, is_dir=True)
+        check_output_path(notes, OutputKind(folder=True), overwrite=True)
     (folder / FOLDER_MARKER).write_text(fileio.FOLDER_MARKER_TEXT)
     (folder / "000000.png").write_bytes(b"frame")
-    assert check_output_path(folder, overwrite=True, is_dir=True, sidecar=False) == folder
+    assert check_output_path(folder, OutputKind(folder=True, sidecar=False), overwrite=True) == folder
     side = sidecar_path(tmp_path / "a.png")
     side.write_text("a: user's yaml\n")
     with pytest.raises(ZoomdreamError, match="is not a settings sidecar written by zoomdream"):

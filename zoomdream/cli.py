@@ -360,12 +360,13 @@ def cmd_audio(args) -> int:
 
 
 def cmd_studio(args) -> int:
+    from zoomdream.studio.security import Security  # noqa: PLC0415
     from zoomdream.studio.server import serve  # noqa: PLC0415  (Starlette and uvicorn; never TensorFlow)
 
     if args.token is not None and not args.token.strip():
         raise ZoomdreamError("--token: must not be empty")
-    return serve(args.folder, host=args.host, port=args.port, open_browser=not args.no_browser,
-                 max_upload=args.max_upload, token=args.token, jobs=args.jobs)
+    security = Security(host=args.host, port=args.port, token=args.token, max_upload=args.max_upload)
+    return serve(args.folder, security, open_browser=not args.no_browser, jobs=args.jobs)
 
 
 COMMANDS = {"image": cmd_image, "video": cmd_video, "zoom": cmd_zoom, "sheet": cmd_sheet, "audio": cmd_audio,

@@ -316,25 +316,25 @@ def _assemble(parts, shape):
 
 
 def dream(image, objective: Objective, backbone: Backbone, settings: DreamFrame | DreamSettings, *,
-          seed: int | None = None, frame: int = 0, iterations: int | None = None,
           mask: np.ndarray | None = None, progress: Callable[[int], None] | None = None,
           history: list | None = None) -> np.ndarray:
     """Dream ``image`` (float32 unit range, (H, W, 3)) and return the result in the same convention.
 
+    ``settings``: the frame's resolved dream (a ``DreamSettings`` of plain numbers is resolved as
+    frame 0); its ``iterations`` (fewer on video frames that carry a dream) and its ``frame`` index
+    are part of it, and jitter comes from ``(seed, frame, octave)``.
+
     Args:
-        seed: overrides ``settings.seed``; jitter comes from ``(seed, frame, octave)``.
-        iterations: overrides ``settings.iterations`` (video frames that carry a dream use fewer).
         mask: (H, W) float32 in [0, 1]: where the dream may change the image (1 = fully).
         progress: called with the number of steps just done.
         history: if given, receives the loss of every step (floats), in order.
     """
     if not isinstance(settings, DreamFrame):
         settings = settings.frame()  # numbers only: a schedule is evaluated at a frame before it gets here
-    iterations = settings.iterations if iterations is None else iterations
+    iterations, seed, frame = settings.iterations, settings.seed, settings.frame
     if iterations == 0:  # no dreaming (a motion preview): the image as given, not resampled through the octaves
         return np.array(image, dtype=np.float32)
     tf = _tf()
-    seed = settings.seed if seed is None else seed
     step = GradientStep.get(backbone, objective)
     conditioner = GradientFilter.get(settings.grad_levels, settings.grad_blur)
     weights = objective.weight_tensor()
@@ -426,8 +426,8 @@ def dream_image(image: np.ndarray, *, settings: DreamSettings | None = None, bac
                      border_note(image.shape[:2], objective, backbone)):
             if note:
                 log.info(note)
-    out = dream(to_unit(image), objective, backbone, settings.frame(), seed=seed, frame=frame, mask=mask,
-                progress=progress)
+    resolved = settings.frame(frame=frame) if seed is None else settings.frame(frame=frame, seed=seed)
+    out = dream(to_unit(image), objective, backbone, resolved, mask=mask, progress=progress)
     return to_uint8(out)
 
 

@@ -35,6 +35,7 @@ import re
 import shutil
 import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -43,7 +44,7 @@ from zoomdream.errors import ZoomdreamError
 __all__ = ["PARTIAL_TAG", "FOLDER_MARKER", "FOLDER_MARKER_TEXT", "FRAME_FILE", "LOCK_SUFFIX", "SIDECAR_SUFFIX",
            "SIDECAR_MARK", "MAX_STEM", "FILE_MODE", "DIR_MODE", "temp_stem", "atomic_path", "make_temp_dir",
            "write_bytes_atomic", "write_text_atomic", "sidecar_path", "is_own_folder", "is_own_sidecar",
-           "refuse_overlap", "check_output_path", "output_lock", "sweep_temps", "check_readable", "cache_dir"]
+           "refuse_overlap", "OutputKind", "check_output_path", "output_lock", "sweep_temps", "check_readable", "cache_dir"]
 
 PARTIAL_TAG = ".partial"  # every temp name contains it, so leftovers can be swept
 FOLDER_MARKER = ".zoomdream-frames"  # inside every frame folder zoomdream writes: "replaceable with --overwrite"
@@ -312,24 +313,37 @@ def refuse_overlap(out: Path, what: str, inputs: Iterable) -> None:
         raise ZoomdreamError(f"{out}: {what} is the current folder or one of its parents; name a new file or folder")
 
 
-def check_output_path(out: str | os.PathLike, *, inputs: Iterable = (), overwrite: bool = False,
-                      is_dir: bool = False, kinds: tuple[str, ...] | None = None, sidecar: bool = True,
-                      others: Iterable = (), what: str = "output") -> Path:
-    """Check an output location before any work starts; return it as an absolute path.
+@dataclass(frozen=True)
+class OutputKind:
+    """What an output is, for :func:`check_output_path`.
+
+    ``what``: its name in messages ("output", "CSV", ...). ``kinds``: extensions (lower case, with
+    the dot) of files zoomdream writes there; an existing file is replaced (with ``overwrite``)
+    only when it has one of them. ``folder``: the output is a frame folder (else a file).
+    ``sidecar``: the output gets a settings sidecar (``out.yaml`` beside it), checked alike.
+    """
+
+    what: str = "output"
+    kinds: tuple[str, ...] | None = None
+    folder: bool = False
+    sidecar: bool = True
+
+
+def check_output_path(out: str | os.PathLike, kind: OutputKind | None = None, *, inputs: Iterable = (),
+                      overwrite: bool = False, others: Iterable = ()) -> Path:
+    """Check an output location of ``kind`` (default: a file with a sidecar) before any work starts; return it
+    as an absolute path.
 
     Args:
         inputs: every file or folder the render reads (input, guide, mask, weights, audio,
             preset); None entries are skipped.
-        is_dir: the output is a frame folder (else a file).
-        kinds: extensions (lower case, with the dot) of files zoomdream writes there; an
-            existing file is replaced (with ``overwrite``) only when it has one of them.
-        sidecar: the output gets a settings sidecar (``out.yaml`` beside it), checked alike.
         others: the command's other outputs, already checked (with their sidecars, where they
             have one): neither this output nor its sidecar may be one of them.
-        what: what the output is, for messages ("output", "CSV", ...).
 
     Raises ZoomdreamError naming the path for anything refused: see the module docstring.
     """
+    kind = kind or OutputKind()
+    what, kinds, is_dir, sidecar = kind.what, kind.kinds, kind.folder, kind.sidecar
     if not os.fspath(out).strip():
         raise ZoomdreamError("output path is empty; name a file or a new folder (-o dream.mp4)")
     out = Path(os.path.abspath(out))

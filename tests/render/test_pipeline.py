@@ -18,6 +18,7 @@ from zoomdream.media.images import load_png_fast, png_size, save_png_fast
 from zoomdream.media.probe import probe, probe_output
 from zoomdream.media.read import iter_frames
 from zoomdream.render import video
+from zoomdream.render.job import Clip
 from zoomdream.render.pipeline import Lookahead, WriteBehind
 from zoomdream.settings import presets
 
@@ -32,7 +33,7 @@ def _settings(**extra):
 
 
 def _frames(info, settings, n, *, lookahead):
-    loop = video.VideoLoop(info, settings, start=0.0, end=None, mask=None, lookahead=lookahead)
+    loop = video.VideoLoop(Clip(info.path).probed(info), settings, lookahead=lookahead)
     out, prev = [], None
     try:
         for i in range(n):

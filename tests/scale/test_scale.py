@@ -30,6 +30,7 @@ from zoomdream.errors import Interrupted, ZoomdreamError
 from zoomdream.media.probe import probe, probe_output
 from zoomdream.media.read import iter_frames
 from zoomdream.render import video
+from zoomdream.render.job import Clip
 from zoomdream.scale import Chunk, find_cuts, plan_segments, render_video_ray
 from zoomdream.settings import presets
 
@@ -186,10 +187,11 @@ def test_a_chunk_decodes_from_its_first_dreamed_frame(clips, monkeypatch, fresh_
     skips = []
     real = iter_frames
     monkeypatch.setattr(video, "iter_frames", lambda *a, **k: skips.append(k.get("skip", 0)) or real(*a, **k))
-    chunk = list(video.dream_frames(info, _settings(), first=6, stop=8, warmup=2))
+    chunk = list(video.dream_frames(Clip(info.path).probed(info), _settings(), first=6, stop=8,
+                                    warmup=2))
     assert skips == [4] and [i for i, _, _ in chunk] == [6, 7]
     # the same frames as a loop that decodes from frame 0 and starts dreaming at frame 4
-    loop = video.VideoLoop(info, _settings(), start=0.0, end=None, mask=None)
+    loop = video.VideoLoop(Clip(info.path).probed(info), _settings())
     prev = None
     for i in range(4, 8):
         prev = loop.frame(i, prev)

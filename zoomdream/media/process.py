@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 
 import imageio_ffmpeg
@@ -139,8 +138,8 @@ def capture_bytes(cmd: list[str], **popen_args) -> tuple[int, bytes, bytes]:
     return proc.returncode, out, err
 
 
-def run(cmd: list[str], *, echo: bool = False) -> tuple[int, str]:
-    """Run a long ffmpeg command; return (rc, tail of stderr). ``echo`` copies stderr to ours.
+def run(cmd: list[str]) -> tuple[int, str]:
+    """Run a long ffmpeg command; return (rc, tail of stderr).
 
     stderr is drained by a thread (a full pipe would stall ffmpeg); on any exception, including
     KeyboardInterrupt while waiting, ffmpeg is killed before the exception propagates.
@@ -151,9 +150,6 @@ def run(cmd: list[str], *, echo: bool = False) -> tuple[int, str]:
     def drain() -> None:
         with contextlib.suppress(OSError, ValueError):
             while chunk := proc.stderr.read1(65536):
-                if echo:
-                    sys.stderr.write(chunk.decode("utf-8", "replace"))
-                    sys.stderr.flush()
                 last.extend(chunk)
                 del last[:-8192]
 

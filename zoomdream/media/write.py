@@ -101,7 +101,7 @@ def _image2_input(frames_dir: str, pattern: str, fps: Fraction) -> list[str]:
 
 
 def encode(frames_dir, pattern: str, n_frames: int, out, *, fps: Fraction, audio: AudioSource | None = None,
-           crf: int = DEFAULT_CRF, quiet: bool = True) -> None:
+           crf: int = DEFAULT_CRF) -> None:
     """Encode ``frames_dir/(pattern % i)`` for i in range(n_frames) into ``out``, atomically.
 
     Convention: the frames are image files (PNG) of one size, RGB(A) 8- or 16-bit; they are
@@ -118,8 +118,8 @@ def encode(frames_dir, pattern: str, n_frames: int, out, *, fps: Fraction, audio
     The output appears only when complete: it is written to a ``.<name>.XXXX.partial.<ext>``
     temp beside it, ffmpeg's exit code is checked, the temp is re-probed (frame count, audio),
     fsynced and renamed. On any failure or interrupt ffmpeg is killed and the temp removed.
-    The same frames give identical bytes (bitexact, no metadata). ``quiet=False`` shows ffmpeg's
-    log and progress on stderr.
+    The same frames give identical bytes (bitexact, no metadata). ffmpeg logs errors only; a
+    failure's last lines are in the error raised.
     """
     kind = output_kind(out)
     rate = as_rate(fps, out)
@@ -136,19 +136,18 @@ def encode(frames_dir, pattern: str, n_frames: int, out, *, fps: Fraction, audio
         if kind == "folder":
             _write_folder(out, frames_dir, names)
         elif kind == "gif":
-            _encode_gif(out, frames_dir, pattern, n_frames, rate, quiet)
+            _encode_gif(out, frames_dir, pattern, n_frames, rate)
         else:
-            _encode_mp4(out, frames_dir, pattern, n_frames, rate, audio, crf, quiet)
+            _encode_mp4(out, frames_dir, pattern, n_frames, rate, audio, crf)
     except OSError as e:
         raise ZoomdreamError(f"{out}: cannot write output ({e.strerror or e})") from None
 
 
-def _log_args(quiet: bool) -> list[str]:
-    return ["-loglevel", "error", "-nostats"] if quiet else ["-loglevel", "info", "-stats"]
+_LOG_ARGS = ["-loglevel", "error", "-nostats"]  # ffmpeg says nothing unless it fails
 
 
-def _run_checked(cmd: list[str], out, quiet: bool) -> None:
-    rc, err = run(cmd, echo=not quiet)
+def _run_checked(cmd: list[str], out) -> None:
+    rc, err = run(cmd)
     if rc != 0:
         raise ZoomdreamError(f"{out}: ffmpeg failed (exit {rc}): {tail(err)}")
 
@@ -183,10 +182,10 @@ def _audio_args(audio: AudioSource | None, video_seconds: float) -> tuple[list[s
     return inp, ["-map", "1:a:0?", *how], True
 
 
-def _encode_mp4(out, frames_dir, pattern, n_frames, rate, audio, crf, quiet) -> None:
+def _encode_mp4(out, frames_dir, pattern, n_frames, rate, audio, crf) -> None:
     audio_in, audio_out, want_audio = _audio_args(audio, float(n_frames / rate))
     with atomic_path(out) as tmp:
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", *_log_args(quiet), "-y",
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", *_LOG_ARGS, "-y",
                *_image2_input(frames_dir, pattern, rate), *audio_in,
                "-map", "0:v:0", "-frames:v", str(n_frames),
                # pad, never resize: 321x241 -> 322x242; then BT.709 limited-range 4:2:0
@@ -196,23 +195,23 @@ def _encode_mp4(out, frames_dir, pattern, n_frames, rate, audio, crf, quiet) -> 
                *audio_out, "-fps_mode", "passthrough",
                "-movflags", "+faststart", "-fflags", "+bitexact", "-map_metadata", "-1", "-map_chapters", "-1",
                "-f", "mp4", url(tmp)]
-        _run_checked(cmd, out, quiet)
+        _run_checked(cmd, out)
         _verify(tmp, out, n_frames, want_audio)
 
 
-def _encode_gif(out, frames_dir, pattern, n_frames, rate, quiet) -> None:
+def _encode_gif(out, frames_dir, pattern, n_frames, rate) -> None:
     src = _image2_input(frames_dir, pattern, rate)
     with tempfile.TemporaryDirectory(prefix="zoomdream-palette-") as tmpdir, atomic_path(out) as tmp:
         palette = os.path.join(tmpdir, "palette.png")
         # 1) one 256-colour palette from all frames (streamed; nothing is buffered)
-        _run_checked([ffmpeg_exe(), "-nostdin", "-hide_banner", *_log_args(quiet), "-y", *src,
+        _run_checked([ffmpeg_exe(), "-nostdin", "-hide_banner", *_LOG_ARGS, "-y", *src,
                       "-vf", f"trim=end_frame={n_frames},palettegen=stats_mode=full:reserve_transparent=0",
-                      "-frames:v", "1", "-update", "1", "-f", "image2", url(palette)], out, quiet)
+                      "-frames:v", "1", "-update", "1", "-f", "image2", url(palette)], out)
         # 2) map every frame onto it; frame delays follow from the input rate
-        _run_checked([ffmpeg_exe(), "-nostdin", "-hide_banner", *_log_args(quiet), "-y", *src,
+        _run_checked([ffmpeg_exe(), "-nostdin", "-hide_banner", *_LOG_ARGS, "-y", *src,
                       "-i", url(palette), "-filter_complex", "[0:v][1:v]paletteuse=dither=sierra2_4a",
                       "-frames:v", str(n_frames), "-fps_mode", "passthrough", "-loop", "0",
-                      "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "gif", url(tmp)], out, quiet)
+                      "-fflags", "+bitexact", "-map_metadata", "-1", "-f", "gif", url(tmp)], out)
         _verify(tmp, out, n_frames, want_audio=False)
 
 

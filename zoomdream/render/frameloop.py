@@ -35,11 +35,17 @@ from zoomdream.audio import ANALYSIS_VERSION, analysis_library_version, frame_fe
 from zoomdream.backbones import load_backbone
 from zoomdream.checks import check_budget, check_dream_size, check_image_folder, check_mask, frame_size
 from zoomdream.errors import Interrupted, Terminated, ZoomdreamError, check_interrupt, signals_to_exceptions
-from zoomdream.fileio import cache_dir, check_output_path, published_together, sidecar_path, write_text_atomic
+from zoomdream.fileio import (
+    OutputKind,
+    cache_dir,
+    check_output_path,
+    published_together,
+    sidecar_path,
+    write_text_atomic,
+)
 from zoomdream.media.images import load_image, png_size
 from zoomdream.media.probe import NO_SAMPLES_NOTE, VideoInfo, probe, probe_audio
 from zoomdream.media.rates import fps_text
-from zoomdream.media.read import frame_count
 from zoomdream.media.write import AudioSource, audio_source, encode, output_kind
 from zoomdream.objectives import from_settings
 from zoomdream.render.framecache import (
@@ -50,6 +56,7 @@ from zoomdream.render.framecache import (
     versions,
     work_folder,
 )
+from zoomdream.render.job import Clip, Output
 from zoomdream.render.pipeline import WriteBehind
 from zoomdream.settings import Settings, presets
 from zoomdream.settings.animation import Animation, dream_at, features_used, uses_frame_count
@@ -244,28 +251,31 @@ def _stopped(verb: str, done: int, n_frames: int) -> str:
             f"(or add --restart to start over)")
 
 
-def finish(cache: FrameCache, n_frames: int, output: Path, *, fps: Fraction, audio, crf: int, keep_frames: bool,
-           quiet: bool, settings: Settings, extra: dict, order: list[int] | None = None) -> None:
-    """Encode the cached frames into the output and write its sidecar (both appear, or neither), drop the work folder."""
-    frames_dir, count = cache.frames, n_frames
-    if order is not None:  # e.g. ping-pong: a second numbering made of hard links
+def finish(cache: FrameCache, output: Output, sequence, *, fps: Fraction, audio, settings: Settings,
+           extra: dict) -> None:
+    """Encode the cached frames into the output and write its sidecar (both appear, or neither), drop the work folder.
+
+    ``sequence``: the frame indices in output order; ``range(n)`` is the cache's own numbering, anything
+    else (e.g. ping-pong) becomes a second numbering made of hard links.
+    """
+    frames_dir, count = cache.frames, len(sequence)
+    if sequence != range(count):
         frames_dir = cache.folder / "sequence"
         shutil.rmtree(frames_dir, ignore_errors=True)
         frames_dir.mkdir()
-        for k, i in enumerate(order):
+        for k, i in enumerate(sequence):
             os.link(cache.path(i), frames_dir / (FRAME_PATTERN % k))
-        count = len(order)
     try:
         with signals_to_exceptions(), published_together():  # the output and its sidecar, or neither
-            if not quiet:
-                log.info("encoding %d frames to %s", count, output.name)
-            encode(frames_dir, FRAME_PATTERN, count, output, fps=fps, audio=audio, crf=crf)
-            sidecar(output, settings, extra)
+            if not output.quiet:
+                log.info("encoding %d frames to %s", count, output.path.name)
+            encode(frames_dir, FRAME_PATTERN, count, output.path, fps=fps, audio=audio, crf=output.crf)
+            sidecar(output.path, settings, extra)
     except (KeyboardInterrupt, Terminated) as e:
         code = 143 if isinstance(e, Terminated) else 130
         raise Interrupted("interrupted while encoding; all frames are kept: run the same command again to "
                           "encode them", code) from None
-    if keep_frames:
+    if output.keep_frames:
         log.info("frames kept in %s", cache.folder)
     else:
         cache.remove()
@@ -275,35 +285,44 @@ def finish(cache: FrameCache, n_frames: int, output: Path, *, fps: Fraction, aud
 def check_movie_output(output, inputs: tuple, overwrite: bool) -> Path:
     """An .mp4 / .gif output (or a folder of frames), checked against ``inputs`` before anything is written."""
     kind = output_kind(output) if os.fspath(output).strip() else "folder"  # an empty path is refused below
-    return check_output_path(output, inputs=inputs, overwrite=overwrite, is_dir=kind == "folder",
-                             kinds=(".mp4", ".gif"))
+    return check_output_path(output, OutputKind(kinds=(".mp4", ".gif"), folder=kind == "folder"), inputs=inputs,
+                             overwrite=overwrite)
 
 
-def check_video_output(output, *, settings: Settings, input, mask, audio, overwrite: bool, start: float,
-                       end: float | None) -> Path:
+def check_video_output(output: Output, *, settings: Settings, clip: Clip) -> Output:
     """The output of a video render, checked before anything is written (after ``check_render``)."""
-    out = check_movie_output(output, render_inputs(settings, input, mask, audio), overwrite)
+    path = check_movie_output(output.path, render_inputs(settings, clip.source, clip.mask, clip.audio),
+                              output.overwrite)
+    start, end = clip.start, clip.end
     if start < 0 or (end is not None and end <= start):
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
-    return out
+    return output.checked(path)
 
 
 @dataclass
 class VideoJob:
-    """An opened video render: the probed input, the frame count, the animated values and the frame cache."""
+    """An opened video render: the probed clip (with its frame counts), the animated values and the frame cache."""
 
-    info: VideoInfo
-    n: int  # frames to render (after --preview)
+    clip: Clip  # probed: clip.info, clip.frames (after --preview), clip.frames_all
     animation: Animation  # over the whole range: schedules see the same frames with --preview or not
     cache: FrameCache
 
+    @property
+    def info(self) -> VideoInfo:
+        return self.clip.info
 
-def open_video(input, out: Path, *, settings: Settings, start: float, end: float | None, preview: int | None,
-               fps: Fraction | None, restart: bool, mask, audio, render: dict | None = None) -> VideoJob:
+    @property
+    def n(self) -> int:
+        """Frames to render (after --preview)."""
+        return self.clip.frames
+
+
+def open_video(clip: Clip, output: Output, *, settings: Settings, render: dict | None = None) -> VideoJob:
     """Probe, evaluate the animated values, check the disk budget and open the frame cache.
 
     ``render``: more render options that decide frames (the chunking of a Ray render), for the manifest.
     """
+    input, fps, mask, out = clip.source, clip.fps, clip.mask, output.path
     info = probe(input, fps=fps)
     for note in info.notes:  # VFR resampled, truncated file, alpha composited, HDR
         log.warning("%s: %s", Path(input).name, note)
@@ -315,30 +334,29 @@ def open_video(input, out: Path, *, settings: Settings, start: float, end: float
         check_image_folder(info)
     if mask is not None:
         check_mask(mask)
-    n = frame_count(info, start=start, end=end, max_frames=preview)
+    clip = clip.probed(info)  # the frame counts, once: after --preview, and of the whole range
     d = settings.dream
     size = frame_size((info.width, info.height), d.max_size)
     check_dream_size(settings, size, f"{Path(input).name}: its frames are")
-    track = video_track(info, start=start, audio=audio)
-    n_all = frame_count(info, start=start, end=end)  # schedules see the whole range, --preview or not
-    anim = animation(settings, kind="video", n=n_all, fps=info.fps, audio=track)
-    check_budget(out, frames=n, size=size, flow_cache=cache_dir() / "flow", work_frames=work_folder(out) / "frames")
-    manifest = render_manifest("video", input, settings, {"start": start, "end": end, "fps": str(info.fps),
-                                                         "max_size": d.max_size, **(render or {}),
-                                                         **audio_manifest(settings, "video", track, n_all)},
+    track = video_track(info, start=clip.start, audio=clip.audio)
+    anim = animation(settings, kind="video", n=clip.frames_all, fps=info.fps, audio=track)
+    check_budget(out, frames=clip.frames, size=size, flow_cache=cache_dir() / "flow",
+                 work_frames=work_folder(out) / "frames")
+    manifest = render_manifest("video", input, settings, {"start": clip.start, "end": clip.end,
+                                                         "fps": str(info.fps), "max_size": d.max_size,
+                                                         **(render or {}),
+                                                         **audio_manifest(settings, "video", track, clip.frames_all)},
                                files={"mask": mask})
-    return VideoJob(info, n, anim, FrameCache(out, manifest, restart=restart))
+    return VideoJob(clip, anim, FrameCache(out, manifest, restart=output.restart))
 
 
-def finish_video(job: VideoJob, out: Path, *, settings: Settings, start: float, end: float | None,
-                 preview: int | None, audio, crf: int, keep_frames: bool, quiet: bool) -> tuple[int, int]:
+def finish_video(job: VideoJob, output: Output, *, settings: Settings) -> tuple[int, int]:
     """Encode the finished frames with the soundtrack and write the sidecar; returns the frames' (w, h)."""
-    info, n = job.info, job.n
-    sound = output_soundtrack(info, start=start, end=end, preview=preview, audio=audio)
+    clip, info, n = job.clip, job.info, job.n
+    sound = output_soundtrack(clip)
     size = png_size(job.cache.path(n - 1))  # (w, h) of the dreamed frames, after max_size
-    finish(job.cache, n, out, fps=info.fps, audio=sound, crf=crf, keep_frames=keep_frames, quiet=quiet,
-           settings=settings, extra={"input": info.path, "start": start, "end": end, "frames": n,
-                                     "fps": str(info.fps)})
+    finish(job.cache, output, range(n), fps=info.fps, audio=sound, settings=settings,
+           extra={"input": info.path, "start": clip.start, "end": clip.end, "frames": n, "fps": str(info.fps)})
     return size
 
 
@@ -367,9 +385,10 @@ def soundtrack_file(audio) -> str | None:
     return os.path.abspath(audio)
 
 
-def output_soundtrack(info, *, start: float, end: float | None, preview: int | None, audio=None):
-    """The output's soundtrack: ``audio`` from its start when given, else the clip's own (an AudioSource or None)."""
-    if audio is None:
-        return audio_source(info, start=start, end=end, max_frames=preview)
-    n = frame_count(info, start=start, end=end, max_frames=preview)
-    return AudioSource(os.path.abspath(audio), 0.0, float(n / info.fps))
+def output_soundtrack(clip: Clip):
+    """The output's soundtrack (an AudioSource or None): the ``--audio`` file from its start when given, else the
+    clip's own; as long as the frames rendered (``clip`` is probed)."""
+    info = clip.info
+    if clip.audio is None:
+        return audio_source(info, start=clip.start, end=clip.end, max_frames=clip.preview)
+    return AudioSource(os.path.abspath(clip.audio), 0.0, float(clip.frames / info.fps))

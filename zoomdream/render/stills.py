@@ -18,7 +18,7 @@ from zoomdream.backbones import load_backbone
 from zoomdream.checks import check_budget, check_dream_size, check_render
 from zoomdream.dream import dream_image, total_steps
 from zoomdream.errors import ZoomdreamError
-from zoomdream.fileio import check_output_path, check_readable, output_lock, published_together
+from zoomdream.fileio import OutputKind, check_output_path, check_readable, output_lock, published_together
 from zoomdream.media.images import SAVE_FORMATS, load_image, resize_max, save_image
 from zoomdream.media.probe import probe, probe_audio
 from zoomdream.objectives import layer as layer_objective
@@ -34,7 +34,7 @@ def _check_still_output(output, inputs, overwrite) -> Path:
     ext = Path(output).suffix.lower()
     if os.fspath(output).strip() and ext not in SAVE_FORMATS:  # the formats save_image writes
         raise ZoomdreamError(f"{output}: unsupported image format '{ext or '(none)'}' (use .png or .jpg)")
-    return check_output_path(output, inputs=inputs, overwrite=overwrite, kinds=tuple(SAVE_FORMATS))
+    return check_output_path(output, OutputKind(kinds=tuple(SAVE_FORMATS)), inputs=inputs, overwrite=overwrite)
 
 
 def render_image(input, output, *, settings: Settings, overwrite: bool = False, quiet: bool = False) -> np.ndarray:
@@ -119,10 +119,10 @@ def render_audio_features(input, output, *, fps: float = 24.0, start: float = 0.
         raise ZoomdreamError(f"--start {start} / --end {end}: expected 0 <= start < end")
     if os.fspath(output).strip() and Path(output).suffix.lower() != ".png":
         raise ZoomdreamError(f"{output}: the features picture is a .png")
-    out = check_output_path(output, inputs=(input,), overwrite=overwrite, kinds=(".png",), sidecar=False,
-                            what="features picture")
-    csv_out = None if csv is None else check_output_path(csv, inputs=(input,), overwrite=overwrite, kinds=(".csv",),
-                                                         sidecar=False, others=(out,), what="CSV")
+    out = check_output_path(output, OutputKind("features picture", (".png",), sidecar=False), inputs=(input,),
+                            overwrite=overwrite)
+    csv_out = None if csv is None else check_output_path(csv, OutputKind("CSV", (".csv",), sidecar=False),
+                                                         inputs=(input,), overwrite=overwrite, others=(out,))
     check_readable(input, "audio file")
     stream = probe_audio(input)
     if stream is None or stream.empty:

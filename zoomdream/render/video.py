@@ -10,6 +10,7 @@ Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0; frame i is
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ from zoomdream.fileio import cache_dir, output_lock
 from zoomdream.media.images import IMAGE_EXTENSIONS, load_image
 from zoomdream.media.probe import probe
 from zoomdream.media.rates import fps_text
-from zoomdream.media.read import frame_count, iter_frames
+from zoomdream.media.read import iter_frames
 from zoomdream.render.framecache import file_identity
 from zoomdream.render.frameloop import (
     animation,
@@ -42,6 +43,7 @@ from zoomdream.render.frameloop import (
     run_frames,
     video_track,
 )
+from zoomdream.render.job import Clip, Output
 from zoomdream.render.pipeline import LOOKAHEAD, Lookahead, WriteBehind
 from zoomdream.settings import DEFAULT_CRF, Settings
 
@@ -64,24 +66,23 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
     """
     settings = check_render(settings, input=input, input_folder_ok=True, mask=mask, audio=audio, start=start,
                             end=end, preview=preview, fps=fps, crf=crf)
-    out = check_video_output(output, settings=settings, input=input, mask=mask, audio=audio, overwrite=overwrite,
-                             start=start, end=end)
-    with output_lock(out):
-        job = open_video(input, out, settings=settings, start=start, end=end, preview=preview, fps=fps,
-                         restart=restart, mask=mask, audio=audio)
+    clip = Clip(input, start=start, end=end, preview=preview, fps=fps, mask=mask, audio=audio)
+    out = check_video_output(Output(output, crf=crf, keep_frames=keep_frames, restart=restart, overwrite=overwrite,
+                                    quiet=quiet), settings=settings, clip=clip)
+    with output_lock(out.path):
+        job = open_video(clip, out, settings=settings)
         with discard_unless_begun(job.cache):
-            loop = VideoLoop(job.info, settings, start=start, end=end, mask=mask, animation=job.animation)
+            loop = VideoLoop(job.clip, settings, animation=job.animation)
             try:
                 run_frames(job.cache, job.n, loop.frame, quiet=quiet, desc="dreaming", on_frame=on_frame)
             finally:
                 loop.close()
-        size = finish_video(job, out, settings=settings, start=start, end=end, preview=preview, audio=audio,
-                            crf=crf, keep_frames=keep_frames, quiet=quiet)
+        size = finish_video(job, out, settings=settings)
     n, info = job.n, job.info
     flicker = loop.flicker.mean if loop.flicker.count else float("nan")
     if not quiet:
         text = f"{flicker:.2f}" if loop.flicker.count else "n/a (fewer than 2 new frames)"
-        log.info("wrote %s: %d frames at %s fps; added flicker %s", out.name, n, fps_text(info.fps), text)
+        log.info("wrote %s: %d frames at %s fps; added flicker %s", out.path.name, n, fps_text(info.fps), text)
     return {"frames": n, "fps": info.fps, "flicker": flicker, "size": size}
 
 
@@ -247,15 +248,17 @@ class VideoLoop:
     are prepared on a background thread (``pipeline.Lookahead``) while the dream runs.
     """
 
-    def __init__(self, info, settings: Settings, *, start, end, mask, skip: int = 0, audio=None, animation=None,
-                 lookahead: int = LOOKAHEAD):
-        """``skip``: the first frame this loop will be asked for (earlier ones are never decoded).
+    def __init__(self, clip: Clip, settings: Settings, *, skip: int = 0, animation=None, lookahead: int = LOOKAHEAD):
+        """``clip``: the probed clip (``Clip.probed``). ``skip``: the first frame this loop will be asked for
+        (earlier ones are never decoded).
 
-        ``animation``: the render's animated values (built here from ``audio`` or the clip's soundtrack if None).
+        ``animation``: the render's animated values (built here from the clip's ``audio`` or its own soundtrack
+        if None).
         ``lookahead``: source frames prepared ahead on a background thread (0: none, all work in line).
         """
+        info, start = clip.info, clip.start
         if animation is None:
-            animation = _animation(settings, info, start=start, end=end, audio=audio)
+            animation = _animation(settings, clip)
         self.anim = animation
         self.settings = numeric(settings, animation)
         self.dreams = settings.dream.iterations > 0  # --iterations 0: motion alone, no backbone at all
@@ -264,13 +267,16 @@ class VideoLoop:
         self.work = WorkSize.of(info, settings)
         if self.dreams and (note := octave_note(self.work.size[::-1], self.settings.dream, self.backbone.min_size)):
             log.info(note)  # once per render, not once per frame
-        self.frames = source_frames(info, animation, start=start, end=end, max_size=settings.dream.max_size,
+        self.frames = source_frames(info, animation, start=start, end=clip.end, max_size=settings.dream.max_size,
                                     skip=skip)
         self.skip, self.lookahead, self.steps = skip, lookahead, None
-        self.mask = None if mask is None else _Mask(mask)
+        self.mask = None if clip.mask is None else _Mask(clip.mask)
         self.flicker = flow.FlickerMeter()
         self.flow_cache = flow_cache(info, settings, animation, start=start)
-        self.dream_base = self.settings.dream.frame()  # frame 0's numbers; each frame takes its own step
+        # frame 0's numbers (a fresh start, and a frame that carries a dream: fewer steps); each frame takes its
+        # own step and index
+        self.dream_base = self.settings.dream.frame()
+        self.dream_carry = self.settings.dream.frame(iterations=self.settings.video.iterations_per_frame)
         # the added-flicker measure (at the output size) runs behind the loop, in frame order
         self.behind = WriteBehind(name="zoomdream-flicker") if lookahead > 0 else None
         self._flicker: dict[int, float] = {}
@@ -332,7 +338,7 @@ class VideoLoop:
         return step
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
-        v, d = self.settings.video, self.settings.dream
+        v = self.settings.video
         step = self._step(i, prev_out)
         src, sp = step.src, step.prev
         blend = self.anim.blend(i)
@@ -351,12 +357,11 @@ class VideoLoop:
                 delta = to_unit(prev_out) - sp.unit  # (H, W, 3) the previous dream delta
             init = init + blend * valid[..., None] * flow.warp(delta, bwd)
         if self.dreams:
-            iterations = v.iterations_per_frame if carry else d.iterations
             layers = self.anim.layers(i)
             objective = self.objective if layers is None else self.objective.with_weights(layers)
-            d = self.anim.dream(i, self.dream_base)
+            d = dataclasses.replace(self.anim.dream(i, self.dream_carry if carry else self.dream_base), frame=i)
             mask = None if self.mask is None else self.mask.at(i, self.work.size)
-            dreamed = dream(init, objective, self.backbone, d, frame=i, iterations=iterations, mask=mask)
+            dreamed = dream(init, objective, self.backbone, d, mask=mask)
         else:
             dreamed = init
         if self.work.scaled:  # the dream's delta, scaled up, on the full-size source frame
@@ -376,15 +381,15 @@ class VideoLoop:
         return out
 
 
-def _animation(settings: Settings, info, *, start: float, end: float | None, audio):
+def _animation(settings: Settings, clip: Clip):
     """A video's animated values over its whole range (schedules see the same frames in every chunk)."""
-    return animation(settings, kind="video", n=frame_count(info, start=start, end=end), fps=info.fps,
-                     audio=video_track(info, start=start, audio=audio))
+    return animation(settings, kind="video", n=clip.frames_all, fps=clip.info.fps,
+                     audio=video_track(clip.info, start=clip.start, audio=clip.audio))
 
 
-def dream_frames(info, settings: Settings, *, first: int, stop: int, warmup: int = 0, start: float = 0.0,
-                 end: float | None = None, mask=None, audio=None) -> Iterator[tuple[int, np.ndarray, float]]:
-    """Dream video frames ``first <= i < stop`` on their own: a chunk of a longer render.
+def dream_frames(clip: Clip, settings: Settings, *, first: int, stop: int,
+                 warmup: int = 0) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Dream video frames ``first <= i < stop`` of the probed ``clip`` on their own: a chunk of a longer render.
 
     The chunk starts afresh (no carried dream) at ``first - warmup``; the warm-up frames
     are dreamed and dropped, so the first kept frame already carries a settled dream.
@@ -394,7 +399,7 @@ def dream_frames(info, settings: Settings, *, first: int, stop: int, warmup: int
     """
     begin = max(0, first - warmup)
     # The chunk starts afresh at `begin`, which needs no earlier source frame: decoding seeks there.
-    loop = VideoLoop(info, settings, start=start, end=end, mask=mask, skip=begin, audio=audio)
+    loop = VideoLoop(clip, settings, skip=begin)
     prev = None
     try:
         for i in range(begin, stop):

@@ -6,6 +6,7 @@ Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +34,7 @@ from zoomdream.render.frameloop import (
     run_frames,
     soundtrack_file,
 )
+from zoomdream.render.job import Clip, Output
 from zoomdream.settings import DEFAULT_CRF, Settings
 
 __all__ = ["ZoomLoop", "render_zoom"]
@@ -48,15 +50,15 @@ def render_zoom(input, output, *, settings: Settings, crf: int = DEFAULT_CRF, ke
     ``on_frame``: as ``frameloop.run_frames``.
     """
     settings = check_render(settings, input=input, audio=audio, crf=crf)
-    out = check_movie_output(output, render_inputs(settings, input, audio), overwrite)
-    with output_lock(out):
-        return _render_zoom(input, out, settings=settings, crf=crf, keep_frames=keep_frames, restart=restart,
-                            audio=audio, quiet=quiet, on_frame=on_frame)
+    out = Output(output, crf=crf, keep_frames=keep_frames, restart=restart, overwrite=overwrite, quiet=quiet)
+    out = out.checked(check_movie_output(output, render_inputs(settings, input, audio), overwrite))
+    with output_lock(out.path):
+        return _render_zoom(Clip(input, audio=audio), out, settings=settings, on_frame=on_frame)
 
 
-def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, restart, audio, quiet, on_frame) -> dict:
-    z = settings.zoom
-    sound = None if audio is None else soundtrack_file(audio)  # probed before any frame: None when silent
+def _render_zoom(clip: Clip, output: Output, *, settings: Settings, on_frame) -> dict:
+    z, input, out = settings.zoom, clip.source, output.path
+    sound = None if clip.audio is None else soundtrack_file(clip.audio)  # probed before any frame: None when silent
     photo = load_image(input, max_size=settings.dream.max_size)
     size = tuple(z.size or photo.shape[1::-1])  # (w, h) of every frame
     check_dream_size(settings, size, "the frames are" if z.size else f"{Path(input).name} is")
@@ -68,17 +70,17 @@ def _render_zoom(input, out: Path, *, settings: Settings, crf, keep_frames, rest
     anim = animation(settings, kind="zoom", n=n, fps=z.fps, audio=track)
     manifest = render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]],
                                                         **audio_manifest(settings, "zoom", track, n)})
-    cache = FrameCache(out, manifest, restart=restart)
+    cache = FrameCache(out, manifest, restart=output.restart)
     with discard_unless_begun(cache):
         loop = ZoomLoop(photo, settings, animation=anim)
-        run_frames(cache, n, loop.frame, quiet=quiet, desc="zooming", on_frame=on_frame)
+        run_frames(cache, n, loop.frame, quiet=output.quiet, desc="zooming", on_frame=on_frame)
     fps = Fraction(z.fps).limit_denominator(1001)
-    order = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else None
-    total = len(order) if order else n
+    sequence = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else range(n)
+    total = len(sequence)
     track = None if sound is None else AudioSource(sound, 0.0, total / float(fps))
-    finish(cache, n, out, fps=fps, audio=track, crf=crf, keep_frames=keep_frames, quiet=quiet,
-           settings=settings, extra={"input": str(Path(input).resolve()), "frames": total}, order=order)
-    if not quiet:
+    finish(cache, output, sequence, fps=fps, audio=track, settings=settings,
+           extra={"input": str(Path(input).resolve()), "frames": total})
+    if not output.quiet:
         log.info("wrote %s: %d frames at %s fps", out.name, total, fps_text(fps))
     return {"frames": total, "fps": fps, "size": (photo.shape[1], photo.shape[0])}
 
@@ -102,16 +104,16 @@ class ZoomLoop:
         # Later frames dream at full size only: detail lost to magnification is re-grown every frame,
         # while the large structures come from the feedback itself (more octaves blur them into flat blobs).
         self.first_dream = settings.dream.frame()
-        self.later_dream = settings.dream.frame(octaves=z.octaves_per_frame)
+        self.later_dream = settings.dream.frame(octaves=z.octaves_per_frame, iterations=z.iterations_per_frame)
 
     def frame(self, i: int, prev_out: np.ndarray | None) -> np.ndarray:
         z = self.settings.zoom
         h, w = self.photo.shape[:2]
         if prev_out is None:
-            init, iterations, d = self.photo, self.first_dream.iterations, self.first_dream
+            init, d = self.photo, self.first_dream
         else:
             m = motion.frame_matrix(self.anim.motion(i), fps=z.fps, size=(w, h))
-            init, iterations, d = motion.warp_affine(prev_out, m), z.iterations_per_frame, self.later_dream
+            init, d = motion.warp_affine(prev_out, m), self.later_dream
         if i % z.dream_every or not self.dreams:
             out = init  # pure motion between dreamed frames (or everywhere, with --iterations 0)
         else:
@@ -119,8 +121,8 @@ class ZoomLoop:
             layers = self.anim.layers(i)
             if layers is not None:
                 objective = objective.with_weights(layers)
-            out = to_uint8(dream(to_unit(init), objective, self.backbone, self.anim.dream(i, d), frame=i,
-                                 iterations=iterations))
+            d = dataclasses.replace(self.anim.dream(i, d), frame=i)
+            out = to_uint8(dream(to_unit(init), objective, self.backbone, d))
         lock = self.anim.colour_lock(i)
         if lock > 0:
             out = colour.colour_lock(out, self.ref_stats, lock)

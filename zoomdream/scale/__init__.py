@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from zoomdream.render.frameloop import (
     open_video,
     progress,
 )
+from zoomdream.render.job import Clip, Output
 from zoomdream.render.video import WorkSize, flow_cache, frame_flows, source_frame, source_frames, valid_pixels
 from zoomdream.scale.plan import (
     DEFAULT_CHUNK,
@@ -189,17 +189,16 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
                             end=end, preview=preview, fps=fps, crf=crf, workers=workers, chunk=chunk, warmup=warmup,
                             fade=fade)
     ray = import_ray()
+    clip = Clip(input, start=start, end=end, preview=preview, fps=fps, mask=mask, audio=audio)
     # output, input and the work folder, opened exactly as render_video opens them
-    out = check_video_output(output, settings=settings, input=input, mask=mask, audio=audio, overwrite=overwrite,
-                             start=start, end=end)
-    with output_lock(out):
+    out = check_video_output(Output(output, crf=crf, keep_frames=keep_frames, restart=restart, overwrite=overwrite,
+                                    quiet=quiet), settings=settings, clip=clip)
+    with output_lock(out.path):
         # The chunking decides the frames at seams, so it is part of the cache's identity: a sequential
         # run's frames (or another chunking's) are refused as "render options changed", never mixed in.
-        job = open_video(input, out, settings=settings, start=start, end=end, preview=preview, fps=fps,
-                         restart=restart, mask=mask, audio=audio,
-                         render={"chunk": chunk, "warmup": warmup, "fade": fade})
-        run = _Run(job, settings, chunk=chunk, warmup=warmup, fade=fade, start=start, end=end, mask=mask,
-                   audio=audio, quiet=quiet, on_frame=on_frame, fault=worker_fault, clock={"start": started})
+        job = open_video(clip, out, settings=settings, render={"chunk": chunk, "warmup": warmup, "fade": fade})
+        run = _Run(job, settings, chunk=chunk, warmup=warmup, fade=fade, quiet=quiet, on_frame=on_frame,
+                   fault=worker_fault, clock={"start": started})
         with discard_unless_begun(job.cache):
             plan, store, used = _dream(ray, run, workers=workers, address=address)
         for i in store.faded:  # a run stopped between the two versions of a frame and its blend
@@ -207,15 +206,14 @@ def render_video_ray(input, output, *, settings: Settings, workers: int | None =
         # the seam report, from the finished frames; then the output, exactly as render_video writes it
         seams = [c for c in plan if c.seam]
         at_seams = _added_flicker(run, [i for c in seams for i in range(c.fade_from, c.first + 1)])
-        size = finish_video(job, out, settings=settings, start=start, end=end, preview=preview, audio=audio,
-                            crf=crf, keep_frames=keep_frames, quiet=quiet)
+        size = finish_video(job, out, settings=settings)
     inside = [v for v in run.flicker.values() if not math.isnan(v)]
     summary = {"frames": job.n, "fps": job.info.fps, "flicker": _mean(inside + at_seams), "size": size,
                "flicker_inside": _mean(inside), "flicker_seams": _mean(at_seams),
                "flicker_seams_max": max(at_seams, default=float("nan")), "seams": len(seams), "chunks": len(plan),
                "workers": used, "seconds": _seconds(run.clock)}
     if not quiet:
-        _report(out, summary, fade=max((c.fade for c in seams), default=0))
+        _report(out.path, summary, fade=max((c.fade for c in seams), default=0))
     return summary
 
 
@@ -228,10 +226,6 @@ class _Run:
     chunk: int
     warmup: int
     fade: int
-    start: float
-    end: float | None
-    mask: object
-    audio: object
     quiet: bool
     on_frame: Callable[[int], None] | None
     fault: Callable[[int], None] | None
@@ -243,7 +237,8 @@ class _Run:
                            fade=self.fade)
 
     def cuts(self, progress_bar=None) -> list[int]:
-        return find_cuts(self.job.info, settings=self.settings, start=self.start, end=self.end, max_frames=self.job.n,
+        clip = self.job.clip
+        return find_cuts(clip.info, settings=self.settings, start=clip.start, end=clip.end, max_frames=clip.frames,
                          progress=progress_bar)
 
 
@@ -304,8 +299,7 @@ def _dream_chunks(ray, pool: Workers, todo: list[Chunk], store: FrameStore, run:
     """
     n_frames, clock = run.job.n, run.clock
     # what every chunk's call carries: paths made absolute, as workers may run elsewhere
-    call = (run.job.info, absolute(run.settings), run.start, run.end, run.mask and os.path.abspath(run.mask),
-            run.audio and os.path.abspath(run.audio))
+    clip, settings = run.job.clip.absolute(), absolute(run.settings)
     pending = deque(todo)
     done_before = n_frames - sum(c.stop - c.first for c in todo)
     saved, complete = 0, plan_size - len(todo)
@@ -317,8 +311,7 @@ def _dream_chunks(ray, pool: Workers, todo: list[Chunk], store: FrameStore, run:
             while pending or running:
                 while pool.idle and pending:
                     worker, c = pool.take(), pending.popleft()
-                    info, settings, start, end, mask, audio = call
-                    running[worker.dream.remote(info, settings, c, start, end, mask, audio, run.fault)] = (worker, c)
+                    running[worker.dream.remote(clip, settings, c, run.fault)] = (worker, c)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
                 for gen in ready:
                     worker, c = running[gen]
@@ -358,9 +351,10 @@ def _added_flicker(run: _Run, frames: list[int]) -> list[float]:
         return []
     job, v = run.job, run.settings.video
     wanted, values, prev = set(frames), [], None
-    flows = flow_cache(job.info, run.settings, job.animation, start=run.start)
+    clip = job.clip
+    flows = flow_cache(job.info, run.settings, job.animation, start=clip.start)
     work = WorkSize.of(job.info, run.settings)  # flows at the dream's working size, as the render's
-    sources = source_frames(job.info, job.animation, start=run.start, end=run.end,
+    sources = source_frames(job.info, job.animation, start=clip.start, end=clip.end,
                             max_size=run.settings.dream.max_size, max_frames=max(frames) + 1)
     try:
         for i, rgb in enumerate(sources):

@@ -22,6 +22,7 @@ from typing import Callable
 from zoomdream.backbones import RANDOM
 from zoomdream.backbones.tf import tf
 from zoomdream.errors import ZoomdreamError
+from zoomdream.render.job import Clip
 from zoomdream.render.video import dream_frames
 from zoomdream.scale.plan import Chunk
 from zoomdream.settings import Settings
@@ -51,20 +52,19 @@ class DreamWorker:
             t.config.threading.set_intra_op_parallelism_threads(threads)
             t.config.threading.set_inter_op_parallelism_threads(threads)
 
-    def dream(self, info, settings: Settings, chunk: Chunk, start: float, end: float | None, mask, audio=None,
-              fault: Callable[[int], None] | None = None):
+    def dream(self, clip: Clip, settings: Settings, chunk: Chunk, fault: Callable[[int], None] | None = None):
         """Yield ``(i, frame, added_flicker)`` for ``chunk.fade_from <= i < chunk.stop`` (a Ray streaming generator).
 
         Convention: frame is (H, W, 3) uint8 RGB at the render size; added flicker is in 0..255
         levels against the frame before it in this chunk (nan for the first). ``fault(i)`` is
         called before frame i is handed back (a test's way to make a worker fail there).
+        ``clip``: the probed clip, its paths absolute (``Clip.absolute``).
         """
-        check_reachable(info.path, mask, settings.dream.guide, settings.dream.weights, audio)
+        check_reachable(clip.info.path, clip.mask, settings.dream.guide, settings.dream.weights, clip.audio)
         # Flows are shared through the per-clip flow cache: fresh and cached flows are rounded alike
         # (video.frame_flows), so a frame never depends on which worker cached a flow first.
-        for i, frame, flicker in dream_frames(info, settings, first=chunk.fade_from, stop=chunk.stop,
-                                              warmup=chunk.warmup, start=start, end=end, mask=mask,
-                                              audio=audio):
+        for i, frame, flicker in dream_frames(clip, settings, first=chunk.fade_from, stop=chunk.stop,
+                                              warmup=chunk.warmup):
             if fault is not None:
                 fault(i)
             yield i, frame, flicker

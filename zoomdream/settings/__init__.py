@@ -198,13 +198,13 @@ class DreamSettings(_Validated):
 
     def frame(self, **numbers) -> "DreamFrame":
         """This dream's values as one frame's :class:`DreamFrame`; ``numbers`` replace some (``step=``,
-        ``octaves=``, ``iterations=``). A value that is still a schedule must be given here: the
-        animation evaluates it (``animation.dream_at`` for one frame)."""
+        ``octaves=``, ``iterations=``, ``seed=``) and ``frame=`` is its index (default 0). A value that is
+        still a schedule must be given here: the animation evaluates it (``animation.dream_at`` for one frame)."""
         values = {name: numbers.get(name, getattr(self, name)) for name in FRAME_FIELDS}
         if not isinstance(values["step"], (int, float)) or isinstance(values["step"], bool):
             raise ZoomdreamError(f"settings: step: {quote(values['step'])} is a schedule; it has a value only at a "
                                  f"frame (dream_image evaluates it at its frame argument)")
-        return DreamFrame(**values)
+        return DreamFrame(**values, frame=numbers.get("frame", 0))
 
 
 FRAME_FIELDS = ("step", "iterations", "octaves", "octave_scale", "max_loss", "grad_norm", "grad_levels", "grad_blur",
@@ -232,6 +232,7 @@ class DreamFrame:
     jitter: int
     tile: int
     seed: int
+    frame: int = 0  # the frame's index: jitter comes from (seed, frame, octave)
 
 
 ZOOM_FACTOR = Number(0.0, 10.0, lo_open=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import importlib.util
 import logging
@@ -119,13 +120,19 @@ def shutdown(ctx: StudioContext) -> None:
         ctx.worker.stop()
 
 
-def serve(folder: str, *, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
-          max_upload: int = 2 << 30, token: str | None = None, jobs: int = 1, warm: bool = True) -> int:
-    """Run the studio until Ctrl-C; prints ``zoomdream studio: URL`` once it listens."""
+def serve(folder: str, security: Security | None = None, *, open_browser: bool = True, jobs: int = 1,
+          warm: bool = True) -> int:
+    """Run the studio until Ctrl-C; prints ``zoomdream studio: URL`` once it listens.
+
+    ``security``: where it listens, its token and its upload cap (default: ``Security()``, loopback
+    port 8765); port 0 takes a free port.
+    """
     import socket  # noqa: PLC0415
 
     import uvicorn  # noqa: PLC0415
 
+    security = security or Security()
+    host, port, token = security.host, security.port, security.token
     if token is None and not is_loopback(host):
         token = new_token()  # off loopback a token is required: made here, printed in the URL
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -138,7 +145,7 @@ def serve(folder: str, *, host: str = "127.0.0.1", port: int = 8765, open_browse
 
         raise ZoomdreamError(f"{host}:{port}: cannot listen ({e.strerror or e})") from None
     sock.listen(128)
-    sec = Security(host=host, port=sock.getsockname()[1], token=token, max_upload=max_upload)
+    sec = dataclasses.replace(security, port=sock.getsockname()[1], token=token)
     ctx = StudioContext(folder, sec, jobs=jobs)
     app = create_app(ctx, warm=warm)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=3)
