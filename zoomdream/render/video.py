@@ -267,8 +267,9 @@ class VideoLoop:
         self.work = WorkSize.of(info, settings)
         if self.dreams and (note := octave_note(self.work.size[::-1], self.settings.dream, self.backbone.min_size)):
             log.info(note)  # once per render, not once per frame
+        # decoding (and the flows the look-ahead prepares) stops at the clip's last rendered frame
         self.frames = source_frames(info, animation, start=start, end=clip.end, max_size=settings.dream.max_size,
-                                    skip=skip)
+                                    skip=skip, max_frames=clip.frames or None)
         self.skip, self.lookahead, self.steps = skip, lookahead, None
         self.mask = None if clip.mask is None else _Mask(clip.mask)
         self.flicker = flow.FlickerMeter()
@@ -399,7 +400,7 @@ def dream_frames(clip: Clip, settings: Settings, *, first: int, stop: int,
     """
     begin = max(0, first - warmup)
     # The chunk starts afresh at `begin`, which needs no earlier source frame: decoding seeks there.
-    loop = VideoLoop(clip, settings, skip=begin)
+    loop = VideoLoop(dataclasses.replace(clip, frames=stop), settings, skip=begin)  # nothing decoded past the chunk
     prev = None
     try:
         for i in range(begin, stop):
