@@ -56,6 +56,29 @@ def test_take_renders_the_live_frames_byte_for_byte(tmp_path, small_photo):
         assert np.array_equal(a, b), f"frame {i} differs"
 
 
+def test_a_long_take_of_layer_changes_renders_the_live_frames_byte_for_byte(tmp_path, small_photo):
+    rng = np.random.default_rng(1)
+    changes = {f: {"layers.block3_conv1": float(rng.uniform(0.1, 2))} for f in range(1, 44, 2)}  # 22 changes
+    for f in range(3, 44, 5):
+        changes[f] = {**changes.get(f, {}), "layers.block2_conv2": float(rng.uniform(0, 1)), "zoom.zoom": 1 + f / 400}
+    loop = LiveLoop(small_photo, _settings(), size=SIZE)
+    live = _run(loop, 46, changes)  # too many for a schedule string: refused with 400 before
+    take = tmp_path / "take.yaml"
+    take.write_text(loop.take_yaml())
+    loaded = presets.load_preset(take)
+    assert len(loaded.zoom.layers) > 40  # written as zoom.layers keyframes
+    anim = Animation(loaded, kind="zoom", n=46, fps=24.0)
+    weights = anim.layer_keyframes["block3_conv1"]
+    assert weights[0] == 1.0 and weights[1] == changes[1]["layers.block3_conv1"] == weights[2]
+    assert weights[45] == changes[43]["layers.block3_conv1"]
+    out = tmp_path / "render"
+    assert main(["zoom", str(small_photo), "--preset", str(take), "--size", "48x32", "-o", str(out), "-q"]) == 0
+    rendered = [load_png_fast(p) for p in sorted(out.glob("*.png"))]
+    assert len(rendered) == 46
+    for i, (a, b) in enumerate(zip(live, rendered)):
+        assert np.array_equal(a, b), f"frame {i} differs"
+
+
 def test_a_set_lands_on_the_next_frame_and_nowhere_earlier(small_photo):
     plain = _run(LiveLoop(small_photo, _settings(), size=SIZE), 5)
     loop = LiveLoop(small_photo, _settings(), size=SIZE)
