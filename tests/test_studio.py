@@ -396,6 +396,43 @@ def test_a_render_cancels_resumes_after_a_restart_and_matches_the_command_line(r
     assert (root / "renders" / "take.mp4").read_bytes() == reference.read_bytes()
 
 
+def test_keyframe_maps_come_back_through_json(root):
+    """JSON makes a YAML keyframe map's frames strings: a bundled preset and a long live take still go through."""
+    import numpy as np
+
+    from zoomdream.render.live import Take
+
+    with client(root, start_queue=True) as c:
+        spiral = c.get("/api/presets/zoom-spiral").json()["settings"]
+        assert spiral["zoom"]["zoom"] == {"0": 1.01, "48": 1.03}
+        r = c.post("/api/preview", json={"input": "coffee.jpg", "settings": {**spiral, "step": "x"}})
+        assert r.status_code == 400 and r.json()["key"] == "step"  # checked past the keyframe maps
+        r = c.post("/api/schedules", json={"command": "zoom", "settings": spiral, "frames": 96})
+        assert r.status_code == 200
+        for bad in ({"0": 1.01, "x": 1.03}, {"-1": 1.01}, {"01": 1.01}, {" 1": 1.01}):
+            r = c.post("/api/schedules", json={"command": "zoom", "settings": {"zoom": {"zoom": bad}}})
+            assert r.status_code == 400 and "frames must be integers" in r.json()["error"], bad
+
+        start = S.merge(presets.load_preset("default"), {
+            "iterations": 2, "octaves": 1, "zoom.size": [64, 48], "zoom.iterations_per_frame": 1,
+            "layers": {"block5c_expand_activation": 1.0, "block4a_expand_activation": 0.5}})
+        take, rng = Take(start, input_name="coffee.jpg"), np.random.default_rng(0)
+        for f in range(1, 48):  # a long take: every schedule too long for a string
+            take.record(f, {"zoom.zoom": float(rng.uniform(1, 1.05)), "layers.block4a_expand_activation":
+                            float(rng.uniform(0, 1))})
+        settings = json.loads(json.dumps(S.to_dict(take.settings(48))))
+        assert isinstance(settings["zoom"]["zoom"], dict) and isinstance(settings["zoom"]["layers"], dict)
+        for body in ({"command": "zoom", "input": "coffee.jpg", "settings": spiral},
+                     {"command": "zoom", "input": "coffee.jpg", "settings": settings, "output": "renders/take"}):
+            r = c.post("/api/jobs", json=body)
+            assert r.status_code == 201, r.text
+            job_id = r.json()["id"]
+        c.post(f"/api/jobs/{c.get('/api/jobs').json()['jobs'][0]['id']}/cancel")  # the spiral: accepted is enough
+        job = _wait(c, job_id, ("done", "failed", "cancelled"))
+        assert job["state"] == "done" and job["done"] == 48, job
+    assert len(list((root / "renders" / "take").glob("*.png"))) == 48
+
+
 # ---------------------------------------------------------------- the server as a process
 def test_the_studio_command_serves_without_tensorflow_and_stops_on_ctrl_c(root):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -120,7 +120,7 @@ class StudioContext:
             data = {}
         if not isinstance(data, dict):
             raise ZoomdreamError(f"settings: expected a mapping of settings, got {S.quote(data)}")
-        data = dict(data)
+        data = _int_frame_keys(data)
         parent = data.pop("extends", None)
         merged = {}
         if parent is not None:
@@ -165,6 +165,33 @@ class StudioContext:
         self.folder("presets")
         write_text_atomic(path, f"{PRESET_MARK}\n" + presets.dump(settings, comments=False))
         return path
+
+
+_FRAME_KEY = re.compile(r"^(?:0|[1-9][0-9]{0,15})$")
+
+
+def _keyframes(value: Any) -> Any:
+    """A keyframe map whose frames JSON made strings (``{"0": 1.01, "48": 1.03}``) with its integer frames back;
+    anything else as it is (the usual checks then give their message)."""
+    if not isinstance(value, dict) or not value or not all(isinstance(k, str) and _FRAME_KEY.match(k) for k in value):
+        return value
+    out = {int(k): v for k, v in value.items()}
+    return out if len(out) == len(value) else value
+
+
+def _int_frame_keys(data: dict) -> dict:
+    """``data`` (a preset as JSON) with the frames of every keyframed setting's map as integers, as YAML gives them."""
+    from zoomdream.settings import values as V  # noqa: PLC0415
+
+    keyframed = {k for k, spec in S.declarations().items() if isinstance(spec.check, V.Keyframed)}
+    out = {}
+    for key, value in data.items():
+        if key in S.SECTIONS and isinstance(value, dict):
+            value = {k: _keyframes(v) if f"{key}.{k}" in keyframed else v for k, v in value.items()}
+        elif key in keyframed:
+            value = _keyframes(value)
+        out[key] = value
+    return out
 
 
 def _studio_written(path: Path) -> bool:
