@@ -32,7 +32,7 @@ __all__ = ["PRESET_MARK", "StudioContext", "error_key", "settings_catalogue"]
 
 STATE_DIR = ".zoomdream-studio"
 PRESET_MARK = "# zoomdream studio preset"  # first line of every preset the studio writes
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # fullmatch: "$" would let a trailing newline in
 _KEY = re.compile(r"^settings(?::\d+)?: ([A-Za-z_][\w.]*): ")
 
 
@@ -97,13 +97,13 @@ class StudioContext:
                 confine(self.root, f"presets/{p.name}")
             except NotFound:
                 continue  # a symlink pointing out of the root
-            if NAME.match(p.stem):
+            if NAME.fullmatch(p.stem):
                 out[p.stem] = p
         return out
 
     def load_preset(self, name: str) -> S.Settings:
         """A bundled preset by name, or one saved under ``FOLDER/presets/``; nothing else."""
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise ZoomdreamError(f"extends: {S.quote(name)} is not a preset name")
         if name in presets.bundled_presets():
             return presets.load_preset(name)
@@ -150,7 +150,7 @@ class StudioContext:
 
     def save_preset(self, name: Any, data: Any) -> Path:
         """Write ``FOLDER/presets/NAME.yaml`` (validated first); never over a file the studio did not write."""
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise ZoomdreamError(f"preset name {S.quote(name)}: use letters, digits, - and _ (at most 64)")
         if name in presets.bundled_presets():
             raise ZoomdreamError(f"preset name {S.quote(name)}: a bundled preset has that name")
@@ -162,18 +162,22 @@ class StudioContext:
             if path.is_symlink() or not path.is_file() or not _studio_written(path):
                 raise ZoomdreamError(f"presets/{name}.yaml: exists and was not written by the studio; "
                                      f"choose another name")
+        text = f"{PRESET_MARK}\n" + presets.dump(settings, comments=False)
+        if len(text.encode("utf-8")) > presets.MAX_PRESET_BYTES:  # a preset the studio could not load again
+            raise ZoomdreamError(f"presets/{name}.yaml: would be {len(text.encode('utf-8'))} bytes, over the "
+                                 f"{presets.MAX_PRESET_BYTES // 1024} KiB limit of a preset")
         self.folder("presets")
-        write_text_atomic(path, f"{PRESET_MARK}\n" + presets.dump(settings, comments=False))
+        write_text_atomic(path, text)
         return path
 
 
-_FRAME_KEY = re.compile(r"^(?:0|[1-9][0-9]{0,15})$")
+_FRAME_KEY = re.compile(r"0|[1-9][0-9]{0,15}")
 
 
 def _keyframes(value: Any) -> Any:
     """A keyframe map whose frames JSON made strings (``{"0": 1.01, "48": 1.03}``) with its integer frames back;
     anything else as it is (the usual checks then give their message)."""
-    if not isinstance(value, dict) or not value or not all(isinstance(k, str) and _FRAME_KEY.match(k) for k in value):
+    if not isinstance(value, dict) or not value or not all(isinstance(k, str) and _FRAME_KEY.fullmatch(k) for k in value):
         return value
     out = {int(k): v for k, v in value.items()}
     return out if len(out) == len(value) else value
