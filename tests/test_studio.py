@@ -433,6 +433,75 @@ def test_keyframe_maps_come_back_through_json(root):
     assert len(list((root / "renders" / "take").glob("*.png"))) == 48
 
 
+# ---------------------------------------------------------------- hostile requests leave the folder as it was
+def snapshot(folder: Path) -> dict[str, object]:
+    """Every entry under ``folder``, hidden ones included: file bytes, link targets, folders."""
+    out: dict[str, object] = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        out[rel] = (("link", os.readlink(p)) if p.is_symlink() else ("dir",) if p.is_dir() else p.read_bytes())
+    return out
+
+
+def test_a_refused_upload_leaves_no_uploads_folder(root):
+    before = snapshot(root)
+    with client(root, max_upload=1000) as c:
+        assert c.post("/api/upload?name=x.jpg", content=b"").status_code == 400
+        assert c.post("/api/upload?name=big.jpg", content=(b"y" * 100 for _ in range(50))).status_code == 413
+    assert snapshot(root) == before
+
+
+def test_preset_names_are_whole_names_and_a_saved_preset_loads_again(root):
+    before = snapshot(root)
+    with client(root) as c:
+        r = c.post("/api/presets", json={"name": "mine\n", "settings": {}})  # "$" matched before the newline
+        assert r.status_code == 400 and "use letters, digits" in r.json()["error"]
+        big = {"zoom": {"zoom": {str(i): 1.01 for i in range(30000)}}}  # under the JSON cap, over a preset's
+        r = c.post("/api/presets", json={"name": "big", "settings": big})
+        assert r.status_code == 400 and r.json()["error"].startswith("presets/big.yaml: would be ")
+        assert c.get("/api/presets").status_code == 200
+    assert snapshot(root) == before
+
+
+def test_deep_or_non_unicode_json_is_400_with_nothing_written(root):
+    deep_list = b'{"settings":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    deep_map = b'{"name":"p","settings":{"meta":' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}}"
+    surrogates = [b'{"name":"p","settings":{"description":"\\ud800"}}',
+                  b'{"command":"zoom","input":"coffee.jpg","settings":{"layers":{"\\udfff":1}}}']
+    before = snapshot(root)
+    with client(root) as c:
+        for path, body in [("/api/check", deep_list), ("/api/presets", deep_map), ("/api/jobs", deep_list),
+                           ("/api/presets", surrogates[0]), ("/api/jobs", surrogates[1]),
+                           ("/api/schedules", surrogates[1])]:
+            r = c.post(path, content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 400 and r.json()["error"].startswith("request: "), (path, r.text[:200])
+        assert c.get("/api/presets").status_code == 200  # a saved description with a lone surrogate broke it
+    assert snapshot(root) == before
+
+
+def test_jobs_refuse_outputs_under_a_file_and_inputs_of_the_wrong_kind(root):
+    (root / "renders").mkdir()
+    (root / "renders" / "theirs.mp4").write_bytes(b"theirs")
+    (root / "notes.txt").write_text("mine")
+    (root / "presets").mkdir()
+    (root / "presets" / "foreign.yaml").write_text("step: 0.5\n")
+    before = snapshot(root)
+    with client(root) as c:
+        def post(**kw):
+            return c.post("/api/jobs", json={"command": "zoom", "input": "coffee.jpg", **kw})
+
+        for output in ("renders/theirs.mp4/x.mp4", "coffee.jpg/a/b.mp4", "x" * 5000 + ".mp4",
+                       "renders/" + "d" * 300 + "/x.mp4"):
+            r = post(output=output)
+            assert r.status_code == 400 and r.json()["error"].startswith("output: "), (output[:40], r.text[:200])
+        for command, rel in [("zoom", "notes.txt"), ("zoom", "presets/foreign.yaml"), ("image", "renders/theirs.mp4"),
+                             ("video", "coffee.jpg")]:
+            r = post(command=command, input=rel)
+            assert r.status_code == 400 and r.json()["error"].startswith(f"input: '{rel}' is not "), r.text
+        assert c.get("/api/jobs").json()["jobs"] == []
+    assert snapshot(root) == before
+
+
 # ---------------------------------------------------------------- the server as a process
 def test_the_studio_command_serves_without_tensorflow_and_stops_on_ctrl_c(root):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
