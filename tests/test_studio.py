@@ -451,6 +451,20 @@ def test_a_refused_upload_leaves_no_uploads_folder(root):
     assert snapshot(root) == before
 
 
+def test_a_file_where_a_studio_folder_goes_is_400_and_left_alone(root):
+    (root / "uploads").write_text("mine")
+    (root / "presets").write_text("mine too")
+    before = snapshot(root)
+    with client(root) as c:
+        r = c.post("/api/upload?name=a.jpg", content=b"abc")
+        assert r.status_code == 400 and r.json()["error"] == ("uploads: cannot make the studio's folder here "
+                                                              "(a file has that name)")
+        r = c.post("/api/presets", json={"name": "p", "settings": {}})
+        assert r.status_code == 400 and r.json()["error"].startswith("presets: cannot make the studio's folder")
+        assert c.get("/api/presets").status_code == 200
+    assert snapshot(root) == before
+
+
 def test_preset_names_are_whole_names_and_a_saved_preset_loads_again(root):
     before = snapshot(root)
     with client(root) as c:

@@ -77,7 +77,12 @@ class StudioContext:
     def folder(self, name: str) -> Path:
         """``uploads``, ``renders``, ``presets`` or the state folder, created on first use (inside the root)."""
         path = confine(self.root, name, must_exist=False)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # e.g. a file of the user's holds the name: left as it is
+            raise ZoomdreamError(f"{name}: cannot make the studio's folder here "
+                                 f"({'a file has that name' if isinstance(e, FileExistsError) else e.strerror or e})"
+                                 ) from None
         return path
 
     def start_process(self, target: Callable, *args, **kwargs) -> multiprocessing.Process:
