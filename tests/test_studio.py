@@ -499,6 +499,7 @@ def test_jobs_refuse_outputs_under_a_file_and_inputs_of_the_wrong_kind(root):
     (root / "notes.txt").write_text("mine")
     (root / "presets").mkdir()
     (root / "presets" / "foreign.yaml").write_text("step: 0.5\n")
+    (root / "renders" / "new.mp4.yaml").write_text("their notes")
     before = snapshot(root)
     with client(root) as c:
         def post(**kw):
@@ -508,6 +509,8 @@ def test_jobs_refuse_outputs_under_a_file_and_inputs_of_the_wrong_kind(root):
                        "renders/" + "d" * 300 + "/x.mp4"):
             r = post(output=output)
             assert r.status_code == 400 and r.json()["error"].startswith("output: "), (output[:40], r.text[:200])
+        r = post(output="renders/new.mp4")  # its settings sidecar would replace their file
+        assert r.status_code == 400 and r.json()["error"].startswith("renders/new.mp4.yaml: exists; the studio never")
         for command, rel in [("zoom", "notes.txt"), ("zoom", "presets/foreign.yaml"), ("image", "renders/theirs.mp4"),
                              ("video", "coffee.jpg")]:
             r = post(command=command, input=rel)

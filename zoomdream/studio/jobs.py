@@ -151,8 +151,10 @@ class JobQueue:
             if rel_out in taken:
                 raise ZoomdreamError(f"output: {rel_out} is the output of another job in the queue")
         try:
-            if out.exists() or out.is_symlink():
-                raise ZoomdreamError(f"{rel_out}: exists; the studio never replaces a file (choose another output)")
+            for taken in (out, out.with_name(out.name + ".yaml")):  # the output and its settings sidecar
+                if taken.exists() or taken.is_symlink():
+                    raise ZoomdreamError(f"{taken.relative_to(ctx.root).as_posix()}: exists; the studio never "
+                                         f"replaces a file (choose another output)")
             folder = next(p for p in out.parents if p.exists())  # the root at the latest
             if not folder.is_dir():
                 raise ZoomdreamError(f"output: {ctx.relative(folder)} is a file, not a folder")
