@@ -439,7 +439,8 @@ def snapshot(folder: Path) -> dict[str, object]:
     out: dict[str, object] = {}
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
-        out[rel] = (("link", os.readlink(p)) if p.is_symlink() else ("dir",) if p.is_dir() else p.read_bytes())
+        out[rel] = (("link", os.readlink(p)) if p.is_symlink() else ("dir",) if p.is_dir()
+                    else p.read_bytes() if p.is_file() else ("special", p.stat().st_mode))
     return out
 
 
@@ -462,6 +463,22 @@ def test_a_file_where_a_studio_folder_goes_is_400_and_left_alone(root):
         r = c.post("/api/presets", json={"name": "p", "settings": {}})
         assert r.status_code == 400 and r.json()["error"].startswith("presets: cannot make the studio's folder")
         assert c.get("/api/presets").status_code == 200
+    assert snapshot(root) == before
+
+
+def test_paths_a_render_reads_must_be_regular_files(root):
+    os.mkfifo(root / "pipe.wav")  # opening it for reading would block the render (or the preview worker)
+    os.mkfifo(root / "pipe.jpg")
+    (root / "folder.jpg").mkdir()
+    before = snapshot(root)
+    with client(root) as c:
+        for rel in ("pipe.wav", "folder.jpg"):
+            r = c.post("/api/jobs", json={"command": "zoom", "input": "coffee.jpg", "options": {"audio": rel}})
+            assert r.status_code == 400 and r.json()["error"] == f"--audio: '{rel}' is not a file in the studio's folder"
+        for rel in ("pipe.jpg", "folder.jpg"):
+            r = c.post("/api/check", json={"settings": {"guide": rel}}).json()
+            assert r["ok"] is False and r["key"] == "guide", r
+        assert c.get("/api/jobs").json()["jobs"] == []
     assert snapshot(root) == before
 
 

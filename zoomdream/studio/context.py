@@ -141,7 +141,8 @@ class StudioContext:
             value = getattr(settings.dream, key)
             if value is not None and not (key == "weights" and value == S.RANDOM_WEIGHTS):
                 try:
-                    self.path(value)
+                    if not self.path(value).is_file():  # a folder or a FIFO (reading one would hang a render)
+                        raise NotFound(value)
                 except NotFound:
                     raise ZoomdreamError(f"settings: {key}: {S.quote(value)} is not a file in the studio's folder "
                                          f"(paths are relative to it)") from None

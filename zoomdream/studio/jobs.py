@@ -196,6 +196,8 @@ class JobQueue:
                     raise ZoomdreamError(f"--{name}: expected a path, got {S.quote(value)}")
                 try:
                     path = self.ctx.path(value)
+                    if not path.is_file():  # a folder or a FIFO (reading one would hang the render)
+                        raise NotFound(value)
                 except NotFound:
                     raise ZoomdreamError(f"--{name}: {S.quote(value)} is not a file in the studio's folder") from None
                 flags.append(f"--{name}={self.ctx.relative(path)}")
