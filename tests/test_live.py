@@ -38,6 +38,16 @@ CHANGES = {2: {"zoom.zoom": 1.1, "step": 0.05},
            5: {"zoom.rotate": 4, "zoom.colour_lock": 0.2, "zoom.center": [0.3, 0.6], "layers": {"block2_conv2": 2}}}
 
 
+def _renders_the_same(tmp_path, photo, take, live: list[np.ndarray]) -> None:
+    """The command line renders ``take`` at the live size: frames byte-identical to the live ones."""
+    out = tmp_path / "render"
+    assert main(["zoom", str(photo), "--preset", str(take), "--size", "48x32", "-o", str(out), "-q"]) == 0
+    rendered = [load_png_fast(p) for p in sorted(out.glob("*.png"))]
+    assert len(rendered) == len(live)
+    for i, (a, b) in enumerate(zip(live, rendered)):
+        assert np.array_equal(a, b), f"frame {i} differs"
+
+
 def test_take_renders_the_live_frames_byte_for_byte(tmp_path, small_photo):
     loop = LiveLoop(small_photo, _settings(), size=SIZE)
     live = _run(loop, 7, CHANGES)
@@ -48,12 +58,25 @@ def test_take_renders_the_live_frames_byte_for_byte(tmp_path, small_photo):
     assert loaded.zoom.frames == 7 and loaded.zoom.size == (48, 32)
     assert loaded.zoom.zoom == "0:(1.02), 1:(1.02), 2:(1.1)"
     assert loaded.dream.layers["block3_conv1"] == "0:(1.0), 2:(1.0), 3:(0.25)"
-    out = tmp_path / "render"
-    assert main(["zoom", str(small_photo), "--preset", str(take), "--size", "48x32", "-o", str(out), "-q"]) == 0
-    rendered = [load_png_fast(p) for p in sorted(out.glob("*.png"))]
-    assert len(rendered) == 7
-    for i, (a, b) in enumerate(zip(live, rendered)):
-        assert np.array_equal(a, b), f"frame {i} differs"
+    _renders_the_same(tmp_path, small_photo, take, live)
+
+
+def test_a_long_take_of_layer_changes_renders_the_live_frames_byte_for_byte(tmp_path, small_photo):
+    rng = np.random.default_rng(1)
+    changes = {f: {"layers.block3_conv1": float(rng.uniform(0.1, 2))} for f in range(1, 44, 2)}  # 22 changes
+    for f in range(3, 44, 5):
+        changes[f] = {**changes.get(f, {}), "layers.block2_conv2": float(rng.uniform(0, 1)), "zoom.zoom": 1 + f / 400}
+    loop = LiveLoop(small_photo, _settings(), size=SIZE)
+    live = _run(loop, 46, changes)  # too many for a schedule string: refused with 400 before
+    take = tmp_path / "take.yaml"
+    take.write_text(loop.take_yaml())
+    loaded = presets.load_preset(take)
+    assert len(loaded.zoom.layers) > 40  # written as zoom.layers keyframes
+    anim = Animation(loaded, kind="zoom", n=46, fps=24.0)
+    weights = anim.layer_keyframes["block3_conv1"]
+    assert weights[0] == 1.0 and weights[1] == changes[1]["layers.block3_conv1"] == weights[2]
+    assert weights[45] == changes[43]["layers.block3_conv1"]
+    _renders_the_same(tmp_path, small_photo, take, live)
 
 
 def test_a_set_lands_on_the_next_frame_and_nowhere_earlier(small_photo):

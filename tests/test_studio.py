@@ -396,6 +396,146 @@ def test_a_render_cancels_resumes_after_a_restart_and_matches_the_command_line(r
     assert (root / "renders" / "take.mp4").read_bytes() == reference.read_bytes()
 
 
+def test_keyframe_maps_come_back_through_json(root):
+    """JSON makes a YAML keyframe map's frames strings: a bundled preset and a long live take still go through."""
+    import numpy as np
+
+    from zoomdream.render.live import Take
+
+    with client(root, start_queue=True) as c:
+        spiral = c.get("/api/presets/zoom-spiral").json()["settings"]
+        assert spiral["zoom"]["zoom"] == {"0": 1.01, "48": 1.03}
+        r = c.post("/api/preview", json={"input": "coffee.jpg", "settings": {**spiral, "step": "x"}})
+        assert r.status_code == 400 and r.json()["key"] == "step"  # checked past the keyframe maps
+        r = c.post("/api/schedules", json={"command": "zoom", "settings": spiral, "frames": 96})
+        assert r.status_code == 200
+        for bad in ({"0": 1.01, "x": 1.03}, {"-1": 1.01}, {"01": 1.01}, {" 1": 1.01}):
+            r = c.post("/api/schedules", json={"command": "zoom", "settings": {"zoom": {"zoom": bad}}})
+            assert r.status_code == 400 and "frames must be integers" in r.json()["error"], bad
+
+        start = S.merge(presets.load_preset("default"), {
+            "iterations": 2, "octaves": 1, "zoom.size": [64, 48], "zoom.iterations_per_frame": 1,
+            "layers": {"block5c_expand_activation": 1.0, "block4a_expand_activation": 0.5}})
+        take, rng = Take(start, input_name="coffee.jpg"), np.random.default_rng(0)
+        for f in range(1, 48):  # a long take: every schedule too long for a string
+            take.record(f, {"zoom.zoom": float(rng.uniform(1, 1.05)), "layers.block4a_expand_activation":
+                            float(rng.uniform(0, 1))})
+        settings = json.loads(json.dumps(S.to_dict(take.settings(48))))
+        assert isinstance(settings["zoom"]["zoom"], dict) and isinstance(settings["zoom"]["layers"], dict)
+        for body in ({"command": "zoom", "input": "coffee.jpg", "settings": spiral},
+                     {"command": "zoom", "input": "coffee.jpg", "settings": settings, "output": "renders/take"}):
+            r = c.post("/api/jobs", json=body)
+            assert r.status_code == 201, r.text
+            job_id = r.json()["id"]
+        c.post(f"/api/jobs/{c.get('/api/jobs').json()['jobs'][0]['id']}/cancel")  # the spiral: accepted is enough
+        job = _wait(c, job_id, ("done", "failed", "cancelled"))
+        assert job["state"] == "done" and job["done"] == 48, job
+    assert len(list((root / "renders" / "take").glob("*.png"))) == 48
+
+
+# ---------------------------------------------------------------- hostile requests leave the folder as it was
+def snapshot(folder: Path) -> dict[str, object]:
+    """Every entry under ``folder``, hidden ones included: file bytes, link targets, folders."""
+    out: dict[str, object] = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        out[rel] = (("link", os.readlink(p)) if p.is_symlink() else ("dir",) if p.is_dir()
+                    else p.read_bytes() if p.is_file() else ("special", p.stat().st_mode))
+    return out
+
+
+def test_a_refused_upload_leaves_no_uploads_folder(root):
+    before = snapshot(root)
+    with client(root, max_upload=1000) as c:
+        assert c.post("/api/upload?name=x.jpg", content=b"").status_code == 400
+        assert c.post("/api/upload?name=big.jpg", content=(b"y" * 100 for _ in range(50))).status_code == 413
+    assert snapshot(root) == before
+
+
+def test_a_file_where_a_studio_folder_goes_is_400_and_left_alone(root):
+    (root / "uploads").write_text("mine")
+    (root / "presets").write_text("mine too")
+    before = snapshot(root)
+    with client(root) as c:
+        r = c.post("/api/upload?name=a.jpg", content=b"abc")
+        assert r.status_code == 400 and r.json()["error"] == ("uploads: cannot make the studio's folder here "
+                                                              "(a file has that name)")
+        r = c.post("/api/presets", json={"name": "p", "settings": {}})
+        assert r.status_code == 400 and r.json()["error"].startswith("presets: cannot make the studio's folder")
+        assert c.get("/api/presets").status_code == 200
+    assert snapshot(root) == before
+
+
+def test_paths_a_render_reads_must_be_regular_files(root):
+    os.mkfifo(root / "pipe.wav")  # opening it for reading would block the render (or the preview worker)
+    os.mkfifo(root / "pipe.jpg")
+    (root / "folder.jpg").mkdir()
+    before = snapshot(root)
+    with client(root) as c:
+        for rel in ("pipe.wav", "folder.jpg"):
+            r = c.post("/api/jobs", json={"command": "zoom", "input": "coffee.jpg", "options": {"audio": rel}})
+            assert r.status_code == 400 and r.json()["error"] == f"--audio: '{rel}' is not a file in the studio's folder"
+        for rel in ("pipe.jpg", "folder.jpg"):
+            r = c.post("/api/check", json={"settings": {"guide": rel}}).json()
+            assert r["ok"] is False and r["key"] == "guide", r
+        assert c.get("/api/jobs").json()["jobs"] == []
+    assert snapshot(root) == before
+
+
+def test_preset_names_are_whole_names_and_a_saved_preset_loads_again(root):
+    before = snapshot(root)
+    with client(root) as c:
+        r = c.post("/api/presets", json={"name": "mine\n", "settings": {}})  # "$" matched before the newline
+        assert r.status_code == 400 and "use letters, digits" in r.json()["error"]
+        big = {"zoom": {"zoom": {str(i): 1.01 for i in range(30000)}}}  # under the JSON cap, over a preset's
+        r = c.post("/api/presets", json={"name": "big", "settings": big})
+        assert r.status_code == 400 and r.json()["error"].startswith("presets/big.yaml: would be ")
+        assert c.get("/api/presets").status_code == 200
+    assert snapshot(root) == before
+
+
+def test_deep_or_non_unicode_json_is_400_with_nothing_written(root):
+    deep_list = b'{"settings":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    deep_map = b'{"name":"p","settings":{"meta":' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}}"
+    surrogates = [b'{"name":"p","settings":{"description":"\\ud800"}}',
+                  b'{"command":"zoom","input":"coffee.jpg","settings":{"layers":{"\\udfff":1}}}']
+    before = snapshot(root)
+    with client(root) as c:
+        for path, body in [("/api/check", deep_list), ("/api/presets", deep_map), ("/api/jobs", deep_list),
+                           ("/api/presets", surrogates[0]), ("/api/jobs", surrogates[1]),
+                           ("/api/schedules", surrogates[1])]:
+            r = c.post(path, content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 400 and r.json()["error"].startswith("request: "), (path, r.text[:200])
+        assert c.get("/api/presets").status_code == 200  # a saved description with a lone surrogate broke it
+    assert snapshot(root) == before
+
+
+def test_jobs_refuse_outputs_under_a_file_and_inputs_of_the_wrong_kind(root):
+    (root / "renders").mkdir()
+    (root / "renders" / "theirs.mp4").write_bytes(b"theirs")
+    (root / "notes.txt").write_text("mine")
+    (root / "presets").mkdir()
+    (root / "presets" / "foreign.yaml").write_text("step: 0.5\n")
+    (root / "renders" / "new.mp4.yaml").write_text("their notes")
+    before = snapshot(root)
+    with client(root) as c:
+        def post(**kw):
+            return c.post("/api/jobs", json={"command": "zoom", "input": "coffee.jpg", **kw})
+
+        for output in ("renders/theirs.mp4/x.mp4", "coffee.jpg/a/b.mp4", "x" * 5000 + ".mp4",
+                       "renders/" + "d" * 300 + "/x.mp4"):
+            r = post(output=output)
+            assert r.status_code == 400 and r.json()["error"].startswith("output: "), (output[:40], r.text[:200])
+        r = post(output="renders/new.mp4")  # its settings sidecar would replace their file
+        assert r.status_code == 400 and r.json()["error"].startswith("renders/new.mp4.yaml: exists; the studio never")
+        for command, rel in [("zoom", "notes.txt"), ("zoom", "presets/foreign.yaml"), ("image", "renders/theirs.mp4"),
+                             ("video", "coffee.jpg")]:
+            r = post(command=command, input=rel)
+            assert r.status_code == 400 and r.json()["error"].startswith(f"input: '{rel}' is not "), r.text
+        assert c.get("/api/jobs").json()["jobs"] == []
+    assert snapshot(root) == before
+
+
 # ---------------------------------------------------------------- the server as a process
 def test_the_studio_command_serves_without_tensorflow_and_stops_on_ctrl_c(root):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

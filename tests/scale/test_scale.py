@@ -288,6 +288,18 @@ def test_one_worker_gives_the_same_frames(reference, clips, tmp_path):
     assert summary["workers"] == 1 and _work_frames(out) == reference[2]
 
 
+def test_interrupted_before_the_first_frame_says_nothing_was_written(ray_session, clips, tmp_path, monkeypatch):
+    def ctrl_c(*args, **kwargs):  # Ctrl-C while the driver waits for the workers' first frame
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray_session, "wait", ctrl_c)
+    out = tmp_path / "none.mp4"
+    with pytest.raises(Interrupted) as e:
+        render_video_ray(make_clip("moving", clips), out, settings=_settings(), workers=2, quiet=True, **CHUNKING)
+    assert str(e.value) == "interrupted before the first frame was finished; nothing was written"
+    assert e.value.code == 130 and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_resume_skips_complete_chunks_and_gives_identical_output(reference, clips, tmp_path, monkeypatch):
     out = tmp_path / "part.mp4"

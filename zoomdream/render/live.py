@@ -22,6 +22,7 @@ each restart, which begins a new take).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import os
@@ -168,12 +169,21 @@ def _start_texts(value, pair: bool) -> tuple[str, ...]:
     return (value.strip() if isinstance(value, str) else _text(value),)
 
 
+def _number_or_text(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text  # an expression
+
+
 class Take:
     """A live performance: the settings at its start and every change from the frame it took effect.
 
     ``settings(frames)`` is the take as a preset: each changed setting becomes a keyframe schedule
     that holds every value exactly (two keys per change, ``f-1`` with the old value and ``f`` with the
-    new one: linear between equal values is that value); ``zoom.frames`` is the frame count.
+    new one: linear between equal values is that value); ``zoom.frames`` is the frame count. Layer
+    weights have no keyframe map of their own: when one is too long for a schedule string, every weight
+    is written as ``zoom.layers`` keyframes instead.
     """
 
     def __init__(self, settings: S.Settings, *, input_name: str = ""):
@@ -184,12 +194,8 @@ class Take:
 
     def record(self, frame: int, updates: Mapping[str, Any]) -> None:
         """Changes (already checked) taking effect at ``frame``; a later change at the same frame wins."""
-        trial = {k: [*self.changes.get(k, []), (frame, v)] for k, v in updates.items()}
-        for key, changes in trial.items():  # refuse before anything is recorded, so the take stays whole
-            if key.startswith(LAYERS + ".") and len(self._schedule(key, changes)) > schedule.MAX_CHARS:
-                raise ZoomdreamError(f"{key}: this take holds no more changes of a layer weight "
-                                     f"(a schedule is at most {schedule.MAX_CHARS} characters)")
-        self.changes.update(trial)
+        for k, v in updates.items():
+            self.changes.setdefault(k, []).append((frame, v))
 
     def current(self) -> dict[str, Any]:
         """The latest value of every changed setting."""
@@ -216,12 +222,24 @@ class Take:
 
     def _value(self, key: str, changes):
         text = self._schedule(key, changes)
-        if len(text) <= schedule.MAX_CHARS or key.startswith(LAYERS + "."):
+        if len(text) <= schedule.MAX_CHARS:
             return text
         keys = self._keys(key, changes)  # a long performance: the YAML keyframe map (no length limit)
         if key in PAIRS:
             return {f: [keys[0][f], keys[1][f]] for f in sorted(keys[0])}
         return {f: t for f, t in sorted(keys[0].items())}
+
+    def _layer_keyframes(self) -> dict[int, dict[str, Any]]:
+        """Every layer weight as ``zoom.layers`` keyframes (no length limit; each value held exactly: between
+        equal keyframes the smoothstep is that value), the layers in the dream's order (the objective's)."""
+        per = {}
+        for name, start in self.start.dream.layers.items():
+            key = f"{LAYERS}.{name}"
+            per[name] = self._keys(key, self.changes[key])[0] if key in self.changes else {0: _start_texts(start, False)[0]}
+        frames = {name: sorted(keys) for name, keys in per.items()}
+        return {f: {name: _number_or_text(keys[frames[name][bisect.bisect_right(frames[name], f) - 1]])
+                    for name, keys in per.items()}
+                for f in sorted(set().union(*per.values()))}
 
     def settings(self, frames: int) -> S.Settings:
         """The take as settings for ``frames`` frames."""
@@ -229,9 +247,12 @@ class Take:
         layers = dict(self.start.dream.layers)
         for key, changes in self.changes.items():
             if key.startswith(LAYERS + "."):
-                layers[key[len(LAYERS) + 1:]] = self._value(key, changes)
+                layers[key[len(LAYERS) + 1:]] = self._schedule(key, changes)
             else:
                 over[key] = self._value(key, changes)
+        if any(len(v) > schedule.MAX_CHARS for v in layers.values() if isinstance(v, str)):
+            over["zoom.layers"] = self._layer_keyframes()  # a long performance: the keyframes win over the layers
+            layers = dict(self.start.dream.layers)
         over[LAYERS] = layers
         size = self.start.zoom.size
         over["description"] = (f"live take: {max(1, frames)} frames"

@@ -335,6 +335,8 @@ def _dream_chunks(ray, pool: Workers, todo: list[Chunk], store: FrameStore, run:
                             run.on_frame(saved)
     except (KeyboardInterrupt, Terminated) as e:
         code, verb = (143, "terminated") if isinstance(e, Terminated) else (130, "interrupted")
+        if not any(store.cache.path(i).exists() for i in range(n_frames)):  # the work folder goes (discard_unless_begun)
+            raise Interrupted(f"{verb} before the first frame was finished; nothing was written", code) from None
         raise Interrupted(f"{verb} after {done_before + saved}/{n_frames} frames ({complete}/{plan_size} chunks "
                           f"complete); run the same command again to resume (or add --restart to start over)",
                           code) from None

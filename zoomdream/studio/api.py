@@ -8,6 +8,7 @@ outside the root), 413 for a body over its cap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -71,8 +72,16 @@ async def body_json(request: Request) -> dict:
         data = json.loads(await request.body() or b"{}")
     except (ValueError, UnicodeDecodeError) as e:
         raise ZoomdreamError(f"request: not JSON ({e})") from None
+    except RecursionError:
+        raise ZoomdreamError("request: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ZoomdreamError("request: expected a JSON object")
+    try:  # a lone surrogate (\ud800) is no text: it could not be written, echoed or answered
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ZoomdreamError("request: text with a lone surrogate escape (not Unicode)") from None
+    except RecursionError:
+        raise ZoomdreamError("request: JSON nested too deeply") from None
     return data
 
 
@@ -263,10 +272,11 @@ async def upload(request, ctx: StudioContext):
     """POST /api/upload?name=FILE, the file as the body: saved under uploads/ with a safe, unique name."""
     name = request.query_params.get("name", "")
     safe = safe_upload_name(name)
+    made = not (ctx.root / "uploads").is_dir()
     folder = ctx.folder("uploads")
     stem, ext = os.path.splitext(safe)
     partial = folder / f".{stem}.{secrets.token_hex(6)}.partial"
-    written = 0
+    written, saved = 0, None
     try:
         with open(partial, "xb") as f:
             async for chunk in request.stream():
@@ -278,6 +288,7 @@ async def upload(request, ctx: StudioContext):
             target = folder / (safe if n == 0 else f"{stem}-{n}{ext}")
             try:
                 _claim(partial, target)  # never replaces an existing file
+                saved = target
                 break
             except FileExistsError:
                 continue
@@ -285,6 +296,9 @@ async def upload(request, ctx: StudioContext):
             raise ZoomdreamError(f"upload {S.quote(name)}: too many files of that name")
     finally:
         partial.unlink(missing_ok=True)
+        if saved is None and made:  # refused (empty, over the cap, cut off): the folder goes as it came
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     rel = ctx.relative(target)
     st = target.stat()
     item = {"path": rel, "kind": media_kind(target), "size": st.st_size}

@@ -32,7 +32,7 @@ __all__ = ["PRESET_MARK", "StudioContext", "error_key", "settings_catalogue"]
 
 STATE_DIR = ".zoomdream-studio"
 PRESET_MARK = "# zoomdream studio preset"  # first line of every preset the studio writes
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # fullmatch: "$" would let a trailing newline in
 _KEY = re.compile(r"^settings(?::\d+)?: ([A-Za-z_][\w.]*): ")
 
 
@@ -77,7 +77,12 @@ class StudioContext:
     def folder(self, name: str) -> Path:
         """``uploads``, ``renders``, ``presets`` or the state folder, created on first use (inside the root)."""
         path = confine(self.root, name, must_exist=False)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # e.g. a file of the user's holds the name: left as it is
+            raise ZoomdreamError(f"{name}: cannot make the studio's folder here "
+                                 f"({'a file has that name' if isinstance(e, FileExistsError) else e.strerror or e})"
+                                 ) from None
         return path
 
     def start_process(self, target: Callable, *args, **kwargs) -> multiprocessing.Process:
@@ -97,13 +102,13 @@ class StudioContext:
                 confine(self.root, f"presets/{p.name}")
             except NotFound:
                 continue  # a symlink pointing out of the root
-            if NAME.match(p.stem):
+            if NAME.fullmatch(p.stem):
                 out[p.stem] = p
         return out
 
     def load_preset(self, name: str) -> S.Settings:
         """A bundled preset by name, or one saved under ``FOLDER/presets/``; nothing else."""
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise ZoomdreamError(f"extends: {S.quote(name)} is not a preset name")
         if name in presets.bundled_presets():
             return presets.load_preset(name)
@@ -120,7 +125,7 @@ class StudioContext:
             data = {}
         if not isinstance(data, dict):
             raise ZoomdreamError(f"settings: expected a mapping of settings, got {S.quote(data)}")
-        data = dict(data)
+        data = _int_frame_keys(data)
         parent = data.pop("extends", None)
         merged = {}
         if parent is not None:
@@ -136,7 +141,8 @@ class StudioContext:
             value = getattr(settings.dream, key)
             if value is not None and not (key == "weights" and value == S.RANDOM_WEIGHTS):
                 try:
-                    self.path(value)
+                    if not self.path(value).is_file():  # a folder or a FIFO (reading one would hang a render)
+                        raise NotFound(value)
                 except NotFound:
                     raise ZoomdreamError(f"settings: {key}: {S.quote(value)} is not a file in the studio's folder "
                                          f"(paths are relative to it)") from None
@@ -150,7 +156,7 @@ class StudioContext:
 
     def save_preset(self, name: Any, data: Any) -> Path:
         """Write ``FOLDER/presets/NAME.yaml`` (validated first); never over a file the studio did not write."""
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise ZoomdreamError(f"preset name {S.quote(name)}: use letters, digits, - and _ (at most 64)")
         if name in presets.bundled_presets():
             raise ZoomdreamError(f"preset name {S.quote(name)}: a bundled preset has that name")
@@ -162,9 +168,40 @@ class StudioContext:
             if path.is_symlink() or not path.is_file() or not _studio_written(path):
                 raise ZoomdreamError(f"presets/{name}.yaml: exists and was not written by the studio; "
                                      f"choose another name")
+        text = f"{PRESET_MARK}\n" + presets.dump(settings, comments=False)
+        if len(text.encode("utf-8")) > presets.MAX_PRESET_BYTES:  # a preset the studio could not load again
+            raise ZoomdreamError(f"presets/{name}.yaml: would be {len(text.encode('utf-8'))} bytes, over the "
+                                 f"{presets.MAX_PRESET_BYTES // 1024} KiB limit of a preset")
         self.folder("presets")
-        write_text_atomic(path, f"{PRESET_MARK}\n" + presets.dump(settings, comments=False))
+        write_text_atomic(path, text)
         return path
+
+
+_FRAME_KEY = re.compile(r"0|[1-9][0-9]{0,15}")
+
+
+def _keyframes(value: Any) -> Any:
+    """A keyframe map whose frames JSON made strings (``{"0": 1.01, "48": 1.03}``) with its integer frames back;
+    anything else as it is (the usual checks then give their message)."""
+    if not isinstance(value, dict) or not value or not all(isinstance(k, str) and _FRAME_KEY.fullmatch(k) for k in value):
+        return value
+    out = {int(k): v for k, v in value.items()}
+    return out if len(out) == len(value) else value
+
+
+def _int_frame_keys(data: dict) -> dict:
+    """``data`` (a preset as JSON) with the frames of every keyframed setting's map as integers, as YAML gives them."""
+    from zoomdream.settings import values as V  # noqa: PLC0415
+
+    keyframed = {k for k, spec in S.declarations().items() if isinstance(spec.check, V.Keyframed)}
+    out = {}
+    for key, value in data.items():
+        if key in S.SECTIONS and isinstance(value, dict):
+            value = {k: _keyframes(v) if f"{key}.{k}" in keyframed else v for k, v in value.items()}
+        elif key in keyframed:
+            value = _keyframes(value)
+        out[key] = value
+    return out
 
 
 def _studio_written(path: Path) -> bool:

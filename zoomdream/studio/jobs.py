@@ -124,6 +124,11 @@ class JobQueue:
         src = ctx.path(rel_in)
         if not src.is_file():
             raise NotFound(rel_in)
+        from zoomdream.studio.api import media_kind  # noqa: PLC0415
+
+        kind = "video" if command == "video" else "image"
+        if media_kind(src) != kind:
+            raise ZoomdreamError(f"input: {S.quote(rel_in)} is not {'a video' if kind == 'video' else 'an image'} file")
         rel_in = ctx.relative(src)
         settings = ctx.settings_from_json(data.get("settings"))
         options = data.get("options") or {}
@@ -145,12 +150,20 @@ class JobQueue:
             taken = {j.output for j in self.jobs.values() if j.state not in FINAL}
             if rel_out in taken:
                 raise ZoomdreamError(f"output: {rel_out} is the output of another job in the queue")
-        if out.exists() or out.is_symlink():
-            raise ZoomdreamError(f"{rel_out}: exists; the studio never replaces a file (choose another output)")
+        try:
+            for taken in (out, out.with_name(out.name + ".yaml")):  # the output and its settings sidecar
+                if taken.exists() or taken.is_symlink():
+                    raise ZoomdreamError(f"{taken.relative_to(ctx.root).as_posix()}: exists; the studio never "
+                                         f"replaces a file (choose another output)")
+            folder = next(p for p in out.parents if p.exists())  # the root at the latest
+            if not folder.is_dir():
+                raise ZoomdreamError(f"output: {ctx.relative(folder)} is a file, not a folder")
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # e.g. a name too long for the file system
+            raise ZoomdreamError(f"output: {S.quote(output)}: {e.strerror or e}") from None
         job_dir = ctx.folder(f"{ctx.state_dir.name}/jobs/{job_id}")
         preset_file = job_dir / "preset.yaml"
         write_text_atomic(preset_file, presets.dump(settings))
-        out.parent.mkdir(parents=True, exist_ok=True)
         argv = [command, _arg_path(rel_in), "-o", _arg_path(rel_out), "--preset", ctx.relative(preset_file),
                 *flags]
         job = Job(id=job_id, command=command, input=rel_in, output=rel_out, settings=S.to_dict(settings),
@@ -183,6 +196,8 @@ class JobQueue:
                     raise ZoomdreamError(f"--{name}: expected a path, got {S.quote(value)}")
                 try:
                     path = self.ctx.path(value)
+                    if not path.is_file():  # a folder or a FIFO (reading one would hang the render)
+                        raise NotFound(value)
                 except NotFound:
                     raise ZoomdreamError(f"--{name}: {S.quote(value)} is not a file in the studio's folder") from None
                 flags.append(f"--{name}={self.ctx.relative(path)}")
