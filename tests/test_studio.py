@@ -219,6 +219,24 @@ def test_foreign_origin_is_refused_for_state_changes(root):
         assert r.status_code == 201
 
 
+def test_another_sites_fetches_and_embeds_are_refused_and_repeated_headers_too(root):
+    with client(root) as c:
+        for site in ("cross-site", "same-site"):  # same-site: another server on this machine, another port
+            for path in ("/api/media", "/files/coffee.jpg", "/api/settings"):
+                assert c.get(path, headers={"sec-fetch-site": site, "sec-fetch-mode": "no-cors",
+                                            "sec-fetch-dest": "image"}).status_code == 403, (site, path)
+            r = c.get("/", headers={"sec-fetch-site": site, "sec-fetch-mode": "navigate", "sec-fetch-dest": "document"})
+            assert r.status_code == 200  # following a link to the studio is a plain page load
+        for site in ("same-origin", "none"):
+            assert c.get("/api/media", headers={"sec-fetch-site": site}).status_code == 200
+        r = c.post("/api/presets", headers=[("origin", "http://evil.example"), ("origin", BASE)],
+                   json={"name": "x", "settings": {}})
+        assert r.status_code == 400
+        r = c.get("/api/media", headers=[("sec-fetch-site", "cross-site"), ("sec-fetch-site", "same-origin")])
+        assert r.status_code == 400
+    assert not (root / "presets").exists()
+
+
 def test_no_cors_headers_and_a_strict_content_security_policy(root):
     with client(root) as c:
         for r in (c.get("/", headers={"origin": "http://evil.example"}),

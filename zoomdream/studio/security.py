@@ -5,8 +5,10 @@ A local server that runs renders and reads files is an attack surface, so every 
 * Host: the Host header must be the studio's own address (DNS rebinding: a foreign page whose
   name resolves to 127.0.0.1 still sends its own name) -> 403.
 * Origin: a state-changing request (anything but GET/HEAD) whose Origin header is present and
-  is not the studio's own origin, ``null`` included, -> 403; so is one a browser marks
-  ``Sec-Fetch-Site: cross-site``.
+  is not the studio's own origin, ``null`` included, -> 403; so is any request a browser marks as
+  coming from another site (``Sec-Fetch-Site`` other than ``same-origin`` or ``none``: an embedded
+  image, stream or fetch), except a top-level page load. A repeated Host, Origin or
+  Sec-Fetch-Site header is 400.
 * Token: when the studio listens on a non-loopback address, every request carries the token
   (``?token=`` once, which sets a cookie; the cookie; or ``Authorization: Bearer T``) -> else 403.
 * Bodies: a request body larger than its cap (``--max-upload`` for uploads, 1 MiB for JSON) is
@@ -113,6 +115,17 @@ def _headers(scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
+def _repeated(scope, names: tuple[bytes, ...]) -> bool:
+    """True when one of ``names`` comes more than once (which one would count is the server's guess)."""
+    seen = [k.lower() for k, _ in scope.get("headers", []) if k.lower() in names]
+    return len(seen) != len(set(seen))
+
+
+def _navigation(method: str, h: dict[str, str]) -> bool:
+    """A top-level page load (a link the user follows): harmless, since it reads nothing for the other site."""
+    return method == "GET" and h.get("sec-fetch-mode") == "navigate" and h.get("sec-fetch-dest") == "document"
+
+
 def _cookie(header: str, name: str) -> str | None:
     for part in header.split(";"):
         k, _, v = part.strip().partition("=")
@@ -149,6 +162,8 @@ class SecurityMiddleware:
             return await self.app(scope, receive, send)
         h = _headers(scope)
         method = scope.get("method", "GET")
+        if _repeated(scope, (b"host", b"origin", b"sec-fetch-site")):
+            return await _refuse(send, 400, "a repeated Host, Origin or Sec-Fetch-Site header")
         if not self.sec.host_allowed(h.get("host", "")):
             return await _refuse(send, 403, "this studio answers only to its own address (Host header refused)")
         own_origin = f"http://{h.get('host', '')}"
@@ -156,8 +171,10 @@ class SecurityMiddleware:
         if method not in SAFE_METHODS or scope["type"] == "websocket":
             if origin is not None and origin != own_origin:
                 return await _refuse(send, 403, "request from another origin refused")
-            if h.get("sec-fetch-site") == "cross-site":
-                return await _refuse(send, 403, "cross-site request refused")
+        site = h.get("sec-fetch-site")
+        if site not in (None, "same-origin", "none") and not _navigation(method, h):
+            # another site's page (another local server's too: "same-site") may not fetch, embed or post
+            return await _refuse(send, 403, "request from another site refused")
         set_cookie = False
         if self.sec.token:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
