@@ -12,17 +12,23 @@
     ``dream()`` call timed, pipelined (the default) and with the look-ahead and the background
     writer switched off (the sequential loop), alternated; per frame (frames 1..N-1): the loop's
     wall time, the dream's own time, and their ratio (1.0 = nothing outside the dream waits).
+(c) the tail: in one process each of --tail-base (e.g. the commit before the MP4 was encoded
+    beside the dream) and this checkout, ``render_video`` to an MP4, timed from the moment the
+    last frame is made to the moment the output is in place (waiting for the frame cache,
+    encoding or finishing the encoder, muxing the soundtrack, publishing), alternated.
 
 Ratios are what to compare; the load average is printed beside them.
 
     python benchmarks/bench_pipeline.py clip_640x360.mp4 --frames 24 --repeats 2
     python benchmarks/bench_pipeline.py clip_1280x720.mp4 --frames 12 --variant "full=--dream-size 100000"
     python benchmarks/bench_pipeline.py clip.mp4 --base /path/to/old/checkout --skip b
+    python benchmarks/bench_pipeline.py clip_640x360.mp4 --frames 14 --skip ab --tail-base /path/to/old/checkout
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -111,6 +117,7 @@ def loop_child(spec: dict) -> None:
 
     if not spec["pipelined"]:
         video.VideoLoop.__init__.__kwdefaults__["lookahead"] = 0
+        video.streamed_video = lambda job, output: contextlib.nullcontext(None)  # encoded after the last frame
 
         class InLine:  # the writer, without its thread
             def submit(self, fn, *a):
@@ -167,9 +174,58 @@ def loop_vs_dream(args) -> None:
     print()
 
 
+def tail_child(spec: dict) -> None:
+    """In a fresh interpreter of the checkout on PYTHONPATH: seconds from the last frame made to the output."""
+    root = Path(os.environ["PYTHONPATH"]).resolve()
+    sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != C.ROOT or root == C.ROOT]  # _common's
+    C.tf()
+    from zoomdream import render_video
+    from zoomdream.render import video
+    from zoomdream.settings import presets
+
+    made = []
+    real = video.VideoLoop.frame
+
+    def frame(self, *a, **k):
+        out = real(self, *a, **k)
+        made.append(time.perf_counter())
+        return out
+
+    video.VideoLoop.frame = frame
+    render_video(spec["clip"], spec["out"], settings=presets.load_preset("default"), start=spec["start"],
+                 preview=spec["frames"], quiet=True, overwrite=True, restart=True)
+    print(json.dumps({"tail": time.perf_counter() - made[-1]}))
+
+
+def tail(args) -> None:
+    work = Path(tempfile.mkdtemp(prefix="zoomdream-bench-tail-"))
+    cases = {"before": Path(args.tail_base).resolve(), "this": C.ROOT}
+    res = {name: [] for name in cases}
+    outs = {}
+    print(f"(c) from the last frame to the output, {args.frames} frames", flush=True)
+    for r in range(args.repeats):
+        for name in (("before", "this") if r % 2 == 0 else ("this", "before")):
+            spec = {"clip": args.clip, "out": str(work / f"{name}.mp4"), "start": args.start, "frames": args.frames}
+            env = {**os.environ, "PYTHONPATH": str(cases[name]),
+                   "ZOOMDREAM_CACHE": tempfile.mkdtemp(prefix="zoomdream-bench-cache-")}
+            out = subprocess.run([sys.executable, __file__, "--tail-child", json.dumps(spec)], env=env,
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit(out.stderr[-2000:])
+            res[name].append(json.loads(out.stdout.strip().splitlines()[-1])["tail"])
+            outs[name] = Path(spec["out"]).read_bytes()
+            print(f"    round {r + 1}: {name:<6} {res[name][-1]:.2f} s, load {os.getloadavg()[0]:.2f}", flush=True)
+    same = "identical" if outs["before"] == outs["this"] else "DIFFERENT"
+    print(f"tail: before {C.median(res['before']):.2f} s, this {C.median(res['this']):.2f} s; outputs {same}")
+    print()
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         loop_child(json.loads(sys.argv[2]))
+        return
+    if len(sys.argv) > 2 and sys.argv[1] == "--tail-child":
+        tail_child(json.loads(sys.argv[2]))
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("clip")
@@ -179,13 +235,16 @@ def main() -> None:
     p.add_argument("--base", default="/work/base", help="an earlier checkout to compare with")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                    help="another case of this checkout with extra flags, e.g. 'full=--dream-size 100000'")
-    p.add_argument("--skip", default="", help="a and/or b")
+    p.add_argument("--skip", default="", help="a, b and/or c")
+    p.add_argument("--tail-base", default=None, help="a checkout whose tail (c) to compare with; none: (c) skipped")
     args = p.parse_args()
     print(f"CPU: {C.cpu_name()}; load average at start {os.getloadavg()[0]:.2f}", flush=True)
     if "a" not in args.skip:
         whole_process(args)
     if "b" not in args.skip:
         loop_vs_dream(args)
+    if "c" not in args.skip and args.tail_base:
+        tail(args)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

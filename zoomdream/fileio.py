@@ -88,8 +88,10 @@ def _temp_pattern(name: str) -> re.Pattern:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``.
+def atomic_path(path: str | os.PathLike, suffix: str | None = None,
+                folder: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (or in ``folder``, on the same file system); on success it
+    replaces ``path``.
 
     The temp keeps the target's extension (``.x.partial.png``) so tools that pick a
     format by extension still work. On any exception the temp is removed and the
@@ -98,7 +100,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(os.path.abspath(path))
     suffix = path.suffix if suffix is None else suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(path.name)}.", suffix=f"{PARTIAL_TAG}{suffix}",
-                               dir=path.parent)
+                               dir=path.parent if folder is None else folder)
     os.close(fd)
     tmp = Path(tmp)
     try:

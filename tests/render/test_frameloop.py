@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,12 @@ import pytest
 from zoomdream import colour, motion, render_video, render_zoom
 from zoomdream import settings as S
 from zoomdream.cli import main
-from zoomdream.errors import Interrupted
+from zoomdream.errors import Interrupted, ZoomdreamError
 from zoomdream.media.images import load_png_fast, save_image
 from zoomdream.media.probe import probe, probe_output
 from zoomdream.media.read import iter_frames
+from zoomdream.media.write import AudioSource, Mp4Stream, audio_source, encode
+from zoomdream.render.framecache import FRAME_PATTERN
 from zoomdream.settings import presets
 
 from clips import make_clip
@@ -349,3 +352,59 @@ def test_chunk_options_need_workers(tmp_path, clips, capsys):
     assert _video(make_clip("basic", clips), tmp_path / "c.mp4", "--chunk", "8") == 2
     assert "--chunk applies to chunked renders" in capsys.readouterr().err
     assert not (tmp_path / "c.mp4").exists()
+
+
+# ---------------------------------------------------------------- the MP4 encoded beside the dream
+def _end_encoded(out: Path, ref: Path, n: int, fps, audio) -> bytes:
+    """What encoding the kept frames after the last one gives (the GIF/folder/Ray path)."""
+    encode(out.parent / f".{out.name}.zoomdream-work" / "frames", FRAME_PATTERN, n, ref, fps=fps, audio=audio)
+    return ref.read_bytes()
+
+
+def test_streamed_mp4_equals_end_encoded(tmp_path, clips, small_photo):
+    src = make_clip("moving", clips)  # with a soundtrack
+    out = tmp_path / "v.mp4"
+    assert _video(src, out, "--keep-frames") == 0
+    info = probe(src)
+    assert out.read_bytes() == _end_encoded(out, tmp_path / "v-end.mp4", 12, info.fps, audio_source(info))
+    song = make_clip("audio", clips)
+    zoom = tmp_path / "z.mp4"
+    assert _zoom(small_photo, zoom, "--audio", str(song), "--keep-frames") == 0
+    track = AudioSource(str(song), 0.0, 6 / 12)
+    assert zoom.read_bytes() == _end_encoded(zoom, tmp_path / "z-end.mp4", 6, Fraction(12), track)
+    assert probe_output(zoom).has_audio and probe_output(out).has_audio
+
+
+def test_interrupted_streamed_render_leaves_no_output_nor_temp(tmp_path, clips):
+    src = make_clip("moving", clips)
+    full, part = tmp_path / "full.mp4", tmp_path / "part.mp4"
+    assert _video(src, full) == 0
+    assert _interrupted_video(src, part, 4).code == 130
+    assert not part.exists() and len(_work_frames(part)) == 4
+    assert [p.name for p in tmp_path.rglob("*partial*")] == []
+    assert child_processes(zombies=False) == []
+    assert _video(src, part) == 0  # fed the 4 cached frames first, then the new ones
+    assert part.read_bytes() == full.read_bytes()
+    assert [p.name for p in tmp_path.rglob(".*")] == []  # work folder and temps gone
+
+
+def test_mp4_stream_matches_encode_and_aborts_cleanly(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (33, 47, 3), np.uint8) for _ in range(5)]  # odd size: padded alike
+    for i, f in enumerate(frames):
+        save_image(tmp_path / (FRAME_PATTERN % i), f)
+    with Mp4Stream(tmp_path / "s.mp4", 5, fps=Fraction(10)) as stream:
+        for f in frames:
+            stream.write(f)
+        stream.finish()
+    encode(tmp_path, FRAME_PATTERN, 5, tmp_path / "e.mp4", fps=Fraction(10))
+    assert (tmp_path / "s.mp4").read_bytes() == (tmp_path / "e.mp4").read_bytes()
+    work = tmp_path / "work"
+    work.mkdir()
+    with Mp4Stream(tmp_path / "a.mp4", 5, fps=Fraction(10), folder=work) as stream:
+        stream.write(frames[0])
+        assert len(list(work.iterdir())) == 1  # the temp is in the work folder, not beside the output
+        with pytest.raises(ZoomdreamError, match="1 frames were encoded, expected 5"):
+            stream.finish()
+    assert not (tmp_path / "a.mp4").exists() and list(work.iterdir()) == []
+    assert child_processes(zombies=False) == []

@@ -49,6 +49,8 @@ _SPAWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def popen(cmd: list[str], **kwargs) -> subprocess.Popen:
     """Start ffmpeg; a Ctrl-C or SIGTERM at any moment, even mid-fork, still gets it stopped.
 
+    Its stdin is /dev/null unless ``kwargs`` says otherwise (``stdin=PIPE`` for frames fed to it).
+
     While the child is created, SIGINT and SIGTERM only take note: were their handlers to
     raise between the fork and our holding the Popen object, the ffmpeg would be orphaned
     and go on writing after we exit. Once the child is registered (see ``stop_children``),
@@ -65,7 +67,7 @@ def popen(cmd: list[str], **kwargs) -> subprocess.Popen:
     proc, error = None, None
     try:
         # Own session: a terminal ^C hits only Python, which then kills ffmpeg itself.
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+        proc = subprocess.Popen(cmd, **{"stdin": subprocess.DEVNULL, **kwargs}, start_new_session=True)
     except OSError as e:
         error = ZoomdreamError(f"{cmd[0]}: cannot run ffmpeg ({e.strerror or e})")
     finally:

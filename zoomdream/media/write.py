@@ -1,5 +1,8 @@
 """Writing: frames on disk encoded to .mp4, .gif or a PNG folder, atomically, with the soundtrack muxed in.
 
+``Mp4Stream`` writes the same MP4 from frames handed to it one by one while they are made (a
+frame loop feeds it beside the dream), so only ffmpeg's tail is left once the last frame is done.
+
 ``encode`` writes to a temporary name beside the target, checks ffmpeg's exit code, re-probes
 the result, fsyncs and renames. It muxes audio with an optional map and an input-side trim,
 so a silent or short source never shortens the video. The soundtrack is an ``AudioSource``;
@@ -11,12 +14,17 @@ no samples is no audio.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
+
+import numpy as np
 
 from zoomdream.errors import ZoomdreamError
 from zoomdream.fileio import (
@@ -29,12 +37,12 @@ from zoomdream.fileio import (
     publish,
 )
 from zoomdream.media.probe import VideoInfo, probe_audio, probe_output
-from zoomdream.media.process import ffmpeg_exe, run, tail, url
+from zoomdream.media.process import ffmpeg_exe, popen, run, stop, tail, url
 from zoomdream.media.rates import as_rate
 from zoomdream.media.read import frame_count
 from zoomdream.settings import DEFAULT_CRF
 
-__all__ = ["AudioSource", "audio_source", "encode", "output_kind", "copies_audio", "COPY_AUDIO_CODECS",
+__all__ = ["AudioSource", "Mp4Stream", "audio_source", "encode", "output_kind", "copies_audio", "COPY_AUDIO_CODECS",
            "AAC_BITRATE", "AAC_RATES"]
 
 COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "opus"})  # copied into MP4 as is; anything else -> AAC
@@ -182,21 +190,162 @@ def _audio_args(audio: AudioSource | None, video_seconds: float) -> tuple[list[s
     return inp, ["-map", "1:a:0?", *how], True
 
 
+def _mp4_command(video_input: list[str], audio_in: list[str], audio_out: list[str], n_frames: int, crf: int,
+                 tmp) -> list[str]:
+    return [ffmpeg_exe(), "-nostdin", "-hide_banner", *_LOG_ARGS, "-y", *video_input, *audio_in,
+            "-map", "0:v:0", "-frames:v", str(n_frames),
+            # pad, never resize: 321x241 -> 322x242; then BT.709 limited-range 4:2:0
+            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
+            "-c:v", "libx264", "-preset", "medium", "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+            *audio_out, "-fps_mode", "passthrough",
+            "-movflags", "+faststart", "-fflags", "+bitexact", "-map_metadata", "-1", "-map_chapters", "-1",
+            "-f", "mp4", url(tmp)]
+
+
 def _encode_mp4(out, frames_dir, pattern, n_frames, rate, audio, crf) -> None:
     audio_in, audio_out, want_audio = _audio_args(audio, float(n_frames / rate))
     with atomic_path(out) as tmp:
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", *_LOG_ARGS, "-y",
-               *_image2_input(frames_dir, pattern, rate), *audio_in,
-               "-map", "0:v:0", "-frames:v", str(n_frames),
-               # pad, never resize: 321x241 -> 322x242; then BT.709 limited-range 4:2:0
-               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
-               "-c:v", "libx264", "-preset", "medium", "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
-               "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-               *audio_out, "-fps_mode", "passthrough",
-               "-movflags", "+faststart", "-fflags", "+bitexact", "-map_metadata", "-1", "-map_chapters", "-1",
-               "-f", "mp4", url(tmp)]
-        _run_checked(cmd, out)
+        _run_checked(_mp4_command(_image2_input(frames_dir, pattern, rate), audio_in, audio_out, n_frames, crf, tmp),
+                     out)
         _verify(tmp, out, n_frames, want_audio)
+
+
+class Mp4Stream:
+    """An MP4 encoded while its frames are made: the bytes ``encode`` writes from the same frames as PNGs.
+
+    ``write(frame)`` hands frames 0, 1, ... ((H, W, 3) uint8 RGB, all of one size) to ffmpeg as
+    raw RGB over a pipe; the first one starts it, with the arguments, filters and soundtrack of
+    ``encode`` (an image2 input of 8-bit RGB PNGs and a raw RGB pipe decode to the same pixels and
+    timestamps, so libx264 and the muxer write the same bytes). ``finish()`` closes the pipe,
+    waits, checks the exit code and the result (frame count, audio) and publishes it atomically
+    (inside ``fileio.published_together`` with the other outputs). ``abort()`` (also on leaving
+    a ``with`` block without ``finish``) kills ffmpeg and removes the temp; it may be called from
+    another thread than ``write``'s, whose pending and later writes then do nothing.
+
+    The temp is ``.<name>.XXXX.partial.mp4`` in ``folder`` (default: beside ``out``; on the same
+    file system), so nothing appears at ``out`` before ``finish``.
+    """
+
+    def __init__(self, out, n_frames: int, *, fps: Fraction, audio: AudioSource | None = None, crf: int = DEFAULT_CRF,
+                 folder=None):
+        if output_kind(out) != "mp4":
+            raise ValueError(f"{out}: Mp4Stream writes .mp4 files only")
+        if n_frames < 1:
+            raise ZoomdreamError(f"{out}: nothing to encode (0 frames)")
+        self.out, self.n_frames, self.rate = out, n_frames, as_rate(fps, out)
+        self.audio, self.crf, self.folder = audio, crf, folder
+        self.written = 0
+        self._lock = threading.Lock()
+        self._aborted = self._finished = False
+        self._proc = self._temp = self._tmp = self._reader = None
+        self._want_audio = False
+        self._stderr = bytearray()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.abort()
+        return False
+
+    def _start(self, shape) -> None:
+        h, w = int(shape[0]), int(shape[1])
+        audio_in, audio_out, self._want_audio = _audio_args(self.audio, float(self.n_frames / self.rate))
+        video_input = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+                       "-framerate", f"{self.rate.numerator}/{self.rate.denominator}", "-i", "pipe:0"]
+        temp = atomic_path(self.out, folder=self.folder)
+        self._tmp = temp.__enter__()
+        self._temp = temp
+        self._proc = popen(_mp4_command(video_input, audio_in, audio_out, self.n_frames, self.crf, self._tmp),
+                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def drain(stream=self._proc.stderr, last=self._stderr) -> None:
+            with contextlib.suppress(OSError, ValueError):
+                while chunk := stream.read1(65536):
+                    last.extend(chunk)
+                    del last[:-8192]
+
+        self._reader = threading.Thread(target=drain, name="zoomdream-encoder-log", daemon=True)
+        self._reader.start()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode the next frame (blocks while ffmpeg's pipe is full)."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 frame, got {frame.shape} {frame.dtype}")
+        with self._lock:
+            if self._aborted:
+                return
+            if self.written >= self.n_frames:
+                raise ValueError(f"{self.out}: more than {self.n_frames} frames written")
+            if self._proc is None:
+                try:
+                    self._start(frame.shape)
+                except BaseException:
+                    self._abort_locked()
+                    raise
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).data)
+        except (OSError, ValueError):
+            if self._aborted:
+                return
+            rc = self._proc.wait()
+            raise ZoomdreamError(f"{self.out}: ffmpeg failed (exit {rc}): {self._log()}") from None
+        self.written += 1
+
+    def _log(self) -> str:
+        """The tail of ffmpeg's stderr, once it has ended (its pipe is closed when drained)."""
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+            if not self._reader.is_alive():
+                with contextlib.suppress(Exception):
+                    self._proc.stderr.close()
+        return tail(self._stderr.decode("utf-8", "replace"))
+
+    def finish(self) -> None:
+        """Close the pipe, wait for ffmpeg, check the result and publish it; on any failure, ``abort()``."""
+        try:
+            if self._aborted:
+                raise ZoomdreamError(f"{self.out}: the encoder was stopped")
+            if self.written != self.n_frames:
+                raise ZoomdreamError(f"{self.out}: {self.written} frames were encoded, expected {self.n_frames}")
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass  # ffmpeg is gone: its exit code says why
+            rc = self._proc.wait()
+            log_tail = self._log()
+            if rc != 0:
+                raise ZoomdreamError(f"{self.out}: ffmpeg failed (exit {rc}): {log_tail}")
+            stop(self._proc)  # reaped: off the list of live children
+            _verify(self._tmp, self.out, self.n_frames, self._want_audio)
+            with self._lock:
+                self._finished = True
+            temp, self._temp = self._temp, None
+        except BaseException:
+            self.abort()
+            raise
+        temp.__exit__(None, None, None)  # fsync, then rename onto out (or queue it with the outputs published together)
+
+    def abort(self) -> None:
+        """Kill ffmpeg and remove the temp (nothing is published); does nothing once finished. Never raises."""
+        with self._lock:
+            self._abort_locked()
+
+    def _abort_locked(self) -> None:
+        if self._aborted or self._finished:
+            return
+        self._aborted = True
+        if self._proc is not None:
+            stop(self._proc)
+            with contextlib.suppress(Exception):
+                self._proc.stdin.close()
+            self._log()
+        if self._temp is not None:
+            temp, self._temp = self._temp, None
+            stopped = ZoomdreamError(f"{self.out}: encoding stopped")
+            with contextlib.suppress(BaseException):
+                temp.__exit__(ZoomdreamError, stopped, None)  # removes the temp
 
 
 def _encode_gif(out, frames_dir, pattern, n_frames, rate) -> None:

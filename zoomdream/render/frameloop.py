@@ -5,8 +5,11 @@ previous output), saves it losslessly into the frame cache and moves on; Ctrl-C 
 stop it with a line that says how to continue. A video render, sequential or on Ray, opens
 through ``check_video_output`` and ``open_video`` (output checks, probe, animated values, disk
 budget, manifest, frame cache) and closes through ``finish_video`` (encode, soundtrack,
-sidecar), so both write the same output from the same frames. The encoder reads the finished
-frames from the cache, so the output file appears only when complete.
+sidecar), so both write the same output from the same frames. An MP4 output is encoded while
+the frames are made (``streamed``: ``media.write.Mp4Stream``, fed in order beside the dream, a
+resumed run's cached frames first) and only finished and published at the end; a GIF, a folder
+of frames, a ping-pong zoom and a Ray render are encoded from the cached frames after the last
+one. Either way the output file appears only when complete, with the same bytes.
 
 Convention: frames are (H, W, 3) uint8 RGB; frame indices start at 0; frame i of a video is
 source time ``start + i / fps``.
@@ -46,7 +49,7 @@ from zoomdream.fileio import (
 from zoomdream.media.images import load_image, png_size
 from zoomdream.media.probe import NO_SAMPLES_NOTE, VideoInfo, probe, probe_audio
 from zoomdream.media.rates import fps_text
-from zoomdream.media.write import AudioSource, audio_source, encode, output_kind
+from zoomdream.media.write import AudioSource, Mp4Stream, audio_source, encode, output_kind
 from zoomdream.objectives import from_settings
 from zoomdream.render.framecache import (
     FRAME_PATTERN,
@@ -57,14 +60,14 @@ from zoomdream.render.framecache import (
     work_folder,
 )
 from zoomdream.render.job import Clip, Output
-from zoomdream.render.pipeline import WriteBehind
+from zoomdream.render.pipeline import InOrder, WriteBehind
 from zoomdream.settings import Settings, presets
 from zoomdream.settings.animation import Animation, dream_at, features_used, uses_frame_count
 
 __all__ = ["PROGRESS", "JsonProgress", "VideoJob", "animation", "audio_manifest", "check_movie_output",
            "check_video_output", "discard_unless_begun", "finish", "finish_video", "load_backbone_and_objective",
            "numeric", "open_video", "output_soundtrack", "progress", "render_inputs", "run_frames", "sidecar",
-           "soundtrack_file", "still", "video_track"]
+           "soundtrack_file", "still", "streamed", "streamed_video", "video_track"]
 
 log = logging.getLogger("zoomdream")
 
@@ -182,7 +185,8 @@ def numeric(settings: Settings, anim: Animation) -> Settings:
 
 # ---------------------------------------------------------------- the loop
 def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.ndarray | None], np.ndarray], *,
-               quiet: bool, desc: str, on_frame: Callable[[int], None] | None = None) -> None:
+               quiet: bool, desc: str, on_frame: Callable[[int], None] | None = None,
+               encoder: Mp4Stream | None = None) -> None:
     """The shared frame loop: frame i = make_frame(i, previous output) for every i not yet in the cache.
 
     The previous output is always the saved (lossless) frame, in fresh and resumed runs
@@ -191,6 +195,10 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
     :class:`Interrupted` with a line that says how to continue. ``on_frame(k)`` is called before each new frame,
     with k the frames this call has made so far (a KeyboardInterrupt it raises stops the loop
     as a Ctrl-C would: a test's way to interrupt a render at a chosen frame).
+
+    ``encoder`` (from ``streamed``): every frame, the cached ones of a resumed run first, is
+    handed to it in order on its own thread (``pipeline.InOrder``) once saved; the loop returns
+    when it has them all. If the loop stops, the encoder is aborted (no output, no temp).
     """
     start = cache.complete(n_frames)  # a damaged frame counts as missing: it and those after it are dreamed again
     prev = cache.load(start - 1) if start > 0 else None
@@ -201,21 +209,35 @@ def run_frames(cache: FrameCache, n_frames: int, make_frame: Callable[[int, np.n
         with signals_to_exceptions(), progress(n_frames, quiet=quiet, unit="frame", desc=desc,
                                                initial=start) as bar:
             writer = WriteBehind()  # PNG writes run beside the next frame's dream, in order
+            feed = None if encoder is None else InOrder(n_frames, encoder.write, cache.load, first=start,
+                                                        name="zoomdream-encoder")
 
             def save(i: int, frame: np.ndarray) -> None:
                 cache.save(i, frame)
                 bar.latest = cache.path(i)  # JSON progress names the latest frame once it is on disk
+                if feed is not None:
+                    feed.ready(i, frame)
 
             try:
-                for i in range(start, n_frames):
-                    if on_frame is not None:
-                        on_frame(i - start)
-                    prev = make_frame(i, prev)
-                    writer.submit(save, i, prev)
-                    done = i + 1
-                    bar.update(1)
+                try:
+                    for i in range(start, n_frames):
+                        if on_frame is not None:
+                            on_frame(i - start)
+                        prev = make_frame(i, prev)
+                        writer.submit(save, i, prev)
+                        done = i + 1
+                        bar.update(1)
+                finally:
+                    writer.close()  # every frame counted in `done` is on disk before the loop ends or stops
+                if feed is not None:
+                    feed.wait()  # the encoder has every frame: only its tail is left
+            except BaseException:
+                if encoder is not None:
+                    encoder.abort()
+                raise
             finally:
-                writer.close()  # every frame counted in `done` is on disk before the loop ends or stops
+                if feed is not None:
+                    feed.close()
     except KeyboardInterrupt:
         raise Interrupted(_stopped("interrupted", done, n_frames), 130) from None
     except Terminated:
@@ -251,15 +273,29 @@ def _stopped(verb: str, done: int, n_frames: int) -> str:
             f"(or add --restart to start over)")
 
 
+def streamed(cache: FrameCache, output: Output, sequence, *, fps: Fraction, audio) -> contextlib.AbstractContextManager:
+    """The encoder to hand ``run_frames`` and ``finish`` for an output encoded while its frames are made.
+
+    A ``with`` block yields an ``Mp4Stream`` (its temp in the work folder) for an MP4 whose
+    ``sequence`` is the frames in order, else None (a GIF needs every frame for its palette, a
+    folder is copied, a ping-pong plays frames again in reverse: those are encoded at the end).
+    Leaving the block without ``finish`` aborts it.
+    """
+    if output_kind(output.path) != "mp4" or sequence != range(len(sequence)):
+        return contextlib.nullcontext(None)
+    return Mp4Stream(output.path, len(sequence), fps=fps, audio=audio, crf=output.crf, folder=cache.folder)
+
+
 def finish(cache: FrameCache, output: Output, sequence, *, fps: Fraction, audio, settings: Settings,
-           extra: dict) -> None:
+           extra: dict, encoder: Mp4Stream | None = None) -> None:
     """Encode the cached frames into the output and write its sidecar (both appear, or neither), drop the work folder.
 
     ``sequence``: the frame indices in output order; ``range(n)`` is the cache's own numbering, anything
-    else (e.g. ping-pong) becomes a second numbering made of hard links.
+    else (e.g. ping-pong) becomes a second numbering made of hard links. ``encoder``: the ``streamed``
+    one ``run_frames`` fed, which is only finished here.
     """
     frames_dir, count = cache.frames, len(sequence)
-    if sequence != range(count):
+    if encoder is None and sequence != range(count):
         frames_dir = cache.folder / "sequence"
         shutil.rmtree(frames_dir, ignore_errors=True)
         frames_dir.mkdir()
@@ -267,9 +303,12 @@ def finish(cache: FrameCache, output: Output, sequence, *, fps: Fraction, audio,
             os.link(cache.path(i), frames_dir / (FRAME_PATTERN % k))
     try:
         with signals_to_exceptions(), published_together():  # the output and its sidecar, or neither
-            if not output.quiet:
-                log.info("encoding %d frames to %s", count, output.path.name)
-            encode(frames_dir, FRAME_PATTERN, count, output.path, fps=fps, audio=audio, crf=output.crf)
+            if encoder is not None:
+                encoder.finish()
+            else:
+                if not output.quiet:
+                    log.info("encoding %d frames to %s", count, output.path.name)
+                encode(frames_dir, FRAME_PATTERN, count, output.path, fps=fps, audio=audio, crf=output.crf)
             sidecar(output.path, settings, extra)
     except (KeyboardInterrupt, Terminated) as e:
         code = 143 if isinstance(e, Terminated) else 130
@@ -350,12 +389,19 @@ def open_video(clip: Clip, output: Output, *, settings: Settings, render: dict |
     return VideoJob(clip, anim, FrameCache(out, manifest, restart=output.restart))
 
 
-def finish_video(job: VideoJob, output: Output, *, settings: Settings) -> tuple[int, int]:
-    """Encode the finished frames with the soundtrack and write the sidecar; returns the frames' (w, h)."""
+def streamed_video(job: VideoJob, output: Output) -> contextlib.AbstractContextManager:
+    """``streamed`` for a video render: its frames in order, at the clip's rate, with the output's soundtrack."""
+    return streamed(job.cache, output, range(job.n), fps=job.info.fps, audio=output_soundtrack(job.clip))
+
+
+def finish_video(job: VideoJob, output: Output, *, settings: Settings,
+                 encoder: Mp4Stream | None = None) -> tuple[int, int]:
+    """Encode the finished frames with the soundtrack (or finish the ``streamed_video`` encoder) and write the
+    sidecar; returns the frames' (w, h)."""
     clip, info, n = job.clip, job.info, job.n
     sound = output_soundtrack(clip)
     size = png_size(job.cache.path(n - 1))  # (w, h) of the dreamed frames, after max_size
-    finish(job.cache, output, range(n), fps=info.fps, audio=sound, settings=settings,
+    finish(job.cache, output, range(n), fps=info.fps, audio=sound, settings=settings, encoder=encoder,
            extra={"input": info.path, "start": clip.start, "end": clip.end, "frames": n, "fps": str(info.fps)})
     return size
 

@@ -2,8 +2,8 @@
 
 The dream is the critical path of a frame loop; everything that does not depend on the
 dreamed pixels (decoding the next source frames, their grey forms and optical flows) can be
-done ahead, and everything that only consumes them (the frame cache's PNG writes) can be
-done behind. Threads suffice: OpenCV, zlib, ffmpeg pipes and TensorFlow release the GIL in
+done ahead, and everything that only consumes them (the frame cache's PNG writes, the
+encoder) can be done behind. Threads suffice: OpenCV, zlib, ffmpeg pipes and TensorFlow release the GIL in
 their heavy parts (benchmarks/bench_pipeline.py measures it).
 
 Both helpers keep order (one worker thread each) and a small bound, so memory stays a few
@@ -18,10 +18,11 @@ import queue
 import threading
 from typing import Callable, Iterator
 
-__all__ = ["LOOKAHEAD", "WRITE_BEHIND", "Lookahead", "WriteBehind"]
+__all__ = ["FEED_HELD", "LOOKAHEAD", "WRITE_BEHIND", "InOrder", "Lookahead", "WriteBehind"]
 
 LOOKAHEAD = 2  # source frames prepared ahead of the dream: one in hand, one being made
 WRITE_BEHIND = 2  # frames waiting to be written at most
+FEED_HELD = 4  # finished frames an InOrder consumer keeps in memory; later ones are read back when their turn comes
 _POLL_S = 0.1  # how often a blocked worker checks whether it was stopped
 
 _END = object()
@@ -133,3 +134,70 @@ class WriteBehind:
         finally:
             self._queue.put(None)
             self._thread.join()
+
+
+class InOrder:
+    """Hand frames 0..n-1 to ``consume(frame)`` on one background thread, in order, as they become ready.
+
+    ``ready(i, frame)`` tells it frame i is finished and saved (frames become ready in order);
+    up to ``held`` ready frames wait in memory, and a frame beyond that is dropped and read
+    back with ``load(i)`` when its turn comes, so a slow consumer neither holds up the frame
+    loop nor fills memory. Frames below ``first`` (saved by an earlier run) are read back with
+    ``load`` first. A consumer's error is raised by the next ``ready`` and by ``wait()``, which
+    returns once all n frames are consumed; ``close()`` stops the thread (frames not yet
+    consumed never are).
+    """
+
+    def __init__(self, n: int, consume: Callable, load: Callable, *, first: int = 0, held: int = FEED_HELD,
+                 name: str = "zoomdream-feed"):
+        self._n, self._consume, self._load, self._held_max = n, consume, load, max(0, held)
+        self._cond = threading.Condition()
+        self._ready, self._next = first, 0  # frames [0, _ready) are saved; [0, _next) consumed
+        self._held: dict = {}
+        self._stop = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for i in range(self._n):
+                with self._cond:
+                    while not self._stop and self._ready <= i:
+                        self._cond.wait()
+                    if self._stop:
+                        return
+                    frame = self._held.pop(i, None)
+                self._consume(self._load(i) if frame is None else frame)
+                with self._cond:
+                    self._next = i + 1
+                    self._cond.notify_all()
+        except BaseException as e:  # noqa: BLE001 - handed to the thread that waits
+            with self._cond:
+                self._error = e
+                self._cond.notify_all()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def ready(self, i: int, frame) -> None:
+        with self._cond:
+            self._raise()
+            self._ready = i + 1
+            if len(self._held) < self._held_max:
+                self._held[i] = frame
+            self._cond.notify_all()
+
+    def wait(self) -> None:
+        with self._cond:
+            while self._next < self._n and self._error is None and self._thread.is_alive():
+                self._cond.wait(timeout=_POLL_S)  # a Ctrl-C gets through between waits
+            self._raise()
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()

@@ -41,6 +41,7 @@ from zoomdream.render.frameloop import (
     numeric,
     open_video,
     run_frames,
+    streamed_video,
     video_track,
 )
 from zoomdream.render.job import Clip, Output
@@ -71,13 +72,15 @@ def render_video(input, output, *, settings: Settings, start: float = 0.0, end: 
                                     quiet=quiet), settings=settings, clip=clip)
     with output_lock(out.path):
         job = open_video(clip, out, settings=settings)
-        with discard_unless_begun(job.cache):
-            loop = VideoLoop(job.clip, settings, animation=job.animation)
-            try:
-                run_frames(job.cache, job.n, loop.frame, quiet=quiet, desc="dreaming", on_frame=on_frame)
-            finally:
-                loop.close()
-        size = finish_video(job, out, settings=settings)
+        with streamed_video(job, out) as encoder:  # an MP4 is encoded beside the dream
+            with discard_unless_begun(job.cache):
+                loop = VideoLoop(job.clip, settings, animation=job.animation)
+                try:
+                    run_frames(job.cache, job.n, loop.frame, quiet=quiet, desc="dreaming", on_frame=on_frame,
+                               encoder=encoder)
+                finally:
+                    loop.close()
+            size = finish_video(job, out, settings=settings, encoder=encoder)
     n, info = job.n, job.info
     flicker = loop.flicker.mean if loop.flicker.count else float("nan")
     if not quiet:

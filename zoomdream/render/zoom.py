@@ -33,6 +33,7 @@ from zoomdream.render.frameloop import (
     render_inputs,
     run_frames,
     soundtrack_file,
+    streamed,
 )
 from zoomdream.render.job import Clip, Output
 from zoomdream.settings import DEFAULT_CRF, Settings
@@ -71,15 +72,16 @@ def _render_zoom(clip: Clip, output: Output, *, settings: Settings, on_frame) ->
     manifest = render_manifest("zoom", input, settings, {"size": [photo.shape[1], photo.shape[0]],
                                                         **audio_manifest(settings, "zoom", track, n)})
     cache = FrameCache(out, manifest, restart=output.restart)
-    with discard_unless_begun(cache):
-        loop = ZoomLoop(photo, settings, animation=anim)
-        run_frames(cache, n, loop.frame, quiet=output.quiet, desc="zooming", on_frame=on_frame)
     fps = Fraction(z.fps).limit_denominator(1001)
     sequence = list(range(n)) + list(range(n - 2, 0, -1)) if z.pingpong and n > 2 else range(n)
     total = len(sequence)
     track = None if sound is None else AudioSource(sound, 0.0, total / float(fps))
-    finish(cache, output, sequence, fps=fps, audio=track, settings=settings,
-           extra={"input": str(Path(input).resolve()), "frames": total})
+    with streamed(cache, output, sequence, fps=fps, audio=track) as encoder:  # an MP4 is encoded beside the dream
+        with discard_unless_begun(cache):
+            loop = ZoomLoop(photo, settings, animation=anim)
+            run_frames(cache, n, loop.frame, quiet=output.quiet, desc="zooming", on_frame=on_frame, encoder=encoder)
+        finish(cache, output, sequence, fps=fps, audio=track, settings=settings, encoder=encoder,
+               extra={"input": str(Path(input).resolve()), "frames": total})
     if not output.quiet:
         log.info("wrote %s: %d frames at %s fps", out.name, total, fps_text(fps))
     return {"frames": total, "fps": fps, "size": (photo.shape[1], photo.shape[0])}

@@ -15,7 +15,9 @@ a chunk (see README: Scale-out, and benchmarks/bench_scale.py).
 Ray workers (``scale.workers``) dream the chunks and stream the frames back one at a time. The driver
 opens and finishes the render through the same seam as ``render_video`` (``frameloop``): it owns
 the frame cache, the encoder and the audio mux, so the output, resume and atomic-write
-guarantees hold unchanged. A resumed run skips chunks already complete.
+guarantees hold unchanged. A resumed run skips chunks already complete. Chunks finish out of
+order and seams are blended after their neighbours, so the output is encoded from the finished
+frames after the last one (``finish_video`` without a streamed encoder), never while they arrive.
 
 Determinism: the plan never depends on the worker count, and every worker runs TensorFlow on
 ``WORKER_CPUS`` threads, so the same command gives the same frames with 1, 2 or 64 workers (on
