@@ -17,7 +17,7 @@ and prints tables plus a final ``SUMMARY:`` line:
     the server's and shows in received vs made.)
 (c) memory: the worker's and this (server) process's resident memory (measured before (a) loads
     TensorFlow here, so the server's figure is the web server's own) every few seconds over
-    --memory-seconds of streaming (the issue asks for 10 minutes: --memory-seconds 600).
+    --memory-seconds of streaming (a ten-minute session: --memory-seconds 600).
 
 The machine is shared: the load average is printed with the figures. Nothing is asserted.
 

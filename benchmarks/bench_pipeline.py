@@ -70,6 +70,8 @@ def frames_of(out: Path) -> list[bytes]:
 
 
 def whole_process(args) -> None:
+    if args.base is None:
+        raise SystemExit("--base OLD_CHECKOUT: the earlier checkout the whole process is compared with")
     work = Path(tempfile.mkdtemp(prefix="zoomdream-bench-pipeline-"))
     cases = {"base": (Path(args.base), [])}
     cases["new"] = (C.ROOT, [])
@@ -232,7 +234,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--start", type=float, default=0.0)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--base", default="/work/base", help="an earlier checkout to compare with")
+    p.add_argument("--base", default=None, help="an earlier checkout to compare with (e.g. `git worktree add`)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                    help="another case of this checkout with extra flags, e.g. 'full=--dream-size 100000'")
     p.add_argument("--skip", default="", help="a, b and/or c")
