@@ -14,7 +14,7 @@ One run measures, and prints as tables plus a final ``SUMMARY:`` line:
     how many steps are taken, so one step per octave reaches the same peak. A 1920x1080 run is
     made too, to show how the peak scales with the picture (the tile is the same).
 
-Targets (from the issue; reported, never asserted): 4K still peak RSS < 8 GB;
+Targets (reported, never asserted): 4K still peak RSS < 8 GB;
 ``--help`` / ``presets`` < 0.5 s with no TensorFlow import.
 
     python benchmarks/bench_memory.py                    # full run (~4-6 min on 2 busy cores)

@@ -19,7 +19,7 @@ One run measures, and prints as tables plus a final ``SUMMARY:`` line:
     step is applied to the mean-|g|-normalised gradient). The 512x512 run's frames are measured too.
 (c) PNG contact strips in --out-dir: the 512x512 frames, and colour lock vs none over 240 frames.
 
-Target (from the issue; reported, never asserted): with colour lock, every frame's per-channel
+Target (reported, never asserted): with colour lock, every frame's per-channel
 mean and std stay within 10% of the source photo's.
 
     python benchmarks/bench_zoom.py                  # full run (~10-13 min on 2 busy cores)
