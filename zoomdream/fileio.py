@@ -44,7 +44,7 @@ from zoomdream.errors import ZoomdreamError
 __all__ = ["PARTIAL_TAG", "FOLDER_MARKER", "FOLDER_MARKER_TEXT", "FRAME_FILE", "LOCK_SUFFIX", "SIDECAR_SUFFIX",
            "SIDECAR_MARK", "MAX_STEM", "FILE_MODE", "DIR_MODE", "temp_stem", "atomic_path", "make_temp_dir",
            "write_bytes_atomic", "write_text_atomic", "sidecar_path", "is_own_folder", "is_own_sidecar",
-           "refuse_overlap", "OutputKind", "check_output_path", "output_lock", "sweep_temps", "check_readable", "cache_dir"]
+           "refuse_overlap", "OutputKind", "check_output_path", "output_lock", "sweep_temps", "check_readable", "cache_dir", "mark_frame_folder"]
 
 PARTIAL_TAG = ".partial"  # every temp name contains it, so leftovers can be swept
 FOLDER_MARKER = ".zoomdream-frames"  # inside every frame folder zoomdream writes: "replaceable with --overwrite"
@@ -534,3 +534,8 @@ def cache_dir() -> Path:
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zoomdream"
+
+
+def mark_frame_folder(folder) -> None:
+    """Put zoomdream's marker in a frame folder it writes (so ``--overwrite`` may replace that folder later)."""
+    write_text_atomic(Path(folder) / FOLDER_MARKER, FOLDER_MARKER_TEXT)

@@ -29,11 +29,10 @@ import numpy as np
 from zoomdream.errors import ZoomdreamError
 from zoomdream.fileio import (
     DIR_MODE,
-    FOLDER_MARKER,
-    FOLDER_MARKER_TEXT,
     atomic_path,
     is_own_folder,
     make_temp_dir,
+    mark_frame_folder,
     publish,
 )
 from zoomdream.media.probe import VideoInfo, probe_audio, probe_output
@@ -386,8 +385,7 @@ def _write_folder(out, frames_dir: str, names: list[str]) -> None:
             shutil.copyfile(os.path.join(frames_dir, name), target)
             with open(target, "rb+") as f:
                 os.fsync(f.fileno())
-        with open(os.path.join(tmp, FOLDER_MARKER), "w") as f:
-            f.write(FOLDER_MARKER_TEXT)
+        mark_frame_folder(tmp)
         os.chmod(tmp, DIR_MODE)  # mkdtemp's 0o700 -> an ordinary folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -337,7 +337,7 @@ class LiveValues:
 # ---------------------------------------------------------------- the loop, in the calling thread
 def record_folder(renders: Path) -> Path:
     """A new, empty frame folder ``renders/live-DATE-TIME[-k]`` with zoomdream's marker."""
-    from zoomdream.fileio import DIR_MODE, FOLDER_MARKER, FOLDER_MARKER_TEXT, write_text_atomic  # noqa: PLC0415
+    from zoomdream.fileio import DIR_MODE, mark_frame_folder  # noqa: PLC0415
 
     renders.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     stamp = datetime.now().strftime("live-%Y%m%d-%H%M%S")
@@ -347,7 +347,7 @@ def record_folder(renders: Path) -> Path:
             path.mkdir(mode=DIR_MODE)
         except FileExistsError:
             continue
-        write_text_atomic(path / FOLDER_MARKER, FOLDER_MARKER_TEXT)
+        mark_frame_folder(path)
         return path
     raise ZoomdreamError(f"{renders}: no free name for a recording")
 

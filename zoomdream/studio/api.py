@@ -24,13 +24,14 @@ from starlette.routing import Route
 from zoomdream import __version__
 from zoomdream import settings as S
 from zoomdream.errors import ZoomdreamError
+from zoomdream.media.images import IMAGE_EXTENSIONS, image_header
 from zoomdream.settings import presets
 from zoomdream.studio.context import StudioContext, error_key, settings_catalogue
 from zoomdream.studio.security import NotFound
 
 __all__ = ["COMMAND_OPTIONS", "IMAGE_EXT", "VIDEO_EXT", "AUDIO_EXT", "routes"]
 
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+IMAGE_EXT = set(IMAGE_EXTENSIONS)  # what the photo reader takes
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"}
 AUDIO_EXT = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus"}
 MAX_MEDIA = 5000  # files listed at most
@@ -180,10 +181,7 @@ def _describe(path: str, size: int, mtime_ns: int) -> dict:
     info = {"width": None, "height": None, "duration": None}
     try:
         if kind == "image":
-            from PIL import Image  # noqa: PLC0415
-
-            with Image.open(path) as im:
-                info["width"], info["height"] = im.size
+            info["width"], info["height"] = image_header(path)
         elif kind == "video":
             from zoomdream.media.probe import probe  # noqa: PLC0415
 
@@ -191,11 +189,11 @@ def _describe(path: str, size: int, mtime_ns: int) -> dict:
             info.update(width=v.width, height=v.height, duration=round(v.duration, 3), fps=float(v.fps),
                         frames=v.n_frames, audio=v.has_audio)
         elif kind == "audio":
-            from zoomdream.media.ffmpeg_log import scan_ffmpeg  # noqa: PLC0415
+            from zoomdream.media.probe import probe_audio  # noqa: PLC0415
 
-            m = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", scan_ffmpeg(path, None).text)
-            if m:
-                info["duration"] = round(int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]), 3)
+            stream = probe_audio(path)
+            if stream is not None and stream.duration is not None:
+                info["duration"] = round(stream.duration, 3)
     except Exception as e:  # noqa: BLE001  (a damaged file is listed, with its problem)
         info["problem"] = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
     return info
