@@ -64,7 +64,7 @@ from zoomdream.settings.values import (
 )
 
 __all__ = ["DEFAULT_MODEL", "RANDOM_WEIGHTS", "PRECISIONS", "GRAD_NORMS", "MAX_GRAD_LEVELS", "MAX_GRAD_BLUR",
-           "FLOW_METHODS", "Spec", "schedule_is_pair", "setting", "spec_of", "DreamSettings", "ZOOM_FACTOR",
+           "FLOW_METHODS", "Spec", "setting", "spec_of", "DreamSettings", "ZOOM_FACTOR",
            "VideoSettings", "ZoomSettings", "Settings", "SECTIONS", "declarations", "check_value", "merge", "validate",
            "to_dict", "MAX_SECONDS", "DEFAULT_CRF", "DEFAULT_CELL", "OPTIONS", "check_options"]
 
@@ -100,12 +100,6 @@ class Spec:
     @property
     def what(self) -> str:
         return self.check.what
-
-
-def schedule_is_pair(key: str) -> bool:
-    """The setting ``key`` takes two schedules (x, y)."""
-    check = declarations()[key].check
-    return isinstance(check.base if isinstance(check, Keyframed) else check, Pair)
 
 
 def setting(default=dataclasses.MISSING, *, check, help: str, flags: tuple[str, ...] | str = (),
