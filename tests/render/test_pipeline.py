@@ -181,6 +181,20 @@ def test_dream_size_dreams_small_and_keeps_the_footages_own_detail(clips, fresh_
     assert weak.any() and np.abs(delta_small[weak]).max() < 2
 
 
+@pytest.mark.parametrize("full", [(192, 108), (200, 120)])
+def test_a_carried_delta_rebuilt_at_the_dream_size_loses_less_detail_than_an_area_average(full):
+    work = video.WorkSize(full=full, size=(64, 36))
+    rng = np.random.default_rng(0)
+    delta = cv2.GaussianBlur(rng.normal(0, 0.3, (36, 64, 3)).astype(np.float32), (0, 0), 1.0)  # dream-like detail
+    shown = work.up(delta)  # what the saved frame holds
+    plain = np.abs(work.down(shown) - delta).mean()
+    rebuilt = np.abs(work.down_delta(shown) - delta).mean()
+    assert rebuilt < 0.5 * plain
+    assert work.down_delta(shown).shape == delta.shape
+    same = video.WorkSize(full=(64, 36), size=(64, 36))
+    assert same.down_delta(delta) is delta
+
+
 def test_dream_size_is_a_setting_with_a_flag_and_a_sidecar_entry(tmp_path, clips):
     src, out = make_clip("moving", clips), tmp_path / "o.mp4"
     assert main(["video", str(src), "-o", str(out), "--octaves", "1", "--iterations", "1", "--precision", "fp32",
