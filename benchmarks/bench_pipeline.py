@@ -50,11 +50,13 @@ FLICKER = re.compile(r"added flicker (-?[0-9.]+|n/a)")
 def run_render(root: Path, clip: str, out: Path, args, flags: list[str]) -> dict:
     cache = Path(tempfile.mkdtemp(prefix="zoomdream-bench-cache-"))
     env = {**os.environ, "PYTHONPATH": str(root), "ZOOMDREAM_CACHE": str(cache)}
-    cmd = [sys.executable, "-m", "zoomdream", "video", clip, "-o", str(out), "--start", str(args.start),
+    # `python -m` puts the working folder first on sys.path: run from the output's folder, so the checkout on
+    # PYTHONPATH is the one that runs (from inside a checkout, that checkout would shadow --base)
+    cmd = [sys.executable, "-m", "zoomdream", "video", os.path.abspath(clip), "-o", str(out), "--start", str(args.start),
            "--preview", str(args.frames), "--keep-frames", "--overwrite", "--restart", *flags]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    r = subprocess.run(cmd, env=env, cwd=out.parent, capture_output=True, text=True)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

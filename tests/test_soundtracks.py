@@ -69,6 +69,16 @@ def photo(tmp_path):
     return path
 
 
+def test_a_soundtrack_is_probed_once_until_it_changes(tmp_path):
+    song = tmp_path / "song.wav"
+    ff("-f", "lavfi", "-i", "sine=d=0.5:r=22050", song)
+    first = probe_audio(song)
+    assert first.rate == 22050
+    assert probe_audio(str(song)) is first  # the same answer, no second ffmpeg run
+    ff("-f", "lavfi", "-i", "sine=d=0.7:r=16000", song)  # the file is replaced: asked again
+    assert probe_audio(song).rate == 16000
+
+
 def test_zoom_with_a_low_rate_mp3_renders_with_sound(tmp_path, photo):
     mp3 = tmp_path / "low.mp3"
     ff("-f", "lavfi", "-i", "sine=d=2:r=8000", "-c:a", "libmp3lame", mp3)

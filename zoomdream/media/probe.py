@@ -9,6 +9,7 @@ again. ``probe_output`` measures an encoded file from its packets, to verify it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -247,8 +248,23 @@ def probe_audio(path) -> AudioInfo | None:
     """The first audio stream of the media file at ``path`` (codec, rate, samples); None without one.
 
     Reads the header and the first audio packet only (a stream copy), so an hour of sound costs
-    no more than a second. An unreadable file is a one-line ``ZoomdreamError``.
+    no more than a second. An unreadable file is a one-line ``ZoomdreamError``. A render asks
+    about its soundtrack more than once (checks, analysis, the encoder): the answer is kept
+    while the file's size and modification time stay the same.
     """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _probe_audio(path)  # its one-line error
+    return _probe_audio_kept(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_audio_kept(path: str, size: int, mtime_ns: int) -> AudioInfo | None:
+    return _probe_audio(path)
+
+
+def _probe_audio(path) -> AudioInfo | None:
     _, scan = scan_media(path, ["-map", "0:a:0?", "-c", "copy", "-frames:a", "1", "-f", "framecrc", "-"], "media")
     audios = [s for s in scan.streams if s.kind == "Audio"]
     if not audios:
