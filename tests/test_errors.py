@@ -1,6 +1,5 @@
 """The one user-facing error, and SIGTERM turned into an exception while a command or render runs."""
 
-import os
 import signal
 import threading
 
@@ -20,8 +19,8 @@ def test_sigterm_raises_terminated_inside_and_the_old_handler_comes_back():
         with pytest.raises(Terminated), signals_to_exceptions():
             with signals_to_exceptions():  # nested (the command line around a render): still Terminated
                 pass
-            os.kill(os.getpid(), signal.SIGTERM)
-        os.kill(os.getpid(), signal.SIGTERM)  # outside: the handler from before
+            signal.raise_signal(signal.SIGTERM)  # to this thread: handled before the next line
+        signal.raise_signal(signal.SIGTERM)  # outside: the handler from before
         assert seen == ["outer"]
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -352,7 +352,7 @@ def test_a_signal_during_process_creation_still_stops_the_child(data, monkeypatc
     def popen_then_signal(cmd, **kwargs):
         proc = real_popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs)  # a child that lingers
         spawned.append(proc)
-        os.kill(os.getpid(), sig)
+        signal.raise_signal(sig)  # to this thread: a process-wide kill may land on another thread, handled late
         for _ in range(10000):  # ample bytecodes for a Python signal handler to run here, if it may
             pass
         return proc
@@ -360,7 +360,8 @@ def test_a_signal_during_process_creation_still_stops_the_child(data, monkeypatc
     def on_term(signum, frame):
         raise Terminated()
 
-    old = signal.signal(signal.SIGTERM, on_term)
+    # the handlers a command has (pytest may run with SIGINT ignored, as a background job of a script does)
+    old = {s: signal.signal(s, h) for s, h in ((signal.SIGTERM, on_term), (signal.SIGINT, signal.default_int_handler))}
     monkeypatch.setattr(subprocess, "Popen", popen_then_signal)
     try:
         with pytest.raises((Terminated, KeyboardInterrupt)):
@@ -368,7 +369,8 @@ def test_a_signal_during_process_creation_still_stops_the_child(data, monkeypatc
         assert len(spawned) == 1
         assert spawned[0].poll() is not None, "the child outlived the signal"
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
         for proc in spawned:
             if proc.poll() is None:
                 proc.kill()

@@ -190,7 +190,7 @@ def test_a_ctrl_c_swallowed_by_a_library_is_still_noticed(tmp_path, monkeypatch,
 
     def swallowing(path):
         try:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # to this thread, like a Ctrl-C in the terminal
             for _ in range(1000):  # the handler runs between two bytecodes of this loop
                 pass
         except KeyboardInterrupt:
