@@ -191,6 +191,35 @@ def test_files_serve_ranges_and_refuse_paths_out_of_the_root(root, tmp_path):
             assert r.status_code == 404 and b"secret" not in r.content, bad
 
 
+def test_a_file_replaced_while_it_is_served_comes_whole(root):
+    """A running render replaces its latest frame every frame: each answer is one version, with its own length."""
+    import threading
+
+    versions = [b"\x89PNG small" * 10, b"\x89PNG large" * 5000]
+    target = root / "latest.png"
+    target.write_bytes(versions[0])
+    stop = threading.Event()
+
+    def replace():
+        k = 0
+        while not stop.is_set():
+            k += 1
+            (root / ".latest.tmp").write_bytes(versions[k % 2])
+            os.replace(root / ".latest.tmp", target)
+
+    writer = threading.Thread(target=replace)
+    writer.start()
+    try:
+        with client(root) as c:
+            for _ in range(300):
+                r = c.get("/files/latest.png")
+                assert r.status_code == 200 and r.content in versions
+                assert int(r.headers["content-length"]) == len(r.content)
+    finally:
+        stop.set()
+        writer.join()
+
+
 # ---------------------------------------------------------------- the defences
 def test_foreign_host_is_refused(root):
     with client(root) as c:

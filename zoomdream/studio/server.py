@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import logging
 import mimetypes
+import os
 import sys
 import threading
 import webbrowser
@@ -52,13 +53,29 @@ async def index(request: Request) -> Response:
     return Response(html, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"})
 
 
+# Files up to this size are answered from one read of the open file, so a file replaced meanwhile (a running
+# render's latest frame is, every frame) is answered whole, old or new, never with the old length and new bytes.
+SNAPSHOT_BYTES = 8 << 20
+
+
 async def files(request: Request) -> Response:
     """GET /files/PATH: a file under the root (symlinks followed and confined), with Range support."""
     ctx: StudioContext = request.app.state.ctx
     path = ctx.path(request.path_params["path"])
     if not path.is_file():
         raise NotFound(request.path_params["path"])
-    return FileResponse(path, headers={"cache-control": "no-cache"})
+    headers = {"cache-control": "no-cache"}
+    if "range" not in request.headers:
+        try:
+            with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size <= SNAPSHOT_BYTES:
+                    body = f.read(SNAPSHOT_BYTES + 1)
+                    if len(body) <= SNAPSHOT_BYTES:
+                        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                        return Response(body, media_type=media, headers={**headers, "accept-ranges": "bytes"})
+        except OSError:
+            raise NotFound(request.path_params["path"]) from None
+    return FileResponse(path, headers=headers)
 
 
 async def not_found(request: Request, exc) -> Response:
