@@ -58,6 +58,15 @@ async def index(request: Request) -> Response:
 SNAPSHOT_BYTES = 8 << 20
 
 
+def _snapshot(path: Path) -> bytes | None:
+    """The whole file from one read of the open file, or None when it is larger than ``SNAPSHOT_BYTES``."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size > SNAPSHOT_BYTES:
+            return None
+        body = f.read(SNAPSHOT_BYTES + 1)
+    return body if len(body) <= SNAPSHOT_BYTES else None
+
+
 async def files(request: Request) -> Response:
     """GET /files/PATH: a file under the root (symlinks followed and confined), with Range support."""
     ctx: StudioContext = request.app.state.ctx
@@ -67,14 +76,12 @@ async def files(request: Request) -> Response:
     headers = {"cache-control": "no-cache"}
     if "range" not in request.headers:
         try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_size <= SNAPSHOT_BYTES:
-                    body = f.read(SNAPSHOT_BYTES + 1)
-                    if len(body) <= SNAPSHOT_BYTES:
-                        media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                        return Response(body, media_type=media, headers={**headers, "accept-ranges": "bytes"})
+            body = await asyncio.to_thread(_snapshot, path)  # off the event loop: the live stream keeps going
         except OSError:
             raise NotFound(request.path_params["path"]) from None
+        if body is not None:
+            media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return Response(body, media_type=media, headers={**headers, "accept-ranges": "bytes"})
     return FileResponse(path, headers=headers)
 
 
